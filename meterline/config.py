@@ -1,0 +1,230 @@
+"""The one config file, meterline.yaml: validated once at startup, errors name the file and field.
+
+LiteLLM's own sections (`model_list`, `router_settings`, `litellm_settings`,
+`general_settings`) keep LiteLLM's shape and accept keys Meterline does not use; Meterline's
+sections forbid unknown keys so a typo is an error, not a silently ignored setting.
+Environment variables `METERLINE_<SECTION>__<FIELD>` override single values
+(for example `METERLINE_TELEMETRY__COLLECTOR=http://collector:4318`).
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from meterline.defaults import DEFAULT_CONFIG_YAML
+
+DEFAULT_CONFIG_PATH = Path("meterline.yaml")
+EMBEDDED_SOURCE = "<embedded defaults>"
+ENV_OVERRIDE_PREFIX = "METERLINE_"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file and the field."""
+
+    def __init__(self, source: str, field: str | None, message: str) -> None:
+        where = f"{source}: {field}" if field else source
+        super().__init__(f"{where}: {message}")
+        self.source = source
+        self.field = field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _LiteLLMSection(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class LiteLLMParams(_LiteLLMSection):
+    model: str
+    api_key: str | None = None
+    api_base: str | None = None
+    mock_response: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+class ModelDeployment(_LiteLLMSection):
+    model_name: str
+    litellm_params: LiteLLMParams
+    model_info: dict[str, Any] = Field(default_factory=dict)
+
+
+class RouterSettings(_LiteLLMSection):
+    routing_strategy: str = "simple-shuffle"
+    num_retries: int = 0
+    timeout: float | None = None
+    fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)
+
+
+class GeneralSettings(_LiteLLMSection):
+    master_key: str | None = None
+
+
+class Limits(_Strict):
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    usd_per_day: float | None = Field(default=None, ge=0)
+    usd_per_month: float | None = Field(default=None, ge=0)
+    max_parallel: int | None = Field(default=None, ge=1)
+
+
+class AgentConfig(_Strict):
+    id: str = Field(min_length=1)
+    team: str = Field(min_length=1)
+    project: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    key: str | None = None
+    """A pre-issued key: `os.environ/NAME` or a literal. Only its hash is kept in memory."""
+    models: list[str] | None = None
+    limits: Limits = Field(default_factory=Limits)
+
+
+class TeamConfig(_Strict):
+    id: str = Field(min_length=1)
+    limits: Limits = Field(default_factory=Limits)
+
+
+class BudgetConfig(_Strict):
+    name: str
+    scope: dict[Literal["team", "project", "agent", "model"], str] = Field(default_factory=dict)
+    period: Literal["day", "month"]
+    amount_usd: float = Field(gt=0)
+    thresholds: list[float] = Field(default_factory=lambda: [50.0, 80.0, 100.0])
+    channels: list[str] = Field(default_factory=list)
+
+
+class AlertChannel(_Strict):
+    type: Literal["dingtalk", "slack", "webhook"]
+    webhook: str
+    secret: str | None = None
+
+
+class AlertsConfig(_Strict):
+    dashboard_url: str | None = None
+    channels: dict[str, AlertChannel] = Field(default_factory=dict)
+
+
+class TelemetryConfig(_Strict):
+    collector: str = "http://127.0.0.1:4318"
+    """OTLP/HTTP endpoint of the collector (without /v1/...)."""
+    span_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    capture_content: bool = False
+    export_interval_ms: int = Field(default=500, ge=10)
+    """How long the gateway batches spans and usage records before one export."""
+    export_batch_size: int = Field(default=512, ge=1)
+
+
+class StorageConfig(_Strict):
+    data_dir: str = "./data"
+    retention_days: int = Field(default=400, ge=1)
+
+
+class QuotaStoreConfig(_Strict):
+    redis_url: str | None = None
+
+
+class KeyStoreConfig(_Strict):
+    database_url: str | None = None
+
+
+class AnalyticsConfig(_Strict):
+    interval_seconds: float = Field(default=300.0, gt=0)
+    """How often `meterline analytics serve` rebuilds the marts (`meterline up` uses 5 s)."""
+
+
+class MeterlineConfig(_Strict):
+    model_list: list[ModelDeployment] = Field(default_factory=list)
+    router_settings: RouterSettings = Field(default_factory=RouterSettings)
+    litellm_settings: dict[str, Any] = Field(default_factory=dict)
+    general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
+    timezone: str = "UTC"
+    env: str = "dev"
+    tenant: str = "default"
+    agents: list[AgentConfig] = Field(default_factory=list)
+    teams: list[TeamConfig] = Field(default_factory=list)
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
+    quota_store: QuotaStoreConfig = Field(default_factory=QuotaStoreConfig)
+    key_store: KeyStoreConfig = Field(default_factory=KeyStoreConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _unique_agents(self) -> MeterlineConfig:
+        seen: set[str] = set()
+        for index, agent in enumerate(self.agents):
+            if agent.id in seen:
+                raise ValueError(f"agents[{index}].id: duplicate agent id {agent.id!r}")
+            seen.add(agent.id)
+        return self
+
+    def model_groups(self) -> list[str]:
+        return list(dict.fromkeys(d.model_name for d in self.model_list))
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_OVERRIDE_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_OVERRIDE_PREFIX) :].lower().split("__")
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+
+
+def parse_config(text: str, source: str, environ: dict[str, str] | None = None) -> MeterlineConfig:
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        raise ConfigError(source, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(source, None, "the top level must be a mapping of sections")
+    _apply_env_overrides(raw, dict(os.environ) if environ is None else environ)
+    try:
+        return MeterlineConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(source, _field_path(first["loc"]) or None, first["msg"]) from None
+
+
+def load_config(path: Path | None, environ: dict[str, str] | None = None) -> tuple[MeterlineConfig, str]:
+    """The config and where it came from. `path=None` means ./meterline.yaml if present, else
+    the embedded defaults; an explicit path that does not exist is an error."""
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return parse_config(DEFAULT_CONFIG_YAML, EMBEDDED_SOURCE, environ), EMBEDDED_SOURCE
+        path = DEFAULT_CONFIG_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read ({exc.strerror})") from None
+    return parse_config(text, str(path), environ), str(path)
