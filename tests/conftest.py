@@ -1,0 +1,47 @@
+"""Shared test set-up: isolated environment, service URLs, free ports.
+
+PostgreSQL and Redis URLs come from the environment (defaulting to the local services).
+Where one is absent its tests skip with the reason, except under CI (CI=true), where an absent
+service fails the run so nothing silently goes untested.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+POSTGRES_URL = os.environ.get("METERLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("METERLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (or fail under CI) when a service the test needs is not listening."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return
+    except OSError as exc:
+        message = f"{name} is not reachable at {host}:{port} ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI requires it")
+        pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Meterline's own overrides from the developer's shell never leak into a test."""
+    for name in list(os.environ):
+        if name.startswith("METERLINE_") and not name.startswith("METERLINE_TEST_"):
+            monkeypatch.delenv(name)
+    yield
