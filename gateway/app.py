@@ -1,0 +1,101 @@
+"""The gateway's composition root: `create_app(config)` wires routes, errors and state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.auth import AgentDirectory
+from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound, UpstreamError, error_response
+from gateway.metering import Deployment
+from gateway.routes.chat import chat_completions
+from gateway.routes.health import liveliness, readiness
+from gateway.routes.models import list_models
+from gateway.state import GatewayState
+from gateway.telemetry.exporter import TelemetryExporter
+from meterline import __version__, semconv
+from meterline.config import MeterlineConfig
+
+log = logging.getLogger(__name__)
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}."))
+    return error_response(RouteNotFound(f"Unknown request URL: {request.method} {request.url.path}."))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # Logged with its traceback here; the client gets OpenAI error JSON and never the traceback.
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(UpstreamError("The gateway could not complete the request.", code="gateway_error"))
+
+
+def create_app(config: MeterlineConfig) -> Starlette:
+    instance = f"{socket.gethostname()}:{os.getpid()}"
+    agents = AgentDirectory(config.agents)
+    exporter = TelemetryExporter(
+        config.telemetry.collector,
+        {
+            semconv.SERVICE_NAME: semconv.GATEWAY_SERVICE_NAME,
+            semconv.SERVICE_VERSION: __version__,
+            semconv.SERVICE_INSTANCE_ID: instance,
+        },
+        interval_s=config.telemetry.export_interval_ms / 1000.0,
+        batch_size=config.telemetry.export_batch_size,
+    )
+    state = GatewayState(
+        config=config,
+        agents=agents,
+        deployment=Deployment(gateway_instance=instance, env=config.env, tenant=config.tenant),
+        exporter=exporter,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Imported here because `import litellm` takes seconds; liveness answers before it is done.
+        from gateway.upstream import Upstream
+
+        await exporter.start()
+        state.upstream = await asyncio.to_thread(Upstream, config)
+        log.info("gateway ready: %d model groups, %d agent keys", len(state.upstream.model_groups), len(agents))
+        try:
+            yield
+        finally:
+            await exporter.close()
+            log.info("gateway stopped: %d usage records exported", exporter.exported_usage)
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/models", list_models, methods=["GET"]),
+            Route("/health/liveliness", liveliness, methods=["GET"]),
+            Route("/health/readiness", readiness, methods=["GET"]),
+        ],
+        exception_handlers={
+            GatewayError: _gateway_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.gateway = state
+    return app

@@ -1,0 +1,68 @@
+"""Parse and validate a /v1/chat/completions body into what the upstream call needs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import InvalidRequest
+
+# Keys the gateway consumes itself; everything else passes through to the provider.
+_OWN_KEYS = frozenset({"model", "messages", "stream", "stream_options"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    client_wants_usage: bool
+    """The client asked for the final usage chunk (stream_options.include_usage)."""
+    params: dict[str, Any]
+
+    @property
+    def max_tokens(self) -> int | None:
+        value = self.params.get("max_completion_tokens", self.params.get("max_tokens"))
+        return value if isinstance(value, int) else None
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise InvalidRequest("Request body is empty; expected a JSON object.")
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("Request body must be a JSON object.")
+    return data
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    data = parse_json_object(body)
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("you must provide a model parameter", param="model", code="missing_required_parameter")
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest(
+            "'messages' must be a non-empty array of messages", param="messages", code="missing_required_parameter"
+        )
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(f"messages[{index}] must be an object with a 'role'", param=f"messages[{index}]")
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean", param="stream")
+    stream_options = data.get("stream_options") or {}
+    if not isinstance(stream_options, dict):
+        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
+    params = {k: v for k, v in data.items() if k not in _OWN_KEYS}
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        stream=stream,
+        client_wants_usage=bool(stream_options.get("include_usage")),
+        params=params,
+    )

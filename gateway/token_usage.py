@@ -1,0 +1,41 @@
+"""Token counts from a provider's usage block, in OpenTelemetry GenAI meaning."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    input_tokens: int = 0
+    """Includes cached reads and cache writes."""
+    output_tokens: int = 0
+    """Includes reasoning tokens."""
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_output_tokens: int = 0
+    raw: str | None = None
+    """The usage block as received, JSON, for audits and re-pricing."""
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def from_usage_block(block: Any) -> TokenUsage | None:
+    """TokenUsage from an OpenAI-shaped usage block (dict or pydantic object); None when absent."""
+    if block is None:
+        return None
+    data: dict[str, Any] = block.model_dump(exclude_none=True) if hasattr(block, "model_dump") else dict(block)
+    prompt_details = data.get("prompt_tokens_details") or {}
+    completion_details = data.get("completion_tokens_details") or {}
+    return TokenUsage(
+        input_tokens=_int(data.get("prompt_tokens")),
+        output_tokens=_int(data.get("completion_tokens")),
+        cache_read_input_tokens=_int(prompt_details.get("cached_tokens") or data.get("cache_read_input_tokens")),
+        cache_creation_input_tokens=_int(data.get("cache_creation_input_tokens")),
+        reasoning_output_tokens=_int(completion_details.get("reasoning_tokens")),
+        raw=json.dumps({k: v for k, v in data.items() if k != "cost"}, separators=(",", ":"), sort_keys=True),
+    )

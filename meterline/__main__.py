@@ -1,0 +1,3 @@
+from meterline.cli.main import main
+
+raise SystemExit(main())

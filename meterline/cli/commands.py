@@ -1,0 +1,110 @@
+"""What each CLI verb does: load the config, then hand over to the stage that owns the work."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from meterline.config import MeterlineConfig, load_config
+from meterline.layout import DataLayout
+
+
+class UsageError(Exception):
+    """A command-line value that cannot be used."""
+
+
+def load(args: argparse.Namespace) -> tuple[MeterlineConfig, DataLayout]:
+    config, _source = load_config(args.config)
+    data_dir = args.data_dir or config.storage.data_dir
+    return config, DataLayout.at(data_dir)
+
+
+def gateway(args: argparse.Namespace) -> int:
+    from gateway.server import serve
+
+    config, _layout = load(args)
+    serve(config, host=args.host, port=args.port)
+    return 0
+
+
+def collector(args: argparse.Namespace) -> int:
+    from collector.server import serve
+
+    config, layout = load(args)
+    serve(config, str(layout.root), host=args.host, port=args.port)
+    return 0
+
+
+def analytics_run(args: argparse.Namespace) -> int:
+    from analytics.jobs import run_once
+
+    _config, layout = load(args)
+    for mart, rows in run_once(layout).items():
+        print(f"{mart}: {rows} rows -> {layout.mart_file(mart)}")
+    return 0
+
+
+def analytics_serve(args: argparse.Namespace) -> int:
+    from analytics.jobs import serve_forever
+
+    config, layout = load(args)
+    interval = args.interval if args.interval is not None else config.analytics.interval_seconds
+    stop = threading.Event()
+    _stop_on_sigterm(stop)
+    try:
+        serve_forever(layout, interval, stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def dashboard(args: argparse.Namespace) -> int:
+    _config, layout = load(args)
+    app = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.address", args.host,
+        "--server.port", str(args.port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    env = {**os.environ, "METERLINE_DATA_DIR": str(layout.root)}
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def spend(args: argparse.Namespace) -> int:
+    from analytics.spend_report import parse_since, render, spend_report
+
+    _config, layout = load(args)
+    today = dt.datetime.now(dt.UTC).date()
+    try:
+        since = parse_since(args.since, today)
+        until = dt.date.fromisoformat(args.until) if args.until else None
+    except ValueError as exc:
+        raise UsageError(f"--since/--until: {exc}") from None
+    print(render(spend_report(layout, args.by, since, until), args.format))
+    return 0
+
+
+def up(args: argparse.Namespace) -> int:
+    from meterline.cli.up import Supervisor
+
+    config, layout = load(args)
+    return Supervisor(args, config, layout).run()
+
+
+def _stop_on_sigterm(stop: threading.Event) -> None:
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,101 @@
+"""`meterline`: one program, one verb per job, `--help` on every verb.
+
+Shared options (`--config`, `--data-dir`) go before or after the verb. Each verb's work lives
+in its stage's package; this module only parses arguments and reports errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from meterline.cli import commands
+from meterline.config import ConfigError
+from meterline.secret_refs import SecretResolutionError
+
+
+def _shared(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help="config file (default: ./meterline.yaml, else the embedded defaults)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=default,
+        help="where data lands (default: storage.data_dir from the config, ./data)",
+    )
+
+
+def _server(parser: argparse.ArgumentParser, port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=port, help=f"port to bind (default: {port})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meterline", description="LLM gateway and cost-attribution pipeline.")
+    _shared(parser, top=True)
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    up = verbs.add_parser("up", help="run gateway, collector, analytics and dashboard together")
+    _shared(up, top=False)
+    up.add_argument("--host", default="127.0.0.1", help="address every service binds (default: 127.0.0.1)")
+    up.add_argument("--gateway-port", type=int, default=4000)
+    up.add_argument("--collector-port", type=int, default=4318)
+    up.add_argument("--dashboard-port", type=int, default=8501)
+    up.add_argument("--no-dashboard", action="store_true", help="do not start the Streamlit dashboard")
+    up.add_argument("--analytics-interval", type=float, default=5.0, help="seconds between mart runs (default: 5)")
+    up.add_argument("--demo-traffic", action="store_true", help="drive synthetic agents through the gateway")
+    up.set_defaults(run=commands.up)
+
+    gateway = verbs.add_parser("gateway", help="run the OpenAI-compatible gateway")
+    _shared(gateway, top=False)
+    _server(gateway, 4000)
+    gateway.set_defaults(run=commands.gateway)
+
+    collector = verbs.add_parser("collector", help="run the OTLP collector that writes the ledger")
+    _shared(collector, top=False)
+    _server(collector, 4318)
+    collector.set_defaults(run=commands.collector)
+
+    analytics = verbs.add_parser("analytics", help="build the spend marts")
+    analytics_verbs = analytics.add_subparsers(dest="analytics_verb", required=True, metavar="ACTION")
+    run = analytics_verbs.add_parser("run", help="build every mart once")
+    _shared(run, top=False)
+    run.set_defaults(run=commands.analytics_run)
+    serve = analytics_verbs.add_parser("serve", help="rebuild the marts every interval")
+    _shared(serve, top=False)
+    serve.add_argument("--interval", type=float, default=None, help="seconds (default: analytics.interval_seconds)")
+    serve.set_defaults(run=commands.analytics_serve)
+
+    dashboard = verbs.add_parser("dashboard", help="run the Streamlit finance dashboard")
+    _shared(dashboard, top=False)
+    _server(dashboard, 8501)
+    dashboard.set_defaults(run=commands.dashboard)
+
+    spend = verbs.add_parser("spend", help="print spend by agent, team or model")
+    _shared(spend, top=False)
+    spend.add_argument("--by", choices=["agent", "team", "model"], default="agent")
+    spend.add_argument("--since", default="7d", help="7d, 24h or a date YYYY-MM-DD (default: 7d)")
+    spend.add_argument("--until", default=None, help="last date included, YYYY-MM-DD (default: today)")
+    spend.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    spend.set_defaults(run=commands.spend)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        code: int = args.run(args)
+    except (ConfigError, SecretResolutionError, commands.UsageError) as exc:
+        print(f"meterline: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
