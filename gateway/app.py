@@ -23,6 +23,7 @@ from gateway.routes.health import liveliness, readiness
 from gateway.routes.models import list_models
 from gateway.state import GatewayState
 from gateway.telemetry.exporter import TelemetryExporter
+from gateway.telemetry.sink import TelemetrySink
 from meterline import __version__, semconv
 from meterline.config import MeterlineConfig
 
@@ -47,10 +48,11 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(UpstreamError("The gateway could not complete the request.", code="gateway_error"))
 
 
-def create_app(config: MeterlineConfig) -> Starlette:
+def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> Starlette:
+    """The gateway app; `sink` replaces the OTLP exporter (tests pass an InMemorySink)."""
     instance = f"{socket.gethostname()}:{os.getpid()}"
     agents = AgentDirectory(config.agents)
-    exporter = TelemetryExporter(
+    exporter = sink or TelemetryExporter(
         config.telemetry.collector,
         {
             semconv.SERVICE_NAME: semconv.GATEWAY_SERVICE_NAME,
@@ -79,7 +81,7 @@ def create_app(config: MeterlineConfig) -> Starlette:
             yield
         finally:
             await exporter.close()
-            log.info("gateway stopped: %d usage records exported", exporter.exported_usage)
+            log.info("gateway stopped: %d telemetry items undelivered", exporter.pending)
 
     app = Starlette(
         routes=[

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from gateway.auth import AgentDirectory
 from gateway.metering import Deployment, RequestMeter
-from gateway.telemetry.exporter import SpanDraft, TelemetryExporter
+from gateway.telemetry.exporter import SpanDraft
+from gateway.telemetry.sink import TelemetrySink
 from gateway.telemetry.trace_context import is_sampled
 from gateway.upstream import Upstream
 from meterline.config import MeterlineConfig
@@ -17,7 +18,7 @@ class GatewayState:
     config: MeterlineConfig
     agents: AgentDirectory
     deployment: Deployment
-    exporter: TelemetryExporter
+    exporter: TelemetrySink
     upstream: Upstream | None = None
     """None until LiteLLM is loaded; readiness says so."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,9 @@ class Answer:
 
 class Upstream:
     def __init__(self, config: MeterlineConfig) -> None:
+        # LiteLLM logs every call at INFO (twice); the gateway's own records carry that information.
+        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         for name, value in config.litellm_settings.items():
             if hasattr(litellm, name):
                 setattr(litellm, name, value)

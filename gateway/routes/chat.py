@@ -107,32 +107,11 @@ async def _stream(
     texts: list[Any] = []
     response_id: str | None = None
     finish_reasons: list[str] = []
-    try:
-        async for chunk in chunks:
-            meter.first_token()
-            data = chunk.model_dump(exclude_none=True)
-            response_id = response_id or data.get("id")
-            if (block := data.get("usage")) is not None:
-                usage = from_usage_block(block) or usage
-                block.pop("cost", None)
-                if not chat.client_wants_usage:
-                    if not data.get("choices"):
-                        continue  # the usage-only chunk the client did not ask for
-                    del data["usage"]
-            for choice in data.get("choices", []):
-                texts.append(choice.get("delta", {}).get("content"))
-                if choice.get("finish_reason"):
-                    finish_reasons.append(str(choice["finish_reason"]))
-            yield f"data: {_dumps(data)}\n\n"
-        yield "data: [DONE]\n\n"
-    except (asyncio.CancelledError, GeneratorExit):
-        meter.client_disconnected()
-        raise
-    except Exception as exc:  # a mid-stream provider failure becomes an SSE error event
-        error = from_upstream(exc)
-        meter.failed(error)
-        yield f"data: {_dumps(error.body())}\n\n"
-    finally:
+    metered = False
+
+    def finish() -> None:
+        nonlocal metered, usage
+        metered = True
         meter.answer = upstream.answer_of(chunks, chat.model)
         if usage is None:
             usage = _estimate(upstream, chat, input_tokens, texts)
@@ -145,3 +124,37 @@ async def _stream(
             response_id=response_id,
             finish_reasons=tuple(finish_reasons),
         )
+
+    try:
+        async for chunk in chunks:
+            meter.first_token()
+            data = chunk.model_dump(exclude_none=True)
+            response_id = response_id or data.get("id")
+            if (block := data.get("usage")) is not None:
+                usage = from_usage_block(block) or usage
+                block.pop("cost", None)
+                if all(not c.get("delta") and not c.get("finish_reason") for c in data.get("choices", [])):
+                    data["choices"] = []  # OpenAI's usage chunk carries no choices
+                if not chat.client_wants_usage:
+                    if not data.get("choices"):
+                        continue  # the usage-only chunk the client did not ask for
+                    del data["usage"]
+            for choice in data.get("choices", []):
+                texts.append(choice.get("delta", {}).get("content"))
+                if choice.get("finish_reason"):
+                    finish_reasons.append(str(choice["finish_reason"]))
+            yield f"data: {_dumps(data)}\n\n"
+        # Metered before [DONE], so a client that has read the whole stream is already in the ledger queue.
+        finish()
+        yield "data: [DONE]\n\n"
+    except (asyncio.CancelledError, GeneratorExit):
+        if not metered:
+            meter.client_disconnected()
+        raise
+    except Exception as exc:  # a mid-stream provider failure becomes an SSE error event
+        error = from_upstream(exc)
+        meter.failed(error)
+        yield f"data: {_dumps(error.body())}\n\n"
+    finally:
+        if not metered:
+            finish()

@@ -1,0 +1,45 @@
+"""Where the request path hands its usage records and spans: the small interface exporters share."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway.telemetry.exporter import SpanDraft
+from meterline.usage_record import UsageRecord
+
+
+class TelemetrySink(Protocol):
+    def submit(self, record: UsageRecord | None, span: SpanDraft | None) -> None:
+        """Accept a record and/or span without blocking or raising."""
+
+    @property
+    def pending(self) -> int:
+        """Items accepted but not yet delivered."""
+
+    async def start(self) -> None: ...
+
+    async def close(self, deadline_s: float = 10.0) -> None: ...
+
+
+class InMemorySink:
+    """Keeps everything submitted; the test double for the exporter (like OTel's in-memory exporter)."""
+
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+        self.spans: list[SpanDraft] = []
+
+    def submit(self, record: UsageRecord | None, span: SpanDraft | None) -> None:
+        if record is not None:
+            self.records.append(record)
+        if span is not None:
+            self.spans.append(span)
+
+    @property
+    def pending(self) -> int:
+        return 0
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self, deadline_s: float = 10.0) -> None:
+        return None

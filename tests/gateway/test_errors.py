@@ -1,0 +1,110 @@
+"""Every error a client can cause gets OpenAI error JSON with the right status, never a 500."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from gateway.errors import UPSTREAM_ERROR_MAP, from_upstream
+from gateway.telemetry.sink import InMemorySink
+from tests.gateway.conftest import SUPPORT_KEY, sdk
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+import litellm  # noqa: E402
+
+AUTH = {"Authorization": f"Bearer {SUPPORT_KEY}"}
+OK_MESSAGES = [{"role": "user", "content": "hi"}]
+
+CASES: list[tuple[str, str, str, dict[str, str], Any, int, str | None]] = [
+    ("missing key", "POST", "/v1/chat/completions", {}, {"model": "demo", "messages": OK_MESSAGES}, 401, "invalid_api_key"),
+    ("wrong key", "POST", "/v1/chat/completions", {"Authorization": "Bearer nope"}, {"model": "demo"}, 401, "invalid_api_key"),
+    ("not bearer", "POST", "/v1/chat/completions", {"Authorization": f"Basic {SUPPORT_KEY}"}, {}, 401, "invalid_api_key"),
+    ("models without key", "GET", "/v1/models", {}, None, 401, "invalid_api_key"),
+    ("unknown model", "POST", "/v1/chat/completions", AUTH, {"model": "gpt-9", "messages": OK_MESSAGES}, 404, "model_not_found"),
+    ("malformed json", "POST", "/v1/chat/completions", AUTH, b'{"model": "demo",', 400, None),
+    ("empty body", "POST", "/v1/chat/completions", AUTH, b"", 400, None),
+    ("json array", "POST", "/v1/chat/completions", AUTH, b"[1, 2]", 400, None),
+    ("missing model", "POST", "/v1/chat/completions", AUTH, {"messages": OK_MESSAGES}, 400, "missing_required_parameter"),
+    ("missing messages", "POST", "/v1/chat/completions", AUTH, {"model": "demo"}, 400, "missing_required_parameter"),
+    ("empty messages", "POST", "/v1/chat/completions", AUTH, {"model": "demo", "messages": []}, 400, "missing_required_parameter"),
+    ("message without role", "POST", "/v1/chat/completions", AUTH, {"model": "demo", "messages": [{}]}, 400, None),
+    ("stream not bool", "POST", "/v1/chat/completions", AUTH, {"model": "demo", "messages": OK_MESSAGES, "stream": "yes"}, 400, None),
+    ("unknown route", "GET", "/v1/nothing-here", AUTH, None, 404, "unknown_url"),
+    ("wrong method", "GET", "/v1/chat/completions", AUTH, None, 405, "method_not_allowed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "method", "path", "headers", "body", "status", "code"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_openai_error_json(
+    client: httpx.Client, name: str, method: str, path: str, headers: dict[str, str], body: Any, status: int, code: str | None
+) -> None:
+    kwargs: dict[str, Any] = {"headers": headers}
+    if isinstance(body, bytes):
+        kwargs["content"] = body
+    elif body is not None:
+        kwargs["json"] = body
+    response = client.request(method, path, **kwargs)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    assert error["code"] == code
+    assert SUPPORT_KEY not in response.text
+
+
+def test_authenticated_errors_are_in_the_ledger_unauthenticated_are_not(client: httpx.Client, sink: InMemorySink) -> None:
+    client.post("/v1/chat/completions", json={"model": "demo", "messages": OK_MESSAGES})
+    client.post("/v1/chat/completions", headers=AUTH, json={"model": "gpt-9", "messages": OK_MESSAGES})
+    [record] = sink.records
+    assert (record.agent_id, record.status, record.http_status, record.error_type) == (
+        "support-bot",
+        "error",
+        404,
+        "model_not_found",
+    )
+    assert (record.input_tokens, record.output_tokens, record.cost_usd, record.attempts) == (0, 0, 0.0, 0)
+
+
+def test_sdk_raises_the_matching_exceptions(gateway_url: str) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        sdk(gateway_url, "wrong-key").chat.completions.create(model="demo", messages=OK_MESSAGES)  # type: ignore[arg-type]
+    with pytest.raises(openai.NotFoundError):
+        sdk(gateway_url).chat.completions.create(model="gpt-9", messages=OK_MESSAGES)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError):
+        sdk(gateway_url).chat.completions.create(model="demo", messages=[])
+
+
+def _litellm_exception(name: str) -> BaseException:
+    """A real LiteLLM exception of that class, built with whatever its constructor requires."""
+    cls = getattr(litellm, name)
+    offered: dict[str, Any] = {
+        "message": "boom",
+        "model": "m",
+        "llm_provider": "openai",
+        "status_code": 500,
+        "response": httpx.Response(500, request=httpx.Request("POST", "http://upstream.test/v1")),
+        "request": httpx.Request("POST", "http://upstream.test/v1"),
+    }
+    params = inspect.signature(cls.__init__).parameters
+    exc: BaseException = cls(**{k: v for k, v in offered.items() if k in params})
+    return exc
+
+
+@pytest.mark.parametrize("name", sorted(UPSTREAM_ERROR_MAP))
+def test_every_upstream_error_row_maps_to_its_status(name: str) -> None:
+    error = from_upstream(_litellm_exception(name))
+    assert type(error) is UPSTREAM_ERROR_MAP[name]
+    assert error.status_code in {400, 404, 429, 502, 503, 504}
+    assert "boom" in error.message
+
+
+def test_unknown_exception_is_a_502_not_a_500() -> None:
+    error = from_upstream(RuntimeError("kaboom"))
+    assert error.status_code == 502
+    assert "kaboom" not in error.message
