@@ -10,7 +10,7 @@ USD_SCALE = 12
 _USD_DECIMAL = pl.Decimal(38, USD_SCALE)
 
 
-def sum_usd(column: str) -> pl.Expr:
+def sum_usd(column: str | pl.Expr) -> pl.Expr:
     """Sum a float64 USD column through a fixed-point decimal.
 
     Float addition depends on order, and Polars may split a group across threads, so a float
@@ -18,4 +18,5 @@ def sum_usd(column: str) -> pl.Expr:
     exact, so the mart is byte-identical on every rebuild and agrees with any other engine
     that sums the same values.
     """
-    return pl.col(column).cast(_USD_DECIMAL).sum().cast(pl.Float64).alias(column)
+    values = pl.col(column) if isinstance(column, str) else column
+    return values.cast(_USD_DECIMAL).sum().cast(pl.Float64)
