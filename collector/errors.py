@@ -1,0 +1,39 @@
+"""The collector's one error hierarchy; each error knows its HTTP status, transports render it.
+
+Terminal errors (4xx) mean the sender must not retry the same payload; transient ones (5xx)
+mean it should, after `retry_after_s`.
+"""
+
+from __future__ import annotations
+
+
+class CollectorError(Exception):
+    status_code: int = 500
+    retryable: bool = False
+    retry_after_s: int | None = None
+
+
+class BadRequest(CollectorError):
+    """The body cannot be decoded as the OTLP message the endpoint expects."""
+
+    status_code = 400
+
+
+class PayloadTooLarge(CollectorError):
+    """The body (or its decompressed form) exceeds `max_body_bytes`."""
+
+    status_code = 413
+
+
+class UnsupportedMediaType(CollectorError):
+    """A Content-Type or Content-Encoding the collector does not speak."""
+
+    status_code = 415
+
+
+class StorageUnavailable(CollectorError):
+    """Writing a batch failed for a reason that may pass (disk full, I/O error); retry later."""
+
+    status_code = 503
+    retryable = True
+    retry_after_s = 5

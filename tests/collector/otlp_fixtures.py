@@ -1,0 +1,120 @@
+"""Builders for OTLP requests and a real collector on a background thread, shared by the tests."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import uvicorn
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from collector.app import create_app
+from collector.settings import CollectorSettings
+from meterline.layout import DataLayout
+from meterline.usage_record import UsageRecord
+
+UTC = dt.UTC
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+SPAN_ID = "b7ad6b7169203331"
+
+
+def make_usage(request_id: str, **overrides: Any) -> UsageRecord:
+    start = dt.datetime(2025, 3, 14, 9, 26, 53, 589793, tzinfo=UTC)
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "trace_id": TRACE_ID,
+        "span_id": SPAN_ID,
+        "ts_start": start,
+        "ts_end": start + dt.timedelta(milliseconds=1500),
+        "latency_ms": 1500.0,
+        "agent_id": "support-bot",
+        "team": "support",
+        "operation": "chat",
+        "model_requested": "gpt-4o-mini",
+        "date": start.date(),
+        "project": "helpdesk",
+        "tags": {"cost_center": "cc-102", "tier": "gold"},
+        "model": "gpt-4o-mini-2024-07-18",
+        "provider": "openai",
+        "input_tokens": 1200,
+        "output_tokens": 345,
+        "cache_read_input_tokens": 1000,
+        "cost_usd": 0.000387,
+        "price_version": "litellm-1.106.2",
+    }
+    fields.update(overrides)
+    return UsageRecord(**fields)
+
+
+def logs_request(*records: LogRecord) -> ExportLogsServiceRequest:
+    return ExportLogsServiceRequest(
+        resource_logs=[
+            ResourceLogs(
+                resource=Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="gw"))]),
+                scope_logs=[ScopeLogs(scope=InstrumentationScope(name="meterline.gateway"), log_records=records)],
+            )
+        ]
+    )
+
+
+def _ids_to_hex(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("traceId", "spanId", "parentSpanId") and isinstance(value, str):
+                node[key] = base64.b64decode(value).hex()
+            else:
+                _ids_to_hex(value)
+    elif isinstance(node, list):
+        for item in node:
+            _ids_to_hex(item)
+
+
+def otlp_json(message: Any) -> bytes:
+    """The OTLP/JSON encoding: the protobuf JSON mapping with hex trace and span ids."""
+    document = json_format.MessageToDict(message)
+    _ids_to_hex(document)
+    return json.dumps(document).encode()
+
+
+def read_rows(layout: DataLayout, table: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for path in sorted(layout.table_dir(table).glob("date=*/*.parquet")):
+        rows.extend(pq.read_table(path).to_pylist())
+    return rows
+
+
+def all_files(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+@contextmanager
+def running_collector(data_dir: Path, max_body_bytes: int | None = None) -> Iterator[str]:
+    """A real uvicorn server on a free port in a thread; yields its base URL."""
+    settings = CollectorSettings(data_dir=data_dir, **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}))
+    # Listening before uvicorn starts means clients simply queue until it is ready: no polling.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), lifespan="on", log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        assert not thread.is_alive(), "collector thread did not stop"
