@@ -65,7 +65,7 @@ def render(df: pl.DataFrame, fmt: Format, *, since: dt.date | None = None, until
     """A `spend_report` frame as an aligned table with a TOTAL row, JSON, or CSV.
 
     JSON and CSV carry the numbers exactly (floats as their shortest round-tripping form);
-    only the table rounds dollars, to 6 decimals.
+    only the table rounds dollars, to 6 decimals. No trailing newline: callers `print` it.
     """
     by = df.columns[0]
     rows = df.rows(named=True)
@@ -78,14 +78,14 @@ def render(df: pl.DataFrame, fmt: Format, *, since: dt.date | None = None, until
             "rows": rows,
             "total": total,
         }
-        return json.dumps(document, indent=2) + "\n"
+        return json.dumps(document, indent=2)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(df.columns)
         # csv writes a float with str(), which is its shortest exact (round-tripping) form.
         writer.writerows(row.values() for row in rows)
-        return buffer.getvalue()
+        return buffer.getvalue().rstrip("\n")
     return _table(by, rows, total)
 
 
@@ -120,4 +120,4 @@ def _table(by: str, rows: list[dict[str, Any]], total: dict[str, Any]) -> str:
         return "  ".join([first, *(cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))])
 
     rule = "  ".join("-" * width for width in widths)
-    return "\n".join([line(header), rule, *(line(cells) for cells in body), rule, line(footer)]) + "\n"
+    return "\n".join([line(header), rule, *(line(cells) for cells in body), rule, line(footer)])

@@ -19,9 +19,10 @@ from meterline.layout import DataLayout
 DATA_DIR_ENV = "METERLINE_DATA_DIR"
 DEFAULT_DATA_DIR = "./data"
 DEFAULT_RANGE_DAYS = 30
+# Short enough that a reload shows the marts' latest rebuild, long enough to spare the disk a
+# read on every widget interaction. (A comment, not a docstring: Streamlit's "magic" would
+# print a bare string literal on the page.)
 CACHE_TTL_SECONDS = 5
-"""Short enough that a reload shows the marts' latest rebuild; long enough to spare the disk
-from a rerun on every widget interaction."""
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)

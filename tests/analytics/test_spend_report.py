@@ -127,6 +127,13 @@ def test_table_is_aligned_with_a_total_row(layout: DataLayout, records: list[Usa
     assert first_agent[-1] == f"{report['cost_usd'][0]:,.6f}"
 
 
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_output_is_ready_to_print(layout: DataLayout, records: list[UsageRecord], fmt: str) -> None:
+    text = render(spend_report(layout, "agent", SINCE), fmt)  # type: ignore[arg-type]
+
+    assert text and not text.endswith("\n")
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

@@ -70,6 +70,7 @@ def test_empty_data_dir_shows_the_empty_state(tmp_path: Path, monkeypatch: pytes
     assert app.info[0].value.startswith("No spend recorded yet.")
     assert not app.metric
     assert not app.dataframe
+    assert not app.markdown  # no stray string literal rendered by Streamlit's magic
 
 
 def test_importing_the_page_renders_nothing() -> None:
