@@ -90,7 +90,7 @@ def spend(args: argparse.Namespace) -> int:
         until = dt.date.fromisoformat(args.until) if args.until else None
     except ValueError as exc:
         raise UsageError(f"--since/--until: {exc}") from None
-    print(render(spend_report(layout, args.by, since, until), args.format))
+    print(render(spend_report(layout, args.by, since, until), args.format, since=since, until=until))
     return 0
 
 
