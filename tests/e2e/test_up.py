@@ -1,0 +1,79 @@
+"""`meterline up` on the embedded defaults: a request shows in `meterline spend`, Ctrl-C stops
+everything cleanly, and a second `up` keeps the data."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from meterline.defaults import DEMO_KEYS
+from tests.conftest import free_port
+from tests.e2e.processes import cli, meterline_env, stop, wait_http_ok
+
+pytestmark = pytest.mark.e2e
+
+
+def spend_total(data_dir: Path, cwd: Path) -> int:
+    report = json.loads(cli(["--data-dir", str(data_dir), "spend", "--format", "json"], cwd, meterline_env()))
+    requests: int = report["total"]["requests"]
+    return requests
+
+
+def wait_for_requests(data_dir: Path, cwd: Path, expected: int, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (seen := spend_total(data_dir, cwd)) != expected:
+        assert time.monotonic() < deadline, f"spend shows {seen} requests, expected {expected}"
+        time.sleep(0.5)
+
+
+def run_up(tmp_path: Path, data_dir: Path, ports: dict[str, int], dashboard: bool) -> subprocess.Popen[bytes]:
+    args = [
+        sys.executable, "-m", "meterline", "--data-dir", str(data_dir), "up",
+        "--gateway-port", str(ports["gateway"]), "--collector-port", str(ports["collector"]),
+        "--dashboard-port", str(ports["dashboard"]), "--analytics-interval", "1",
+    ]  # fmt: skip
+    if not dashboard:
+        args.append("--no-dashboard")
+    return subprocess.Popen(args, cwd=tmp_path, env=meterline_env(), stdout=subprocess.PIPE)
+
+
+def ask(gateway_port: int) -> None:
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{gateway_port}/v1", api_key=DEMO_KEYS["support-bot"])
+    client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "hello"}])
+
+
+def test_up_serves_meters_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    ports = {"gateway": free_port(), "collector": free_port(), "dashboard": free_port()}
+
+    first = run_up(tmp_path, data_dir, ports, dashboard=True)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{ports['gateway']}/health/readiness", first)
+        wait_http_ok(f"http://127.0.0.1:{ports['dashboard']}/_stcore/health", first)
+        ask(ports["gateway"])
+        wait_for_requests(data_dir, tmp_path, 1)
+    finally:
+        assert stop(first, signal.SIGINT, timeout_s=90) == 0
+    assert first.stdout is not None
+    banner = first.stdout.read().decode()
+    assert DEMO_KEYS["support-bot"] in banner and DEMO_KEYS["research-agent"] in banner
+    for port in ports.values():
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+
+    second = run_up(tmp_path, data_dir, ports, dashboard=False)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{ports['gateway']}/health/readiness", second)
+        assert spend_total(data_dir, tmp_path) == 1
+        ask(ports["gateway"])
+        wait_for_requests(data_dir, tmp_path, 2)
+    finally:
+        assert stop(second, signal.SIGINT, timeout_s=90) == 0
