@@ -24,7 +24,7 @@ class PriceBook:
     def is_priced(self, model: str) -> bool:
         try:
             info = self._litellm.get_model_info(model)
-        except Exception:  # LiteLLM raises a bare Exception for unmapped models
+        except Exception:  # noqa: BLE001 - LiteLLM raises a bare Exception for unmapped models
             return False
         return bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
 
@@ -39,7 +39,7 @@ class PriceBook:
                 cache_read_input_tokens=usage.cache_read_input_tokens,
                 cache_creation_input_tokens=usage.cache_creation_input_tokens,
             )
-        except Exception as exc:  # an unpriced model must not fail the request; it is flagged instead
+        except Exception as exc:  # noqa: BLE001 - an unpriced model must not fail the request; it is flagged
             log.warning("no price for model %s (%s); cost recorded as 0", model, type(exc).__name__)
             return 0.0
         return float(prompt_cost) + float(completion_cost)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 # LiteLLM fetches its price table from the internet at import unless told not to; the bundled
 # table is the one we record as price_version.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm  # noqa: E402
-from litellm import Router  # noqa: E402
+import litellm
+from litellm.router import Router
 
-from gateway.chat_request import ChatRequest  # noqa: E402
-from gateway.pricing import PriceBook  # noqa: E402
-from meterline.config import MeterlineConfig  # noqa: E402
-from meterline.secret_refs import resolve  # noqa: E402
+from gateway.chat_request import ChatRequest
+from gateway.pricing import PriceBook
+from meterline.config import MeterlineConfig
+from meterline.secret_refs import resolve
 
 # litellm_params values that may be secret references and are resolved before LiteLLM sees them.
 _SECRET_PARAMS = ("api_key", "api_base", "aws_secret_access_key", "aws_access_key_id", "vertex_credentials")
@@ -55,7 +55,7 @@ class Upstream:
         rs = config.router_settings
         self.router = Router(
             model_list=model_list,
-            routing_strategy=rs.routing_strategy,
+            routing_strategy=cast(Any, rs.routing_strategy),  # LiteLLM validates the name
             num_retries=rs.num_retries,
             timeout=rs.timeout,
             fallbacks=rs.fallbacks or [],
@@ -81,7 +81,7 @@ class Upstream:
             extra["stream_options"] = {"include_usage": True}
         return await self.router.acompletion(
             model=request.model,
-            messages=request.messages,
+            messages=cast(Any, request.messages),
             stream=request.stream,
             # The admission estimate of input tokens; LiteLLM's mock provider reports it as usage.
             metadata={"user_api_key_budget_reservation": {"input_tokens": input_tokens}},
@@ -96,7 +96,7 @@ class Upstream:
         if provider is None:
             try:
                 provider = litellm.get_llm_provider(model=model)[1]
-            except Exception:  # an unknown provider prefix only loses the label, not the request
+            except Exception:  # noqa: BLE001 - an unknown provider prefix only loses the label, not the request
                 provider = None
         if provider and model.startswith(f"{provider}/"):
             model = model[len(provider) + 1 :]

@@ -47,9 +47,7 @@ def arrow_schema(cls: type, metadata: dict[bytes, bytes] | None = None) -> pa.Sc
 def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     """Row dicts -> a table of exactly `schema` (missing keys become nulls; dicts become maps)."""
     columns = {
-        name: [
-            list(value.items()) if isinstance(value := row.get(name), dict) else value for row in rows
-        ]
+        name: [list(value.items()) if isinstance(value := row.get(name), dict) else value for row in rows]
         for name in schema.names
     }
     return pa.table(columns, schema=schema)

@@ -73,6 +73,7 @@ class UsageRecord:
 
 USAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(UsageRecord))
 
+
 @functools.cache
 def usage_arrow_schema() -> pa.Schema:
     """The Parquet schema of the ledger, derived from `UsageRecord`."""

@@ -45,7 +45,9 @@ async def chat_completions(request: Request) -> Response:
         meter.model_requested = chat.model
         meter.stream = chat.stream
         if not upstream.has_group(chat.model):
-            raise ModelNotFound(f"The model '{chat.model}' does not exist or you do not have access to it.", param="model")
+            raise ModelNotFound(
+                f"The model '{chat.model}' does not exist or you do not have access to it.", param="model"
+            )
         if identity.models is not None and chat.model not in identity.models:
             raise ModelNotAllowed(f"Agent '{identity.agent_id}' may not use model '{chat.model}'.", param="model")
         input_tokens = upstream.count_input_tokens(chat.model, chat.messages)
@@ -75,7 +77,11 @@ async def chat_completions(request: Request) -> Response:
     _price(upstream, meter, usage)
     finish_reasons = tuple(str(c.get("finish_reason")) for c in data.get("choices", []) if c.get("finish_reason"))
     state.finish(
-        meter, parent_span_id=trace.parent_span_id, route=ROUTE, response_id=data.get("id"), finish_reasons=finish_reasons
+        meter,
+        parent_span_id=trace.parent_span_id,
+        route=ROUTE,
+        response_id=data.get("id"),
+        finish_reasons=finish_reasons,
     )
     return Response(_dumps(data), media_type="application/json", headers=headers)
 
@@ -151,7 +157,7 @@ async def _stream(
         if not metered:
             meter.client_disconnected()
         raise
-    except Exception as exc:  # a mid-stream provider failure becomes an SSE error event
+    except Exception as exc:  # noqa: BLE001 - a mid-stream provider failure becomes an SSE error event
         error = from_upstream(exc)
         meter.failed(error)
         yield f"data: {_dumps(error.body())}\n\n"

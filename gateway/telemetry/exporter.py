@@ -9,10 +9,12 @@ Issue #6 puts a durable on-disk spool under `submit` so nothing is lost across a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
@@ -114,10 +116,8 @@ class TelemetryExporter:
             if backoff:
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
             elif not self._stopping:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
-                except TimeoutError:
-                    pass
             self._wake.clear()
             ok = await self.export_pending()
             backoff = 0.0 if ok else min(_MAX_BACKOFF_S, max(0.2, backoff * 2))
@@ -163,11 +163,13 @@ class TelemetryExporter:
             for d in drafts
         ]
         request = ExportTraceServiceRequest(
-            resource_spans=[ResourceSpans(resource=self._resource, scope_spans=[ScopeSpans(scope=self._scope, spans=spans)])]
+            resource_spans=[
+                ResourceSpans(resource=self._resource, scope_spans=[ScopeSpans(scope=self._scope, spans=spans)])
+            ]
         )
         return bytes(request.SerializeToString())
 
-    async def _post(self, url: str, body: bytes, response_type: type) -> bool:
+    async def _post(self, url: str, body: bytes, response_type: Any) -> bool:
         """True when the batch is done with (accepted, or rejected as undeliverable); False to retry."""
         assert self._client is not None
         try:

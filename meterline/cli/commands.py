@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from meterline.cli.signals import set_on_sigterm
 from meterline.config import MeterlineConfig, load_config
 from meterline.layout import DataLayout
 
@@ -55,7 +55,7 @@ def analytics_serve(args: argparse.Namespace) -> int:
     config, layout = load(args)
     interval = args.interval if args.interval is not None else config.analytics.interval_seconds
     stop = threading.Event()
-    _stop_on_sigterm(stop)
+    set_on_sigterm(stop)
     try:
         serve_forever(layout, interval, stop)
     except KeyboardInterrupt:
@@ -74,10 +74,9 @@ def dashboard(args: argparse.Namespace) -> int:
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
     env = {**os.environ, "METERLINE_DATA_DIR": str(layout.root)}
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 0
+    # exec, not a child process: SIGTERM from `meterline up` must reach Streamlit itself, or
+    # stopping this wrapper would orphan the server.
+    os.execve(sys.executable, command, env)
 
 
 def spend(args: argparse.Namespace) -> int:
@@ -99,12 +98,3 @@ def up(args: argparse.Namespace) -> int:
 
     config, layout = load(args)
     return Supervisor(args, config, layout).run()
-
-
-def _stop_on_sigterm(stop: threading.Event) -> None:
-    import signal
-
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)

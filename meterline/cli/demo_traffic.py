@@ -18,7 +18,9 @@ _PROMPTS = [
 
 def drive(gateway_url: str, keys: dict[str, str], stop: threading.Event, model: str = "demo") -> None:
     """Send a request from a random demo agent every 0.5-2 s, half of them streamed, until `stop`."""
-    clients = {agent: openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=key, max_retries=0) for agent, key in keys.items()}
+    clients = {
+        agent: openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=key, max_retries=0) for agent, key in keys.items()
+    }
     rng = random.Random()
     while clients and not stop.wait(rng.uniform(0.5, 2.0)):
         agent = rng.choice(list(clients))

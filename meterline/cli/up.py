@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from meterline.cli.signals import set_on_sigterm
 from meterline.config import MeterlineConfig
 from meterline.defaults import DEMO_KEYS
 from meterline.layout import DataLayout
@@ -73,9 +74,11 @@ class Supervisor:
         collector_url = f"http://{args.host}:{args.collector_port}"
         gateway_url = f"http://{args.host}:{args.gateway_port}"
         env = {**os.environ, "METERLINE_TELEMETRY__COLLECTOR": collector_url, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-        previous = signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        previous = set_on_sigterm(self.stop)
         try:
-            collector = self._spawn("collector", ["collector", "--host", args.host, "--port", str(args.collector_port)], env)
+            collector = self._spawn(
+                "collector", ["collector", "--host", args.host, "--port", str(args.collector_port)], env
+            )
             self._wait_ready(collector, f"{collector_url}/health", 30)
             gateway = self._spawn("gateway", ["gateway", "--host", args.host, "--port", str(args.gateway_port)], env)
             self._wait_ready(gateway, f"{gateway_url}/health/readiness", 90)

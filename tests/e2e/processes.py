@@ -42,7 +42,9 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s:
 
 
 @contextmanager
-def meterline_process(args: list[str], cwd: Path, env: dict[str, str], ready_url: str | None) -> Iterator[subprocess.Popen[bytes]]:
+def meterline_process(
+    args: list[str], cwd: Path, env: dict[str, str], ready_url: str | None
+) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen([sys.executable, "-m", "meterline", *args], cwd=cwd, env=env)
     try:
         if ready_url is not None:

@@ -9,13 +9,14 @@ from pathlib import Path
 import duckdb
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from meterline.defaults import DEMO_KEYS
 from tests.conftest import free_port
 from tests.e2e.processes import cli, meterline_env, meterline_process, stop
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-import litellm  # noqa: E402
+import litellm
 
 pytestmark = pytest.mark.e2e
 
@@ -51,13 +52,15 @@ def test_forty_requests_land_once_each_with_exact_tokens_and_cost(tmp_path: Path
         for agent, key in DEMO_KEYS.items():
             client = openai.OpenAI(base_url=f"http://127.0.0.1:{gateway_port}/v1", api_key=key, max_retries=0)
             for i in range(10):
-                messages = [{"role": "user", "content": f"{agent} question {i}: " + "why is the sky blue? " * i}]
-                response = client.chat.completions.create(model="demo", messages=messages)  # type: ignore[arg-type]
+                messages: list[ChatCompletionMessageParam] = [
+                    {"role": "user", "content": f"{agent} question {i}: " + "why is the sky blue? " * i}
+                ]
+                response = client.chat.completions.create(model="demo", messages=messages)
                 assert response.usage is not None
                 reported[agent].append((response.usage.prompt_tokens, response.usage.completion_tokens))
                 stream = client.chat.completions.create(
                     model="demo",
-                    messages=messages,  # type: ignore[arg-type]
+                    messages=messages,
                     stream=True,
                     stream_options={"include_usage": True},
                 )

@@ -63,7 +63,8 @@ def test_up_serves_meters_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     finally:
         assert stop(first, signal.SIGINT, timeout_s=90) == 0
     assert first.stdout is not None
-    banner = first.stdout.read().decode()
+    with first.stdout:
+        banner = first.stdout.read().decode()  # EOF only once every child has exited
     assert DEMO_KEYS["support-bot"] in banner and DEMO_KEYS["research-agent"] in banner
     for port in ports.values():
         with pytest.raises(httpx.ConnectError):
@@ -77,3 +78,5 @@ def test_up_serves_meters_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
         wait_for_requests(data_dir, tmp_path, 2)
     finally:
         assert stop(second, signal.SIGINT, timeout_s=90) == 0
+        assert second.stdout is not None
+        second.stdout.close()

@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import os
 
+import httpx
 import openai
 import pytest
-import httpx
+from openai.types.chat import ChatCompletionMessageParam
 
 from gateway.telemetry.sink import InMemorySink
 from meterline import semconv
 from tests.gateway.conftest import RESEARCH_KEY, SUPPORT_KEY, sdk
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-import litellm  # noqa: E402
+import litellm
 
-MESSAGES = [{"role": "user", "content": "How much did the support bot spend yesterday?"}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "How much did the support bot spend yesterday?"}
+]
 
 
 def expected_cost(prompt_tokens: int, completion_tokens: int) -> float:
@@ -27,7 +30,7 @@ def expected_cost(prompt_tokens: int, completion_tokens: int) -> float:
 
 
 def test_non_stream_completion_is_metered_and_priced(openai_client: openai.OpenAI, sink: InMemorySink) -> None:
-    response = openai_client.chat.completions.create(model="demo", messages=MESSAGES)  # type: ignore[arg-type]
+    response = openai_client.chat.completions.create(model="demo", messages=MESSAGES)
     assert response.usage is not None
     expected_prompt = litellm.token_counter(model="gpt-4o-mini", messages=MESSAGES)
     assert response.usage.prompt_tokens == expected_prompt
@@ -47,7 +50,7 @@ def test_non_stream_completion_is_metered_and_priced(openai_client: openai.OpenA
 
 
 def test_stream_usage_is_recorded_but_not_sent_unless_asked(openai_client: openai.OpenAI, sink: InMemorySink) -> None:
-    chunks = list(openai_client.chat.completions.create(model="demo", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
+    chunks = list(openai_client.chat.completions.create(model="demo", messages=MESSAGES, stream=True))
     assert all(chunk.usage is None for chunk in chunks)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.startswith("Meterline is answering")
@@ -65,7 +68,7 @@ def test_stream_with_include_usage_ends_with_openai_usage_chunk(
     chunks = list(
         openai_client.chat.completions.create(
             model="demo",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             stream=True,
             stream_options={"include_usage": True},
         )
@@ -78,7 +81,7 @@ def test_stream_with_include_usage_ends_with_openai_usage_chunk(
 
 
 def test_each_agent_is_attributed_by_its_own_key(gateway_url: str, sink: InMemorySink) -> None:
-    sdk(gateway_url, RESEARCH_KEY).chat.completions.create(model="demo", messages=MESSAGES)  # type: ignore[arg-type]
+    sdk(gateway_url, RESEARCH_KEY).chat.completions.create(model="demo", messages=MESSAGES)
     [record] = sink.records
     assert (record.agent_id, record.team, record.tags) == ("research-agent", "research", {"cost_center": "cc-205"})
 
@@ -124,7 +127,7 @@ def test_health(client: httpx.Client) -> None:
 
 
 def test_agent_keys_never_reach_records_or_spans(openai_client: openai.OpenAI, sink: InMemorySink) -> None:
-    openai_client.chat.completions.create(model="demo", messages=MESSAGES)  # type: ignore[arg-type]
+    openai_client.chat.completions.create(model="demo", messages=MESSAGES)
     dumped = repr(sink.records) + repr(sink.spans)
     assert SUPPORT_KEY not in dumped
     assert RESEARCH_KEY not in dumped

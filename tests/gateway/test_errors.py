@@ -15,33 +15,43 @@ from gateway.telemetry.sink import InMemorySink
 from tests.gateway.conftest import SUPPORT_KEY, sdk
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-import litellm  # noqa: E402
+import litellm
 
 AUTH = {"Authorization": f"Bearer {SUPPORT_KEY}"}
 OK_MESSAGES = [{"role": "user", "content": "hi"}]
+CHAT = "/v1/chat/completions"
 
 CASES: list[tuple[str, str, str, dict[str, str], Any, int, str | None]] = [
-    ("missing key", "POST", "/v1/chat/completions", {}, {"model": "demo", "messages": OK_MESSAGES}, 401, "invalid_api_key"),
-    ("wrong key", "POST", "/v1/chat/completions", {"Authorization": "Bearer nope"}, {"model": "demo"}, 401, "invalid_api_key"),
-    ("not bearer", "POST", "/v1/chat/completions", {"Authorization": f"Basic {SUPPORT_KEY}"}, {}, 401, "invalid_api_key"),
+    ("missing key", "POST", CHAT, {}, {"model": "demo", "messages": OK_MESSAGES}, 401, "invalid_api_key"),
+    ("wrong key", "POST", CHAT, {"Authorization": "Bearer nope"}, {"model": "demo"}, 401, "invalid_api_key"),
+    ("not bearer", "POST", CHAT, {"Authorization": f"Basic {SUPPORT_KEY}"}, {}, 401, "invalid_api_key"),
     ("models without key", "GET", "/v1/models", {}, None, 401, "invalid_api_key"),
-    ("unknown model", "POST", "/v1/chat/completions", AUTH, {"model": "gpt-9", "messages": OK_MESSAGES}, 404, "model_not_found"),
-    ("malformed json", "POST", "/v1/chat/completions", AUTH, b'{"model": "demo",', 400, None),
-    ("empty body", "POST", "/v1/chat/completions", AUTH, b"", 400, None),
-    ("json array", "POST", "/v1/chat/completions", AUTH, b"[1, 2]", 400, None),
-    ("missing model", "POST", "/v1/chat/completions", AUTH, {"messages": OK_MESSAGES}, 400, "missing_required_parameter"),
-    ("missing messages", "POST", "/v1/chat/completions", AUTH, {"model": "demo"}, 400, "missing_required_parameter"),
-    ("empty messages", "POST", "/v1/chat/completions", AUTH, {"model": "demo", "messages": []}, 400, "missing_required_parameter"),
-    ("message without role", "POST", "/v1/chat/completions", AUTH, {"model": "demo", "messages": [{}]}, 400, None),
-    ("stream not bool", "POST", "/v1/chat/completions", AUTH, {"model": "demo", "messages": OK_MESSAGES, "stream": "yes"}, 400, None),
+    ("unknown model", "POST", CHAT, AUTH, {"model": "gpt-9", "messages": OK_MESSAGES}, 404, "model_not_found"),
+    ("malformed json", "POST", CHAT, AUTH, b'{"model": "demo",', 400, None),
+    ("empty body", "POST", CHAT, AUTH, b"", 400, None),
+    ("json array", "POST", CHAT, AUTH, b"[1, 2]", 400, None),
+    ("missing model", "POST", CHAT, AUTH, {"messages": OK_MESSAGES}, 400, "missing_required_parameter"),
+    ("missing messages", "POST", CHAT, AUTH, {"model": "demo"}, 400, "missing_required_parameter"),
+    ("empty messages", "POST", CHAT, AUTH, {"model": "demo", "messages": []}, 400, "missing_required_parameter"),
+    ("message without role", "POST", CHAT, AUTH, {"model": "demo", "messages": [{}]}, 400, None),
+    ("stream not bool", "POST", CHAT, AUTH, {"model": "demo", "messages": OK_MESSAGES, "stream": "yes"}, 400, None),
     ("unknown route", "GET", "/v1/nothing-here", AUTH, None, 404, "unknown_url"),
-    ("wrong method", "GET", "/v1/chat/completions", AUTH, None, 405, "method_not_allowed"),
+    ("wrong method", "GET", CHAT, AUTH, None, 405, "method_not_allowed"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "method", "path", "headers", "body", "status", "code"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "method", "path", "headers", "body", "status", "code"), CASES, ids=[c[0] for c in CASES]
+)
 def test_bad_input_gets_openai_error_json(
-    client: httpx.Client, name: str, method: str, path: str, headers: dict[str, str], body: Any, status: int, code: str | None
+    client: httpx.Client,
+    name: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: Any,
+    status: int,
+    code: str | None,
 ) -> None:
     kwargs: dict[str, Any] = {"headers": headers}
     if isinstance(body, bytes):
@@ -58,9 +68,11 @@ def test_bad_input_gets_openai_error_json(
     assert SUPPORT_KEY not in response.text
 
 
-def test_authenticated_errors_are_in_the_ledger_unauthenticated_are_not(client: httpx.Client, sink: InMemorySink) -> None:
-    client.post("/v1/chat/completions", json={"model": "demo", "messages": OK_MESSAGES})
-    client.post("/v1/chat/completions", headers=AUTH, json={"model": "gpt-9", "messages": OK_MESSAGES})
+def test_authenticated_errors_are_in_the_ledger_unauthenticated_are_not(
+    client: httpx.Client, sink: InMemorySink
+) -> None:
+    client.post(CHAT, json={"model": "demo", "messages": OK_MESSAGES})
+    client.post(CHAT, headers=AUTH, json={"model": "gpt-9", "messages": OK_MESSAGES})
     [record] = sink.records
     assert (record.agent_id, record.status, record.http_status, record.error_type) == (
         "support-bot",
