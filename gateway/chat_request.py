@@ -21,11 +21,6 @@ class ChatRequest:
     """The client asked for the final usage chunk (stream_options.include_usage)."""
     params: dict[str, Any]
 
-    @property
-    def max_tokens(self) -> int | None:
-        value = self.params.get("max_completion_tokens", self.params.get("max_tokens"))
-        return value if isinstance(value, int) else None
-
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body:

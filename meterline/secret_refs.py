@@ -18,10 +18,6 @@ class SecretResolutionError(Exception):
         self.backend = backend
 
 
-def is_reference(value: str) -> bool:
-    return value.startswith(ENV_PREFIX)
-
-
 def resolve(value: str) -> str:
     """The secret a config value stands for: the referenced value, or the literal itself."""
     if value.startswith(ENV_PREFIX):

@@ -95,6 +95,11 @@ def test_forty_requests_land_once_each_with_exact_tokens_and_cost(tmp_path: Path
     ).fetchone()
     assert unjoined == (0,)
 
+    # No agent key anywhere in the ledger or the spans, in any column.
+    for glob in (usage_glob, spans_glob):
+        dumped = str(catalog.execute(f"SELECT * FROM read_parquet('{glob}')").fetchall())
+        assert all(key not in dumped for key in DEMO_KEYS.values())
+
     cli([*shared, "analytics", "run"], tmp_path, env)
     report = json.loads(cli([*shared, "spend", "--by", "agent", "--since", "7d", "--format", "json"], tmp_path, env))
     by_agent = {row["agent"]: row for row in report["rows"]}
