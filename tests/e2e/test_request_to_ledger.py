@@ -97,7 +97,8 @@ def test_forty_requests_land_once_each_with_exact_tokens_and_cost(tmp_path: Path
 
     # No agent key anywhere in the ledger or the spans, in any column.
     for glob in (usage_glob, spans_glob):
-        dumped = str(catalog.execute(f"SELECT * FROM read_parquet('{glob}')").fetchall())
+        dumped = str(catalog.execute(f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_parquet('{glob}')").fetchall())
+        assert "support-bot" in dumped  # the dump really holds the rows
         assert all(key not in dumped for key in DEMO_KEYS.values())
 
     cli([*shared, "analytics", "run"], tmp_path, env)
