@@ -141,11 +141,35 @@ class AnalyticsConfig(_Strict):
     """How often `meterline analytics serve` rebuilds the marts (`meterline up` uses 5 s)."""
 
 
+class ResponseCacheConfig(_Strict):
+    """Exact-match response cache, opt-in per model group (empty `model_groups` = off)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = None
+    """Needed for `backend: redis`; may be a secret reference (`os.environ/NAME`, ...)."""
+    ttl_seconds: float = Field(default=3600, gt=0)
+    max_entries: int = Field(default=10000, ge=1)
+    """Entries the in-memory backend keeps (least recently used go first)."""
+    model_groups: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> ResponseCacheConfig:
+        if self.backend == "redis" and not self.redis_url:
+            raise ValueError("backend redis needs redis_url")
+        return self
+
+
 class MeterlineConfig(_Strict):
     model_list: list[ModelDeployment] = Field(default_factory=list)
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
     general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
+    # Further LiteLLM proxy sections: accepted so a LiteLLM config.yaml loads unchanged, not acted
+    # on (gateway.config_report lists them at startup).
+    environment_variables: dict[str, Any] = Field(default_factory=dict)
+    credential_list: list[Any] = Field(default_factory=list)
+    callback_settings: dict[str, Any] = Field(default_factory=dict)
+    guardrails: list[Any] = Field(default_factory=list)
     timezone: str = "UTC"
     env: str = "dev"
     tenant: str = "default"
@@ -158,6 +182,7 @@ class MeterlineConfig(_Strict):
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     quota_store: QuotaStoreConfig = Field(default_factory=QuotaStoreConfig)
     key_store: KeyStoreConfig = Field(default_factory=KeyStoreConfig)
+    response_cache: ResponseCacheConfig = Field(default_factory=ResponseCacheConfig)
 
     @field_validator("timezone")
     @classmethod
