@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -17,13 +16,14 @@ from starlette.routing import Route
 
 from gateway.auth import AgentDirectory
 from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound, UpstreamError, error_response
-from gateway.metering import Deployment
+from gateway.metering import InstanceLabels
 from gateway.routes.chat import chat_completions
 from gateway.routes.health import liveliness, readiness
 from gateway.routes.models import list_models
 from gateway.state import GatewayState
 from gateway.telemetry.exporter import TelemetryExporter
 from gateway.telemetry.sink import TelemetrySink
+from gateway.upstream import Upstream
 from meterline import __version__, semconv
 from meterline.config import MeterlineConfig
 
@@ -51,7 +51,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> Starlette:
     """The gateway app; `sink` replaces the OTLP exporter (tests pass an InMemorySink)."""
     instance = f"{socket.gethostname()}:{os.getpid()}"
-    agents = AgentDirectory(config.agents)
+    agents = AgentDirectory(config.agents, master_key=config.general_settings.master_key)
     exporter = sink or TelemetryExporter(
         config.telemetry.collector,
         {
@@ -65,21 +65,21 @@ def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> St
     state = GatewayState(
         config=config,
         agents=agents,
-        deployment=Deployment(gateway_instance=instance, env=config.env, tenant=config.tenant),
+        labels=InstanceLabels(gateway_instance=instance, env=config.env, tenant=config.tenant),
         exporter=exporter,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Imported here because `import litellm` takes seconds; liveness answers before it is done.
-        from gateway.upstream import Upstream
-
         await exporter.start()
-        state.upstream = await asyncio.to_thread(Upstream, config)
-        log.info("gateway ready: %d model groups, %d agent keys", len(state.upstream.model_groups), len(agents))
+        upstream = Upstream(config)
+        await upstream.start()
+        state.upstream = upstream
+        log.info("gateway ready: %d model groups, %d agent keys", len(upstream.model_groups), len(agents))
         try:
             yield
         finally:
+            await upstream.close()
             await exporter.close()
             log.info("gateway stopped: %d telemetry items undelivered", exporter.pending)
 

@@ -28,8 +28,11 @@ class AgentIdentity:
     """Model groups this agent may call; None means every group."""
 
 
+MASTER_AGENT_ID = "master"
+
+
 class AgentDirectory:
-    def __init__(self, agents: list[AgentConfig]) -> None:
+    def __init__(self, agents: list[AgentConfig], master_key: str | None = None) -> None:
         # A per-process random pepper: the hashes are only for in-memory lookup.
         self._pepper = secrets.token_bytes(32)
         self._by_hash: dict[bytes, AgentIdentity] = {}
@@ -45,6 +48,12 @@ class AgentDirectory:
                 models=frozenset(agent.models) if agent.models is not None else None,
             )
             self._by_hash[self._hash(resolve(agent.key))] = identity
+        if master_key:
+            # LiteLLM-proxy compatibility: a config with only a master key still serves requests,
+            # billed to the `master` identity.
+            self._by_hash[self._hash(resolve(master_key))] = AgentIdentity(
+                agent_id=MASTER_AGENT_ID, team="admin", key_alias="master-key"
+            )
 
     def _hash(self, key: str) -> bytes:
         return hmac.new(self._pepper, key.encode(), hashlib.sha256).digest()

@@ -20,6 +20,7 @@ class ChatRequest:
     client_wants_usage: bool
     """The client asked for the final usage chunk (stream_options.include_usage)."""
     params: dict[str, Any]
+    stream_options: dict[str, Any]
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -60,4 +61,5 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         stream=stream,
         client_wants_usage=bool(stream_options.get("include_usage")),
         params=params,
+        stream_options=stream_options,
     )

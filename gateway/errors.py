@@ -1,7 +1,8 @@
-"""The gateway's one error hierarchy and its one map from upstream (LiteLLM) exceptions.
+"""The gateway's one error hierarchy, rendered as OpenAI error JSON.
 
 Every error a client sees is a `GatewayError` rendered as OpenAI error JSON
-(`{"error": {"message", "type", "param", "code"}}`) with the status its class names.
+(`{"error": {"message", "type", "param", "code"}}`) with the status its class names. Upstream
+failures are classified once in `routing/failures.py` and become `UpstreamHTTPError`s there.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ class GatewayError(Exception):
         if code is not None:
             self.code = code
 
+    @property
+    def response_headers(self) -> dict[str, str]:
+        return dict(getattr(self, "headers", {}) or {})
+
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
 
@@ -31,6 +36,12 @@ class GatewayError(Exception):
 class InvalidRequest(GatewayError):
     status_code = 400
     error_type = "invalid_request_error"
+
+
+class PayloadTooLarge(GatewayError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    code = "request_too_large"
 
 
 class InvalidApiKey(GatewayError):
@@ -63,30 +74,12 @@ class MethodNotAllowed(GatewayError):
     code = "method_not_allowed"
 
 
-class UpstreamRateLimited(GatewayError):
-    status_code = 429
-    error_type = "rate_limit_error"
-    code = "upstream_rate_limited"
-
-
 class UpstreamError(GatewayError):
-    """The provider failed in a way the agent cannot fix (including a bad provider key)."""
+    """The gateway could not get an answer for a reason the agent cannot fix."""
 
     status_code = 502
     error_type = "api_error"
     code = "upstream_error"
-
-
-class UpstreamUnavailable(GatewayError):
-    status_code = 503
-    error_type = "api_error"
-    code = "upstream_unavailable"
-
-
-class UpstreamTimeout(GatewayError):
-    status_code = 504
-    error_type = "api_error"
-    code = "upstream_timeout"
 
 
 class GatewayNotReady(GatewayError):
@@ -95,44 +88,10 @@ class GatewayNotReady(GatewayError):
     code = "not_ready"
 
 
-# LiteLLM exception class name -> gateway error class. Names, not classes, so this table can be
-# read (and tested) without importing LiteLLM; most specific names first.
-UPSTREAM_ERROR_MAP: dict[str, type[GatewayError]] = {
-    "ContextWindowExceededError": InvalidRequest,
-    "ContentPolicyViolationError": InvalidRequest,
-    "UnsupportedParamsError": InvalidRequest,
-    "BadRequestError": InvalidRequest,
-    "UnprocessableEntityError": InvalidRequest,
-    "NotFoundError": ModelNotFound,
-    "AuthenticationError": UpstreamError,
-    "PermissionDeniedError": UpstreamError,
-    "RateLimitError": UpstreamRateLimited,
-    "Timeout": UpstreamTimeout,
-    "ServiceUnavailableError": UpstreamUnavailable,
-    "APIConnectionError": UpstreamError,
-    "InternalServerError": UpstreamError,
-    "BadGatewayError": UpstreamError,
-    "APIError": UpstreamError,
-}
-
-
-def from_upstream(exc: BaseException) -> GatewayError:
-    """Map an exception raised by the upstream call; unknown ones become a 502, never a 500."""
-    if isinstance(exc, GatewayError):
-        return exc
-    for cls in type(exc).__mro__:
-        target = UPSTREAM_ERROR_MAP.get(cls.__name__)
-        if target is not None:
-            # Provider messages can echo request details but never our keys; keep them short.
-            message = str(getattr(exc, "message", "") or exc).strip()[:500] or cls.__name__
-            return target(f"upstream provider error: {message}")
-    return UpstreamError("upstream provider call failed")
-
-
 def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response:
     return Response(
         json.dumps(error.body()),
         status_code=error.status_code,
         media_type="application/json",
-        headers=headers,
+        headers={**error.response_headers, **(headers or {})},
     )

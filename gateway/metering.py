@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 
 from gateway.auth import AgentIdentity
 from gateway.errors import GatewayError
+from gateway.routing.router import Attempt
 from gateway.telemetry.trace_context import TraceContext
 from gateway.token_usage import TokenUsage
-from gateway.upstream import Answer
 from meterline.usage_record import UsageRecord
 
 
 @dataclass(frozen=True, slots=True)
-class Deployment:
+class InstanceLabels:
     """Per-process labels stamped on every record."""
 
     gateway_instance: str
@@ -24,19 +24,28 @@ class Deployment:
     tenant: str
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Who answered a request."""
+
+    model: str
+    provider: str | None
+    fallback_used: bool = False
+
+
 @dataclass(slots=True)
 class RequestMeter:
     identity: AgentIdentity
     trace: TraceContext
     operation: str
-    deployment: Deployment
+    labels: InstanceLabels
     request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     _t0: float = field(default_factory=time.perf_counter)
     model_requested: str = ""
     stream: bool = False
     ttft_ms: float | None = None
-    upstream_called: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
     answer: Answer | None = None
     usage: TokenUsage | None = None
     usage_estimated: bool = False
@@ -95,10 +104,10 @@ class RequestMeter:
             status=self.status,
             http_status=self.http_status,
             error_type=self.error_type,
-            attempts=answer.attempts if answer else int(self.upstream_called),
+            attempts=len(self.attempts),
             fallback_used=answer.fallback_used if answer else False,
-            gateway_instance=self.deployment.gateway_instance,
-            env=self.deployment.env,
-            tenant=self.deployment.tenant,
+            gateway_instance=self.labels.gateway_instance,
+            env=self.labels.env,
+            tenant=self.labels.tenant,
             date=self.started_at.date(),
         )

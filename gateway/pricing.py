@@ -1,45 +1,102 @@
-"""Request cost from LiteLLM's price table, and which table that was."""
+"""Request cost from LiteLLM's price table, read as data (no `import litellm` on the fast path).
+
+Rates per token kind, as LiteLLM's table names them: `input_cost_per_token`,
+`output_cost_per_token`, `cache_read_input_token_cost`, `cache_creation_input_token_cost`,
+`output_cost_per_reasoning_token`, and the long-context tiers `*_above_<N>k_tokens`, which
+apply to the whole request once its input exceeds N thousand tokens. Input tokens include
+cached reads and cache writes (OpenTelemetry GenAI meaning), so the plain input rate applies to
+`input - cache_read - cache_creation`. `tests/gateway/test_pricing.py` checks this against
+`litellm.cost_per_token` for the models people use.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
 from gateway.token_usage import TokenUsage
 
 log = logging.getLogger(__name__)
 
+_TIER = re.compile(r"^(?P<base>.+)_above_(?P<k>\d+)k_tokens$")
+_RATE_KINDS = (
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+    "output_cost_per_reasoning_token",
+)
+
+
+def _price_table_path() -> Path:
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("litellm is not installed; its price table is Meterline's price source")
+    return Path(spec.origin).parent / "model_prices_and_context_window_backup.json"
+
 
 class PriceBook:
-    """Prices tokens with the LiteLLM price table loaded in this process."""
+    """LiteLLM's bundled price table; `version` names exactly which table priced a request."""
 
-    def __init__(self, litellm_module: Any) -> None:
-        self._litellm = litellm_module
-        table = json.dumps(litellm_module.model_cost, sort_keys=True, default=str).encode()
-        self.version = f"litellm-{importlib.metadata.version('litellm')}+{hashlib.sha256(table).hexdigest()[:12]}"
+    def __init__(self, table: dict[str, Any] | None = None) -> None:
+        if table is None:
+            raw = _price_table_path().read_bytes()
+            table = json.loads(raw)
+            digest = hashlib.sha256(raw).hexdigest()[:12]
+        else:
+            digest = hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()[:12]
+        self._table: dict[str, Any] = {k: v for k, v in table.items() if isinstance(v, dict)}
+        self.version = f"litellm-{importlib.metadata.version('litellm')}+{digest}"
 
-    def is_priced(self, model: str) -> bool:
-        try:
-            info = self._litellm.get_model_info(model)
-        except Exception:  # noqa: BLE001 - LiteLLM raises a bare Exception for unmapped models
-            return False
-        return bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
+    def entry(self, model: str, provider: str | None) -> dict[str, Any] | None:
+        candidates = [f"{provider}/{model}", model] if provider else [model]
+        for name in candidates:
+            found: dict[str, Any] | None = self._table.get(name)
+            if found is not None:
+                return found
+        return None
+
+    def is_priced(self, model: str, provider: str | None) -> bool:
+        entry = self.entry(model, provider)
+        return bool(entry and (entry.get("input_cost_per_token") or entry.get("output_cost_per_token")))
+
+    def rates(self, entry: dict[str, Any], input_tokens: int) -> dict[str, float]:
+        rates = {kind: float(entry.get(kind) or 0.0) for kind in _RATE_KINDS}
+        tiers: dict[str, list[tuple[int, float]]] = {}
+        for key, value in entry.items():
+            match = _TIER.match(key)
+            if match and match.group("base") in rates and isinstance(value, (int, float)):
+                tiers.setdefault(match.group("base"), []).append((int(match.group("k")) * 1000, float(value)))
+        for kind, steps in tiers.items():
+            for threshold, rate in sorted(steps):
+                if input_tokens > threshold:
+                    rates[kind] = rate
+        return rates
 
     def cost_usd(self, model: str, provider: str | None, usage: TokenUsage) -> float:
-        """Cost with cache-read and cache-write rates; 0.0 only for an unpriced model (logged)."""
-        try:
-            prompt_cost, completion_cost = self._litellm.cost_per_token(
-                model=model,
-                custom_llm_provider=provider,
-                prompt_tokens=usage.input_tokens,
-                completion_tokens=usage.output_tokens,
-                cache_read_input_tokens=usage.cache_read_input_tokens,
-                cache_creation_input_tokens=usage.cache_creation_input_tokens,
-            )
-        except Exception as exc:  # noqa: BLE001 - an unpriced model must not fail the request; it is flagged
-            log.warning("no price for model %s (%s); cost recorded as 0", model, type(exc).__name__)
+        """Cost with cache and reasoning rates; 0.0 for a model the table does not price."""
+        entry = self.entry(model, provider)
+        if entry is None:
             return 0.0
-        return float(prompt_cost) + float(completion_cost)
+        rates = self.rates(entry, usage.input_tokens)
+        cache_read_rate = rates["cache_read_input_token_cost"] or rates["input_cost_per_token"]
+        cache_write_rate = rates["cache_creation_input_token_cost"] or rates["input_cost_per_token"]
+        plain_input = max(0, usage.input_tokens - usage.cache_read_input_tokens - usage.cache_creation_input_tokens)
+        cost = (
+            plain_input * rates["input_cost_per_token"]
+            + usage.cache_read_input_tokens * cache_read_rate
+            + usage.cache_creation_input_tokens * cache_write_rate
+        )
+        reasoning_rate = rates["output_cost_per_reasoning_token"]
+        if reasoning_rate:
+            plain_output = max(0, usage.output_tokens - usage.reasoning_output_tokens)
+            cost += plain_output * rates["output_cost_per_token"] + usage.reasoning_output_tokens * reasoning_rate
+        else:
+            cost += usage.output_tokens * rates["output_cost_per_token"]
+        return cost

@@ -5,28 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.auth import AgentDirectory
-from gateway.metering import Deployment, RequestMeter
+from gateway.metering import InstanceLabels, RequestMeter
 from gateway.telemetry.exporter import SpanDraft
 from gateway.telemetry.sink import TelemetrySink
 from gateway.telemetry.trace_context import is_sampled
 from gateway.upstream import Upstream
 from meterline.config import MeterlineConfig
 
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
 
 @dataclass
 class GatewayState:
     config: MeterlineConfig
     agents: AgentDirectory
-    deployment: Deployment
+    labels: InstanceLabels
     exporter: TelemetrySink
     upstream: Upstream | None = None
-    """None until LiteLLM is loaded; readiness says so."""
+    """None until the upstream side has started; readiness says so."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def finish(
         self,
         meter: RequestMeter,
         *,
-        parent_span_id: str | None,
         route: str,
         response_id: str | None = None,
         finish_reasons: tuple[str, ...] = (),
@@ -35,5 +37,7 @@ class GatewayState:
         record = meter.to_record()
         span = None
         if is_sampled(record.trace_id, self.config.telemetry.span_sample_ratio):
-            span = SpanDraft(record, parent_span_id, route, response_id, finish_reasons)
+            span = SpanDraft(
+                record, meter.trace.parent_span_id, route, response_id, finish_reasons, tuple(meter.attempts)
+            )
         self.exporter.submit(record, span)

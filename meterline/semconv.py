@@ -36,6 +36,9 @@ METERLINE_REQUEST_ID = "meterline.request.id"
 METERLINE_STREAM = "meterline.stream"
 METERLINE_TTFT_MS = "meterline.ttft_ms"
 METERLINE_USAGE_SCHEMA_VERSION = "meterline.usage.schema_version"
+METERLINE_DEPLOYMENT_ID = "meterline.deployment.id"
+METERLINE_PATH = "meterline.upstream.path"
+"""direct (OpenAI protocol forwarded) or litellm (translated)."""
 
 # Operation names (gen_ai.operation.name values)
 OPERATION_CHAT = "chat"

@@ -27,7 +27,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
-from gateway.telemetry.spans import attributes, server_span
+from gateway.routing.router import Attempt
+from gateway.telemetry.spans import attempt_span, attributes, server_span
 from meterline.otlp_usage import to_log_record
 from meterline.usage_record import UsageRecord
 
@@ -47,6 +48,8 @@ class SpanDraft:
     route: str
     response_id: str | None = None
     finish_reasons: tuple[str, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+    """Upstream attempts, each exported as a child CLIENT span."""
 
 
 class TelemetryExporter:
@@ -152,16 +155,18 @@ class TelemetryExporter:
         return bytes(request.SerializeToString())
 
     def _encode_spans(self, drafts: list[SpanDraft]) -> bytes:
-        spans = [
-            server_span(
-                d.record,
-                parent_span_id=d.parent_span_id,
-                route=d.route,
-                response_id=d.response_id,
-                finish_reasons=list(d.finish_reasons),
+        spans = []
+        for d in drafts:
+            spans.append(
+                server_span(
+                    d.record,
+                    parent_span_id=d.parent_span_id,
+                    route=d.route,
+                    response_id=d.response_id,
+                    finish_reasons=list(d.finish_reasons),
+                )
             )
-            for d in drafts
-        ]
+            spans.extend(attempt_span(d.record, attempt) for attempt in d.attempts)
         request = ExportTraceServiceRequest(
             resource_spans=[
                 ResourceSpans(resource=self._resource, scope_spans=[ScopeSpans(scope=self._scope, spans=spans)])

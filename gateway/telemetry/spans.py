@@ -11,6 +11,8 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from gateway.routing.router import Attempt
+from gateway.telemetry.trace_context import new_span_id
 from meterline import semconv
 from meterline.usage_record import UsageRecord
 
@@ -77,4 +79,30 @@ def server_span(
         end_time_unix_nano=_ns(record.ts_end),
         attributes=attributes(attrs),
         status=Status(code=Status.STATUS_CODE_ERROR if record.http_status >= 500 else Status.STATUS_CODE_UNSET),
+    )
+
+
+def attempt_span(record: UsageRecord, attempt: Attempt) -> Span:
+    """One upstream attempt: a CLIENT child of the request's server span."""
+    d = attempt.deployment
+    attrs: dict[str, Any] = {
+        semconv.GEN_AI_OPERATION_NAME: record.operation,
+        semconv.GEN_AI_PROVIDER_NAME: d.provider,
+        semconv.GEN_AI_REQUEST_MODEL: d.model,
+        semconv.METERLINE_DEPLOYMENT_ID: d.id,
+        semconv.METERLINE_PATH: "direct" if d.direct else "litellm",
+        semconv.HTTP_RESPONSE_STATUS_CODE: attempt.status,
+        semconv.ERROR_TYPE: attempt.error,
+    }
+    failed = attempt.outcome != "ok"
+    return Span(
+        trace_id=bytes.fromhex(record.trace_id),
+        span_id=bytes.fromhex(new_span_id()),
+        parent_span_id=bytes.fromhex(record.span_id),
+        name=f"{record.operation} {d.model}",
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=attempt.started_ns,
+        end_time_unix_nano=attempt.ended_ns,
+        attributes=attributes(attrs),
+        status=Status(code=Status.STATUS_CODE_ERROR if failed else Status.STATUS_CODE_UNSET),
     )

@@ -10,8 +10,11 @@ import httpx
 import openai
 import pytest
 
-from gateway.errors import UPSTREAM_ERROR_MAP, from_upstream
+from gateway.providers.litellm_translate import _failure as litellm_failure
+from gateway.providers.openai_direct import failure_from_response
+from gateway.routing.deployments import build_deployment
 from gateway.telemetry.sink import InMemorySink
+from meterline.config import ModelDeployment
 from tests.gateway.conftest import SUPPORT_KEY, sdk
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -92,31 +95,66 @@ def test_sdk_raises_the_matching_exceptions(gateway_url: str) -> None:
         sdk(gateway_url).chat.completions.create(model="demo", messages=[])
 
 
-def _litellm_exception(name: str) -> BaseException:
+def _litellm_exception(name: str) -> Exception:
     """A real LiteLLM exception of that class, built with whatever its constructor requires."""
     cls = getattr(litellm, name)
+    status = {"UnprocessableEntityError": 422, "PermissionDeniedError": 403}.get(name, 500)
     offered: dict[str, Any] = {
         "message": "boom",
         "model": "m",
         "llm_provider": "openai",
-        "status_code": 500,
-        "response": httpx.Response(500, request=httpx.Request("POST", "http://upstream.test/v1")),
+        "status_code": status,
+        "response": httpx.Response(status, request=httpx.Request("POST", "http://upstream.test/v1")),
         "request": httpx.Request("POST", "http://upstream.test/v1"),
     }
     params = inspect.signature(cls.__init__).parameters
-    exc: BaseException = cls(**{k: v for k, v in offered.items() if k in params})
+    # Offer status_code and response only where required: otherwise the class's own status must stand.
+    optional = {"status_code", "response"}
+    wanted = {k for k, p in params.items() if k not in optional or p.default is inspect.Parameter.empty}
+    exc: Exception = cls(**{k: v for k, v in offered.items() if k in wanted})
     return exc
 
 
-@pytest.mark.parametrize("name", sorted(UPSTREAM_ERROR_MAP))
-def test_every_upstream_error_row_maps_to_its_status(name: str) -> None:
-    error = from_upstream(_litellm_exception(name))
-    assert type(error) is UPSTREAM_ERROR_MAP[name]
-    assert error.status_code in {400, 404, 429, 502, 503, 504}
-    assert "boom" in error.message
+DEPLOYMENT = build_deployment(
+    0, ModelDeployment(model_name="g", litellm_params={"model": "anthropic/claude-haiku-4-5"})
+)
+
+# LiteLLM exception -> (retryable, status the agent sees, OpenAI error type)
+LITELLM_ERRORS = [
+    ("BadRequestError", False, 400, "invalid_request_error"),
+    ("ContextWindowExceededError", False, 400, "invalid_request_error"),
+    ("ContentPolicyViolationError", False, 400, "invalid_request_error"),
+    ("UnprocessableEntityError", False, 422, "invalid_request_error"),
+    ("NotFoundError", False, 404, "invalid_request_error"),
+    ("AuthenticationError", False, 502, "api_error"),
+    ("PermissionDeniedError", False, 502, "api_error"),
+    ("RateLimitError", True, 429, "rate_limit_error"),
+    ("Timeout", True, 504, "timeout"),
+    ("ServiceUnavailableError", True, 503, "api_error"),
+    ("APIConnectionError", True, 502, "api_error"),
+    ("InternalServerError", True, 500, "api_error"),
+    ("BadGatewayError", True, 502, "api_error"),
+]
 
 
-def test_unknown_exception_is_a_502_not_a_500() -> None:
-    error = from_upstream(RuntimeError("kaboom"))
-    assert error.status_code == 502
-    assert "kaboom" not in error.message
+@pytest.mark.parametrize(
+    ("name", "retryable", "status", "error_type"), LITELLM_ERRORS, ids=[e[0] for e in LITELLM_ERRORS]
+)
+def test_every_litellm_error_is_classified_once(name: str, retryable: bool, status: int, error_type: str) -> None:
+    failure = litellm_failure(_litellm_exception(name), DEPLOYMENT)
+    assert failure.retryable is retryable
+    error = failure.to_client_error()
+    assert (error.status_code, error.error_type) == (status, error_type)
+    assert error.status_code != 500 or name == "InternalServerError"
+
+
+def test_upstream_429_passes_retry_after_and_never_echoes_the_provider_key() -> None:
+    secret = build_deployment(
+        0, ModelDeployment(model_name="g", litellm_params={"model": "openai/gpt-4o", "api_key": "sk-provider-secret"})
+    )
+    body = b'{"error": {"message": "bad key sk-provider-secret", "code": "rate_limit_exceeded"}}'
+    failure = failure_from_response(429, body, {"retry-after": "7"}, secret)
+    error = failure.to_client_error()
+    assert (error.status_code, error.response_headers) == (429, {"retry-after": "7"})
+    assert "sk-provider-secret" not in error.message
+    assert failure.retryable

@@ -1,0 +1,129 @@
+"""Everything that is not OpenAI's protocol goes through LiteLLM's translation, one deployment
+per call (Meterline's router, not LiteLLM's, picks it and retries)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gateway.chat_request import ChatRequest
+from gateway.providers.results import ChatResponse, ChatStream, StreamTally
+from gateway.providers.sse import DONE, absorb_chunk, sse
+from gateway.routing.deployments import Deployment
+from gateway.routing.failures import UpstreamFailure
+from gateway.token_usage import from_usage_block
+from gateway.tokens import count_messages
+
+
+def _import_litellm() -> Any:
+    # The bundled price table, not a download at import; see DESIGN.md.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    # LiteLLM logs every call at INFO; Meterline's own records carry that information.
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return litellm
+
+
+def _failure(exc: Exception, deployment: Deployment) -> UpstreamFailure:
+    name = type(exc).__name__
+    message = str(getattr(exc, "message", "") or exc) or name
+    if deployment.api_key is not None:
+        message = message.replace(deployment.api_key.reveal(), "***")
+    if name == "Timeout" or isinstance(exc, TimeoutError):
+        return UpstreamFailure(message[:1000], status=None, kind="timeout")
+    if name == "APIConnectionError":
+        return UpstreamFailure(message[:1000], status=None, kind="connection")
+    status = getattr(exc, "status_code", None)
+    retry_after = None
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is not None and (value := headers.get("retry-after")):
+        try:
+            retry_after = float(value)
+        except ValueError:
+            retry_after = None
+    return UpstreamFailure(
+        message[:1000],
+        status=status if isinstance(status, int) else 502,
+        retry_after=retry_after,
+        context_window=name == "ContextWindowExceededError",
+    )
+
+
+class LiteLLMTranslate:
+    def __init__(self) -> None:
+        self._litellm: Any = None
+
+    async def start(self) -> None:
+        self._litellm = await asyncio.to_thread(_import_litellm)
+
+    async def close(self) -> None:
+        return None
+
+    async def chat(self, deployment: Deployment, request: ChatRequest) -> ChatResponse | ChatStream:
+        litellm = self._litellm
+        kwargs: dict[str, Any] = {**deployment.extra_params, **request.params}
+        if deployment.api_key is not None:
+            kwargs["api_key"] = deployment.api_key.reveal()
+        if deployment.api_base is not None:
+            kwargs["api_base"] = deployment.api_base
+        if request.stream:
+            kwargs["stream_options"] = {**request.stream_options, "include_usage": True}
+        if "mock_response" in kwargs:
+            # LiteLLM's mock provider reports the admission estimate of input tokens as usage.
+            kwargs["metadata"] = {"user_api_key_budget_reservation": {"input_tokens": count_messages(request.messages)}}
+        try:
+            result = await litellm.acompletion(
+                model=deployment.litellm_model,
+                messages=request.messages,
+                stream=request.stream,
+                num_retries=0,
+                **kwargs,
+            )
+        except Exception as exc:  # noqa: BLE001 - every LiteLLM exception is classified here, once
+            raise _failure(exc, deployment) from None
+        if request.stream:
+            return self._stream(result, request.client_wants_usage, deployment)
+        data = result.model_dump(exclude_none=True)
+        if isinstance(data.get("usage"), dict):
+            data["usage"].pop("cost", None)
+        choices = data.get("choices") or []
+        usage = from_usage_block(data.get("usage"))
+        return ChatResponse(
+            body=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(),
+            usage=usage,
+            response_id=data.get("id"),
+            finish_reasons=tuple(str(c["finish_reason"]) for c in choices if c.get("finish_reason")),
+            texts=[] if usage else [str((c.get("message") or {}).get("content") or "") for c in choices],
+        )
+
+    def _stream(self, chunks: Any, client_wants_usage: bool, deployment: Deployment) -> ChatStream:
+        tally = StreamTally()
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in chunks:
+                    data = chunk.model_dump(exclude_none=True)
+                    if data.get("usage") is not None and all(
+                        not c.get("delta") and not c.get("finish_reason") for c in data.get("choices") or []
+                    ):
+                        data["choices"] = []  # OpenAI's usage chunk carries no choices
+                    out = absorb_chunk(data, tally, client_wants_usage)
+                    if out is not None:
+                        yield sse(out)
+            except Exception as exc:  # noqa: BLE001 - mapped, then surfaced by the route as an SSE error
+                raise _failure(exc, deployment) from None
+            yield DONE
+
+        iterator = events()
+
+        async def close() -> None:
+            await iterator.aclose()  # type: ignore[attr-defined]
+
+        return ChatStream(events=iterator, tally=tally, close=close)

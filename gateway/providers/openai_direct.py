@@ -1,0 +1,165 @@
+"""Direct forward to providers that speak OpenAI's protocol: inject the key, keep the body,
+parse only what the ledger needs. No LiteLLM on this path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from gateway.chat_request import ChatRequest
+from gateway.providers.results import ChatResponse, ChatStream, StreamTally
+from gateway.providers.sse import DONE, absorb_chunk, sse
+from gateway.routing.deployments import Deployment
+from gateway.routing.failures import UpstreamFailure
+from gateway.token_usage import from_usage_block
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+def _retry_after(headers: Any) -> float | None:
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            return None
+    if value := headers.get("retry-after"):
+        try:
+            return float(value)
+        except ValueError:
+            return None  # an HTTP date; treated as no hint
+    return None
+
+
+def scrub(text: str, deployment: Deployment) -> str:
+    """Never let a provider echo our provider key back to an agent or a log."""
+    if deployment.api_key is not None:
+        text = text.replace(deployment.api_key.reveal(), "***")
+    return text
+
+
+def failure_from_response(status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamFailure:
+    message, code = f"HTTP {status}", None
+    try:
+        error = json.loads(body).get("error") or {}
+        if isinstance(error, dict):
+            message = str(error.get("message") or message)
+            code = error.get("code") if isinstance(error.get("code"), str) else None
+        elif isinstance(error, str):
+            message = error
+    except (ValueError, AttributeError):
+        pass
+    return UpstreamFailure(
+        scrub(message, deployment)[:1000],
+        status=status,
+        retry_after=_retry_after(headers),
+        code=code,
+        context_window=code == "context_length_exceeded",
+    )
+
+
+class OpenAIDirect:
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            auto_decompress=True,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _payload(self, deployment: Deployment, request: ChatRequest) -> bytes:
+        body: dict[str, Any] = {"model": deployment.model, "messages": request.messages, **request.params}
+        if request.stream:
+            body["stream"] = True
+            body["stream_options"] = {**request.stream_options, "include_usage": True}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    async def chat(self, deployment: Deployment, request: ChatRequest) -> ChatResponse | ChatStream:
+        assert self._session is not None, "start() first"
+        headers = {"Content-Type": "application/json"}
+        if deployment.api_key is not None:
+            headers["Authorization"] = f"Bearer {deployment.api_key.reveal()}"
+        url = f"{deployment.api_base}/chat/completions"
+        try:
+            response = await self._session.post(url, data=self._payload(deployment, request), headers=headers)
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure(
+                scrub(str(exc), deployment) or type(exc).__name__, status=None, kind="connection"
+            ) from None
+        if response.status != 200:
+            try:
+                body = await response.content.read(_MAX_ERROR_BODY)
+            finally:
+                response.release()
+            raise failure_from_response(response.status, body, response.headers, deployment)
+        if request.stream:
+            return self._stream(response, request.client_wants_usage)
+        try:
+            body = await response.read()
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure(str(exc) or type(exc).__name__, status=None, kind="connection") from None
+        finally:
+            response.release()
+        data = json.loads(body)
+        choices = data.get("choices") or []
+        usage = from_usage_block(data.get("usage"))
+        return ChatResponse(
+            body=body,
+            usage=usage,
+            response_id=data.get("id"),
+            finish_reasons=tuple(str(c["finish_reason"]) for c in choices if c.get("finish_reason")),
+            texts=[] if usage else [str((c.get("message") or {}).get("content") or "") for c in choices],
+        )
+
+    def _stream(self, response: aiohttp.ClientResponse, client_wants_usage: bool) -> ChatStream:
+        tally = StreamTally()
+        unparsed: list[bytes] = []
+
+        async def events() -> AsyncIterator[bytes]:
+            first = True
+            try:
+                async for raw in response.content:
+                    line = raw.strip()
+                    if not line.startswith(b"data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        break
+                    # Parse only the chunks that carry what the ledger needs: the first (its id),
+                    # finish reasons and usage. The rest pass through as received.
+                    if first or b'"usage":{' in payload or b'"usage": {' in payload or b'"finish_reason":"' in payload:
+                        first = False
+                        data = json.loads(payload)
+                        had_usage = "usage" in data
+                        out = absorb_chunk(data, tally, client_wants_usage)
+                        if out is None:
+                            continue
+                        yield sse(out) if had_usage and "usage" not in out else b"data: " + payload + b"\n\n"
+                    else:
+                        unparsed.append(payload)
+                        yield b"data: " + payload + b"\n\n"
+                yield DONE
+            finally:
+                response.release()
+                if tally.usage is None:
+                    # No usage from the provider: the gateway counts, so it needs every text.
+                    for payload in unparsed:
+                        for choice in json.loads(payload).get("choices") or []:
+                            if isinstance(content := (choice.get("delta") or {}).get("content"), str):
+                                tally.texts.append(content)
+
+        iterator = events()
+
+        async def close() -> None:
+            await iterator.aclose()  # type: ignore[attr-defined]
+            response.close()
+
+        return ChatStream(events=iterator, tally=tally, close=close)

@@ -1,0 +1,117 @@
+"""Deployments: one `model_list` entry each, resolved once at startup.
+
+A deployment whose provider speaks OpenAI's HTTP protocol natively is served by the direct
+forward (`providers/openai_direct.py`); every other one by LiteLLM's translation
+(`providers/litellm_translate.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from meterline.config import MeterlineConfig, ModelDeployment
+from meterline.secret_refs import resolve
+
+# Providers whose chat/completions, completions, embeddings and responses endpoints are
+# OpenAI's protocol, with their default base URL (None: api_base is required).
+OPENAI_NATIVE: dict[str, str | None] = {
+    "openai": "https://api.openai.com/v1",
+    "hosted_vllm": None,
+    "openai_like": None,
+    "deepseek": "https://api.deepseek.com/v1",
+    "dashscope": "https://dashscope.aliyuncs.com/compatible-mode/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "together_ai": "https://api.together.xyz/v1",
+    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
+    "xai": "https://api.x.ai/v1",
+    "deepinfra": "https://api.deepinfra.com/v1/openai",
+    "perplexity": "https://api.perplexity.ai",
+    "lm_studio": None,
+}
+
+# litellm_params that are LiteLLM's routing/config knobs, not provider request parameters.
+_ROUTING_PARAMS = frozenset(
+    {"model", "api_key", "api_base", "rpm", "tpm", "weight", "order", "timeout", "stream_timeout", "max_retries"}
+)
+
+
+class SecretValue:
+    """A resolved secret that never shows itself in repr, str, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretValue('**********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, eq=False)
+class Deployment:
+    id: str
+    group: str
+    litellm_model: str
+    provider: str
+    model: str
+    """The provider's model name (provider prefix removed): what answers, what is priced."""
+    api_base: str | None
+    api_key: SecretValue | None
+    direct: bool
+    rpm: int | None = None
+    tpm: int | None = None
+    weight: float = 1.0
+    timeout: float | None = None
+    extra_params: dict[str, Any] = field(default_factory=dict)
+    """Other litellm_params (mock_response, api_version, ...) for the LiteLLM path."""
+    model_info: dict[str, Any] = field(default_factory=dict)
+
+
+def _split_provider(litellm_model: str, explicit: str | None) -> tuple[str, str]:
+    if explicit:
+        return explicit, litellm_model.removeprefix(f"{explicit}/")
+    provider, sep, rest = litellm_model.partition("/")
+    if sep:
+        return provider, rest
+    return "openai", litellm_model  # LiteLLM's default for a bare model name
+
+
+def build_deployment(index: int, entry: ModelDeployment) -> Deployment:
+    params = entry.litellm_params.model_dump(exclude_none=True)
+    provider, model = _split_provider(params["model"], params.get("custom_llm_provider"))
+    api_key = params.get("api_key")
+    api_base = params.get("api_base")
+    if isinstance(api_base, str):
+        api_base = resolve(api_base)
+    native = provider in OPENAI_NATIVE
+    direct = native and "mock_response" not in params and (api_base or OPENAI_NATIVE[provider]) is not None
+    if direct and api_base is None:
+        api_base = OPENAI_NATIVE[provider]
+    timeout = params.get("timeout")
+    return Deployment(
+        id=f"{entry.model_name}#{index}",
+        group=entry.model_name,
+        litellm_model=params["model"],
+        provider=provider,
+        model=model,
+        api_base=api_base.rstrip("/") if isinstance(api_base, str) else None,
+        api_key=SecretValue(resolve(api_key)) if isinstance(api_key, str) else None,
+        direct=direct,
+        rpm=params.get("rpm"),
+        tpm=params.get("tpm"),
+        weight=float(params.get("weight") or 1.0),
+        timeout=float(timeout) if isinstance(timeout, (int, float, str)) and str(timeout).strip() else None,
+        extra_params={k: v for k, v in params.items() if k not in _ROUTING_PARAMS},
+        model_info=dict(entry.model_info),
+    )
+
+
+def build_deployments(config: MeterlineConfig) -> list[Deployment]:
+    return [build_deployment(i, entry) for i, entry in enumerate(config.model_list)]
