@@ -29,4 +29,6 @@ def scan_usage(layout: DataLayout) -> pl.LazyFrame:
         layout.table_glob(USAGE_TABLE),
         hive_partitioning=False,
         schema=usage_schema(),
+        # Parts written before a column was added (schema versions are additive) read it as null.
+        missing_columns="insert",
     )

@@ -15,10 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import AgentDirectory
+from gateway.cache.factory import build_cache
+from gateway.config_report import log_unused_settings
 from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound, UpstreamError, error_response
 from gateway.metering import InstanceLabels
+from gateway.metrics import GatewayMetrics
 from gateway.routes.chat import chat_completions
-from gateway.routes.health import liveliness, readiness
+from gateway.routes.health import liveliness, metrics, readiness
 from gateway.routes.models import list_models
 from gateway.state import GatewayState
 from gateway.telemetry.exporter import TelemetryExporter
@@ -67,11 +70,14 @@ def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> St
         agents=agents,
         labels=InstanceLabels(gateway_instance=instance, env=config.env, tenant=config.tenant),
         exporter=exporter,
+        metrics=GatewayMetrics(model_groups=config.model_groups()),
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log_unused_settings(config, log)
         await exporter.start()
+        state.cache = build_cache(config.response_cache)
         upstream = Upstream(config)
         await upstream.start()
         state.upstream = upstream
@@ -80,6 +86,8 @@ def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> St
             yield
         finally:
             await upstream.close()
+            if state.cache is not None:
+                await state.cache.close()
             await exporter.close()
             log.info("gateway stopped: %d telemetry items undelivered", exporter.pending)
 
@@ -91,6 +99,7 @@ def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> St
             Route("/models", list_models, methods=["GET"]),
             Route("/health/liveliness", liveliness, methods=["GET"]),
             Route("/health/readiness", readiness, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={
             GatewayError: _gateway_error,

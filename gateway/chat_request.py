@@ -22,6 +22,10 @@ class ChatRequest:
     params: dict[str, Any]
     stream_options: dict[str, Any]
 
+    def answer_relevant_body(self) -> dict[str, Any]:
+        """The request as it determines the answer (the response cache's key material)."""
+        return {"model": self.model, "messages": self.messages, **self.params}
+
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body:

@@ -50,6 +50,8 @@ class RequestMeter:
     usage: TokenUsage | None = None
     usage_estimated: bool = False
     cost_usd: float = 0.0
+    cost_saved_usd: float = 0.0
+    cache_hit: bool = False
     price_version: str | None = None
     status: str = "ok"
     http_status: int = 200
@@ -106,6 +108,8 @@ class RequestMeter:
             error_type=self.error_type,
             attempts=len(self.attempts),
             fallback_used=answer.fallback_used if answer else False,
+            cache_hit=self.cache_hit,
+            cost_saved_usd=self.cost_saved_usd,
             gateway_instance=self.labels.gateway_instance,
             env=self.labels.env,
             tenant=self.labels.tenant,

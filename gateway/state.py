@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.auth import AgentDirectory
+from gateway.cache import ResponseCache
 from gateway.metering import InstanceLabels, RequestMeter
+from gateway.metrics import GatewayMetrics
 from gateway.telemetry.exporter import SpanDraft
 from gateway.telemetry.sink import TelemetrySink
 from gateway.telemetry.trace_context import is_sampled
@@ -21,9 +23,14 @@ class GatewayState:
     agents: AgentDirectory
     labels: InstanceLabels
     exporter: TelemetrySink
+    metrics: GatewayMetrics
     upstream: Upstream | None = None
     """None until the upstream side has started; readiness says so."""
+    cache: ResponseCache | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    def cached_group(self, group: str) -> bool:
+        return self.cache is not None and group in self.config.response_cache.model_groups
 
     def finish(
         self,
@@ -33,11 +40,20 @@ class GatewayState:
         response_id: str | None = None,
         finish_reasons: tuple[str, ...] = (),
     ) -> None:
-        """Hand the request's usage record (always) and span (if sampled) to the exporter."""
+        """Hand the request's usage record (always) and span (if sampled) to the exporter, and
+        count it in the metrics."""
         record = meter.to_record()
+        priced = bool(
+            record.model and self.upstream is not None and self.upstream.prices.is_priced(record.model, record.provider)
+        )
+        self.metrics.observe(record, priced=priced, cost_saved_usd=record.cost_saved_usd)
+        for attempt in meter.attempts:
+            seconds = (attempt.ended_ns - attempt.started_ns) / 1e9
+            self.metrics.upstream_attempt(attempt.deployment.id, attempt.outcome, seconds)
         span = None
         if is_sampled(record.trace_id, self.config.telemetry.span_sample_ratio):
             span = SpanDraft(
                 record, meter.trace.parent_span_id, route, response_id, finish_reasons, tuple(meter.attempts)
             )
         self.exporter.submit(record, span)
+        self.metrics.set_telemetry_pending(self.exporter.pending)

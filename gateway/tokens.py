@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ def _content_text(content: Any) -> str:
     return ""
 
 
-def count_messages(messages: list[dict[str, Any]]) -> int:
+def count_messages(messages: Iterable[Mapping[str, Any]]) -> int:
     total = _TOKENS_PER_REPLY
     for message in messages:
         total += _TOKENS_PER_MESSAGE + count_text(_content_text(message.get("content")))

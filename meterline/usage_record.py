@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from meterline.arrow_rows import arrow_schema, rows_to_table
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump when a column is added, removed or changes meaning; stored in Parquet metadata."""
 
 USAGE_EVENT_NAME = "meterline.usage"
@@ -63,6 +63,8 @@ class UsageRecord:
     attempts: int = 1
     fallback_used: bool = False
     cache_hit: bool = False
+    cost_saved_usd: float = 0.0
+    """For a response-cache hit: what the request would have cost (cost_usd is 0)."""
     gateway_instance: str | None = None
     env: str | None = None
     tenant: str | None = None

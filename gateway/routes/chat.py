@@ -10,11 +10,13 @@ telemetry/exporter.py (off the path).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.cache import keys
 from gateway.chat_request import ChatRequest, parse_chat_request
 from gateway.errors import GatewayError, GatewayNotReady, ModelNotAllowed, ModelNotFound, error_response
 from gateway.metering import Answer, RequestMeter
@@ -25,7 +27,7 @@ from gateway.routing.failures import UpstreamFailure
 from gateway.routing.router import Routed
 from gateway.state import GatewayState
 from gateway.telemetry.trace_context import from_traceparent
-from gateway.token_usage import TokenUsage
+from gateway.token_usage import TokenUsage, from_usage_block
 from gateway.tokens import count_messages, count_text
 from gateway.upstream import Upstream
 from meterline.semconv import OPERATION_CHAT
@@ -52,6 +54,11 @@ async def chat_completions(request: Request) -> Response:
             )
         if identity.models is not None and chat.model not in identity.models:
             raise ModelNotAllowed(f"Agent '{identity.agent_id}' may not use model '{chat.model}'.", param="model")
+        cache_key = None
+        if state.cache is not None and state.cached_group(chat.model) and not chat.stream:
+            cache_key = keys.cache_key(chat.model, chat.answer_relevant_body(), endpoint=ROUTE)
+            if (hit := await state.cache.get(cache_key)) is not None:
+                return _serve_cached(state, upstream, meter, hit, headers)
         try:
             routed = await upstream.chat(chat)
         except UpstreamFailure as failure:
@@ -76,7 +83,27 @@ async def chat_completions(request: Request) -> Response:
         meter.usage_estimated = True
     _price(upstream, meter, usage)
     state.finish(meter, route=ROUTE, response_id=result.response_id, finish_reasons=result.finish_reasons)
+    if cache_key is not None and state.cache is not None and meter.answer is not None:
+        entry = {"model": meter.answer.model, "provider": meter.answer.provider, "body": result.body.decode()}
+        await state.cache.set(cache_key, json.dumps(entry).encode(), state.config.response_cache.ttl_seconds)
     return Response(result.body, media_type="application/json", headers=headers)
+
+
+def _serve_cached(
+    state: GatewayState, upstream: Upstream, meter: RequestMeter, hit: bytes, headers: dict[str, str]
+) -> Response:
+    """A cache hit costs nothing; the record says what it would have cost."""
+    entry = json.loads(hit)
+    body = entry["body"].encode()
+    data = json.loads(body)
+    usage = from_usage_block(data.get("usage")) or TokenUsage()
+    meter.answer = Answer(entry["model"], entry["provider"])
+    meter.cache_hit = True
+    meter.usage = usage
+    meter.cost_saved_usd = upstream.prices.cost_usd(entry["model"], entry["provider"], usage)
+    meter.price_version = upstream.prices.version
+    state.finish(meter, route=ROUTE, response_id=data.get("id"))
+    return Response(body, media_type="application/json", headers={**headers, "x-meterline-cache": "hit"})
 
 
 def _answered(meter: RequestMeter, routed: Routed[ChatResponse | ChatStream]) -> None:

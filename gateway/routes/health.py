@@ -1,9 +1,9 @@
-"""Liveness (the process answers) and readiness (LiteLLM loaded, agents known)."""
+"""Liveness (the process answers), readiness (upstreams started) and Prometheus metrics."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from gateway.state import GatewayState
 
@@ -22,3 +22,10 @@ async def readiness(request: Request) -> JSONResponse:
         "telemetry_pending": state.exporter.pending,
     }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    state: GatewayState = request.app.state.gateway
+    state.metrics.set_telemetry_pending(state.exporter.pending)
+    body, content_type = state.metrics.render()
+    return Response(body, media_type=content_type)

@@ -31,6 +31,8 @@ OPENAI_NATIVE: dict[str, str | None] = {
     "lm_studio": None,
 }
 
+UPSTREAM_OVERRIDE_KEY = "meterline_upstream"
+
 # litellm_params that are LiteLLM's routing/config knobs, not provider request parameters.
 _ROUTING_PARAMS = frozenset(
     {"model", "api_key", "api_base", "rpm", "tpm", "weight", "order", "timeout", "stream_timeout", "max_retries"}
@@ -92,6 +94,10 @@ def build_deployment(index: int, entry: ModelDeployment) -> Deployment:
         api_base = resolve(api_base)
     native = provider in OPENAI_NATIVE
     direct = native and "mock_response" not in params and (api_base or OPENAI_NATIVE[provider]) is not None
+    # model_info.meterline_upstream: litellm forces translation (for conformance tests, or a
+    # provider whose "OpenAI-compatible" endpoint is not compatible enough).
+    if entry.model_info.get(UPSTREAM_OVERRIDE_KEY) == "litellm":
+        direct = False
     if direct and api_base is None:
         api_base = OPENAI_NATIVE[provider]
     timeout = params.get("timeout")

@@ -116,7 +116,7 @@ def _litellm_exception(name: str) -> Exception:
 
 
 DEPLOYMENT = build_deployment(
-    0, ModelDeployment(model_name="g", litellm_params={"model": "anthropic/claude-haiku-4-5"})
+    0, ModelDeployment.model_validate({"model_name": "g", "litellm_params": {"model": "anthropic/claude-haiku-4-5"}})
 )
 
 # LiteLLM exception -> (retryable, status the agent sees, OpenAI error type)
@@ -150,7 +150,10 @@ def test_every_litellm_error_is_classified_once(name: str, retryable: bool, stat
 
 def test_upstream_429_passes_retry_after_and_never_echoes_the_provider_key() -> None:
     secret = build_deployment(
-        0, ModelDeployment(model_name="g", litellm_params={"model": "openai/gpt-4o", "api_key": "sk-provider-secret"})
+        0,
+        ModelDeployment.model_validate(
+            {"model_name": "g", "litellm_params": {"model": "openai/gpt-4o", "api_key": "sk-provider-secret"}}
+        ),
     )
     body = b'{"error": {"message": "bad key sk-provider-secret", "code": "rate_limit_exceeded"}}'
     failure = failure_from_response(429, body, {"retry-after": "7"}, secret)
