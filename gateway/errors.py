@@ -26,6 +26,11 @@ class GatewayError(Exception):
             self.code = code
 
     @property
+    def ledger_error_type(self) -> str:
+        """The usage record's error_type: stable across upstream paths and providers."""
+        return self.code or type(self).__name__
+
+    @property
     def response_headers(self) -> dict[str, str]:
         return dict(getattr(self, "headers", {}) or {})
 

@@ -64,7 +64,7 @@ class RequestMeter:
     def failed(self, error: GatewayError) -> None:
         self.status = "error"
         self.http_status = error.status_code
-        self.error_type = error.code or type(error).__name__
+        self.error_type = error.ledger_error_type
 
     def client_disconnected(self) -> None:
         self.status = "client_disconnected"

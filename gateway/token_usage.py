@@ -29,6 +29,10 @@ def from_usage_block(block: Any) -> TokenUsage | None:
     if block is None:
         return None
     data: dict[str, Any] = block.model_dump(exclude_none=True) if hasattr(block, "model_dump") else dict(block)
+    if not data.get("prompt_tokens") and not data.get("completion_tokens"):
+        # A block of zeros is what some SDK layers (LiteLLM among them) fill in when the provider
+        # sent nothing; the gateway counts instead of billing a used request at $0.
+        return None
     prompt_details = data.get("prompt_tokens_details") or {}
     completion_details = data.get("completion_tokens_details") or {}
     return TokenUsage(
@@ -38,4 +42,35 @@ def from_usage_block(block: Any) -> TokenUsage | None:
         cache_creation_input_tokens=_int(data.get("cache_creation_input_tokens")),
         reasoning_output_tokens=_int(completion_details.get("reasoning_tokens")),
         raw=json.dumps({k: v for k, v in data.items() if k != "cost"}, separators=(",", ":"), sort_keys=True),
+    )
+
+
+def from_responses_usage(block: Any) -> TokenUsage | None:
+    """TokenUsage from a Responses API usage block (`input_tokens`, `output_tokens` and their details)."""
+    if not isinstance(block, dict):
+        return None
+    input_details = block.get("input_tokens_details") or {}
+    output_details = block.get("output_tokens_details") or {}
+    return TokenUsage(
+        input_tokens=_int(block.get("input_tokens")),
+        output_tokens=_int(block.get("output_tokens")),
+        cache_read_input_tokens=_int(input_details.get("cached_tokens")),
+        reasoning_output_tokens=_int(output_details.get("reasoning_tokens")),
+        raw=json.dumps({k: v for k, v in block.items() if k != "cost"}, separators=(",", ":"), sort_keys=True),
+    )
+
+
+def from_anthropic_usage(block: Any) -> TokenUsage | None:
+    """TokenUsage from an Anthropic usage block, whose `input_tokens` excludes cache reads and
+    writes; here input counts them (OpenTelemetry GenAI meaning)."""
+    if not isinstance(block, dict):
+        return None
+    cache_read = _int(block.get("cache_read_input_tokens"))
+    cache_creation = _int(block.get("cache_creation_input_tokens"))
+    return TokenUsage(
+        input_tokens=_int(block.get("input_tokens")) + cache_read + cache_creation,
+        output_tokens=_int(block.get("output_tokens")),
+        cache_read_input_tokens=cache_read,
+        cache_creation_input_tokens=cache_creation,
+        raw=json.dumps(block, separators=(",", ":"), sort_keys=True),
     )

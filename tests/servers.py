@@ -17,7 +17,9 @@ from tests.conftest import free_port
 def serve_in_thread(app: Any, startup_timeout_s: float = 60.0) -> Iterator[str]:
     """Yields the base URL; on exit the server shuts down gracefully (running the app's lifespan end)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio")
+    )
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout_s

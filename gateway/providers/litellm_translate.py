@@ -41,18 +41,23 @@ def _failure(exc: Exception, deployment: Deployment) -> UpstreamFailure:
         return UpstreamFailure(message[:1000], status=None, kind="connection")
     status = getattr(exc, "status_code", None)
     retry_after = None
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
+    # LiteLLM keeps the provider's response headers on the exception.
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers", None)
     if headers is not None and (value := headers.get("retry-after")):
         try:
             retry_after = float(value)
         except ValueError:
             retry_after = None
+    code = getattr(exc, "code", None)
+    body = getattr(exc, "body", None)
+    if code is None and isinstance(body, dict):
+        code = (body.get("error") or body).get("code") if isinstance(body.get("error") or body, dict) else None
     return UpstreamFailure(
         message[:1000],
         status=status if isinstance(status, int) else 502,
         retry_after=retry_after,
-        context_window=name == "ContextWindowExceededError",
+        code=code if isinstance(code, str) else None,
+        context_window=name == "ContextWindowExceededError" or code == "context_length_exceeded",
     )
 
 

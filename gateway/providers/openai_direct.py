@@ -60,6 +60,14 @@ def failure_from_response(status: int, body: bytes, headers: Any, deployment: De
     )
 
 
+_LEDGER_MARKERS = (b'"usage":{', b'"usage": {', b'"finish_reason":"', b'"finish_reason": "')
+
+
+def _carries_ledger_data(payload: bytes) -> bool:
+    """A chunk with usage or a finish reason; substring tests are far cheaper than parsing every chunk."""
+    return any(marker in payload for marker in _LEDGER_MARKERS)
+
+
 class OpenAIDirect:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
@@ -123,6 +131,15 @@ class OpenAIDirect:
         tally = StreamTally()
         unparsed: list[bytes] = []
 
+        def count_unparsed() -> None:
+            # No usage from the provider: the gateway counts, so it needs every text.
+            if tally.usage is None:
+                for payload in unparsed:
+                    for choice in json.loads(payload).get("choices") or []:
+                        if isinstance(content := (choice.get("delta") or {}).get("content"), str):
+                            tally.texts.append(content)
+            unparsed.clear()
+
         async def events() -> AsyncIterator[bytes]:
             first = True
             try:
@@ -135,7 +152,7 @@ class OpenAIDirect:
                         break
                     # Parse only the chunks that carry what the ledger needs: the first (its id),
                     # finish reasons and usage. The rest pass through as received.
-                    if first or b'"usage":{' in payload or b'"usage": {' in payload or b'"finish_reason":"' in payload:
+                    if first or _carries_ledger_data(payload):
                         first = False
                         data = json.loads(payload)
                         had_usage = "usage" in data
@@ -146,15 +163,11 @@ class OpenAIDirect:
                     else:
                         unparsed.append(payload)
                         yield b"data: " + payload + b"\n\n"
+                count_unparsed()
                 yield DONE
             finally:
                 response.release()
-                if tally.usage is None:
-                    # No usage from the provider: the gateway counts, so it needs every text.
-                    for payload in unparsed:
-                        for choice in json.loads(payload).get("choices") or []:
-                            if isinstance(content := (choice.get("delta") or {}).get("content"), str):
-                                tally.texts.append(content)
+                count_unparsed()
 
         iterator = events()
 

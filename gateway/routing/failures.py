@@ -22,6 +22,11 @@ _TYPE_BY_STATUS = {
 }
 
 
+# OpenAI's code for a status, used when the path that served the request lost the provider's own
+# code (LiteLLM's exceptions do not keep it), so both paths answer alike.
+_CODE_BY_STATUS = {404: "model_not_found", 429: "rate_limit_exceeded"}
+
+
 class UpstreamFailure(Exception):
     """One failed attempt against one deployment."""
 
@@ -69,7 +74,8 @@ class UpstreamFailure(Exception):
             )
         error_type = _TYPE_BY_STATUS.get(status, "api_error" if status >= 500 else "invalid_request_error")
         headers = {"retry-after": str(max(1, round(self.retry_after)))} if self.retry_after is not None else {}
-        return UpstreamHTTPError(f"upstream provider error: {self.message}", status, error_type, self.code, headers)
+        code = self.code or _CODE_BY_STATUS.get(status)
+        return UpstreamHTTPError(f"upstream provider error: {self.message}", status, error_type, code, headers)
 
 
 class UpstreamHTTPError(GatewayError):
@@ -82,3 +88,9 @@ class UpstreamHTTPError(GatewayError):
         self.status_code = status
         self.error_type = error_type
         self.headers = headers or {}
+
+    @property
+    def ledger_error_type(self) -> str:
+        if self.code in ("upstream_timeout", "upstream_unreachable", "upstream_auth_error"):
+            return self.code
+        return f"upstream_http_{self.status_code}"

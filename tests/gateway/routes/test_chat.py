@@ -1,0 +1,135 @@
+"""Chat completions against a mock provider: disconnects, missing usage, size limits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.telemetry.sink import InMemorySink
+from gateway.testing.behaviour import MockBehaviour
+from gateway.testing.mock_openai import create_mock_openai
+from gateway.tokens import count_messages, count_text
+from meterline.config import parse_config
+from meterline.usage_record import UsageRecord
+from tests.servers import serve_in_thread
+
+KEY = "agent-key-chat"
+MESSAGES = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper."}]
+LONG_REPLY = " ".join(f"word{i}" for i in range(200))
+
+
+@pytest.fixture
+def behaviour() -> MockBehaviour:
+    return MockBehaviour(accepted_keys={"sk-mock"}, reply=LONG_REPLY)
+
+
+@pytest.fixture
+def sink() -> InMemorySink:
+    return InMemorySink()
+
+
+@pytest.fixture(params=["direct", "litellm"])
+def gateway(request: pytest.FixtureRequest, behaviour: MockBehaviour, sink: InMemorySink) -> Iterator[httpx.Client]:
+    with serve_in_thread(create_mock_openai(behaviour)) as provider:
+        info = "{meterline_upstream: litellm}" if request.param == "litellm" else "{}"
+        config = parse_config(
+            f"""
+model_list:
+  - model_name: gpt
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{provider}/v1", api_key: sk-mock}}
+    model_info: {info}
+agents:
+  - {{id: story-bot, team: fiction, key: {KEY}}}
+""",
+            "chat.yaml",
+            environ={},
+        )
+        with serve_in_thread(create_app(config, sink=sink)) as url, httpx.Client(base_url=url, timeout=30) as client:
+            yield client
+
+
+def wait_for_record(sink: InMemorySink, timeout_s: float = 10.0) -> UsageRecord:
+    deadline = time.monotonic() + timeout_s
+    while not sink.records:
+        assert time.monotonic() < deadline, "no usage record"
+        time.sleep(0.01)
+    [record] = sink.records
+    return record
+
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def test_client_disconnect_cancels_upstream_and_records_partial_usage(
+    gateway: httpx.Client, behaviour: MockBehaviour, sink: InMemorySink
+) -> None:
+    behaviour.stream_delay_s = 0.02
+    body = {"model": "gpt", "messages": MESSAGES, "stream": True}
+    received = []
+    with gateway.stream("POST", "/v1/chat/completions", json=body, headers=AUTH) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                received.append(line)
+            if len(received) == 5:
+                break
+    behaviour.wait_until(lambda b: b.streams_cancelled == 1)
+    record = wait_for_record(sink)
+    assert (record.status, record.http_status, record.error_type) == ("client_disconnected", 499, "client_disconnected")
+    assert record.usage_estimated is True
+    assert record.input_tokens == count_messages(MESSAGES)
+    assert 0 < record.output_tokens < count_text(LONG_REPLY)
+    assert record.cost_usd > 0
+    assert record.ttft_ms is not None
+
+
+def test_missing_usage_is_counted_and_flagged(
+    gateway: httpx.Client, behaviour: MockBehaviour, sink: InMemorySink
+) -> None:
+    behaviour.omit_usage = True
+    behaviour.reply = "The keeper lit the lamp."
+    response = gateway.post("/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES}, headers=AUTH)
+    assert response.status_code == 200
+    record = wait_for_record(sink)
+    # LiteLLM computes usage itself when the provider sends none; either way the ledger has it.
+    assert record.input_tokens > 0 and record.output_tokens > 0
+    assert record.cost_usd > 0
+    if record.usage_estimated:
+        assert (record.input_tokens, record.output_tokens) == (count_messages(MESSAGES), count_text(behaviour.reply))
+
+
+def test_stream_without_provider_usage_is_estimated(
+    gateway: httpx.Client, behaviour: MockBehaviour, sink: InMemorySink
+) -> None:
+    behaviour.omit_usage = True
+    behaviour.reply = "The keeper lit the lamp at dusk."
+    body = {"model": "gpt", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+    response = gateway.post("/v1/chat/completions", json=body, headers=AUTH)
+    assert response.status_code == 200
+    record = wait_for_record(sink)
+    assert record.output_tokens > 0 and record.input_tokens > 0
+    if record.usage_estimated:
+        assert (record.input_tokens, record.output_tokens) == (count_messages(MESSAGES), count_text(behaviour.reply))
+
+
+def test_body_over_the_limit_is_413(gateway: httpx.Client) -> None:
+    huge = "x" * (10 * 1024 * 1024 + 1)
+    response = gateway.post("/v1/chat/completions", content=huge, headers={**AUTH, "content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+
+
+def test_metrics_count_the_request(gateway: httpx.Client, sink: InMemorySink) -> None:
+    gateway.post("/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES}, headers=AUTH)
+    record = wait_for_record(sink)
+    text = gateway.get("/metrics").text
+    assert (
+        'meterline_requests_total{http_status="200",model="gpt-4o-mini",model_group="gpt",status="ok",stream="false"} 1.0'
+        in text
+    )
+    assert f'meterline_tokens_total{{kind="input",model="gpt-4o-mini"}} {float(record.input_tokens)}' in text
+    assert KEY not in text and "sk-mock" not in text
