@@ -1,10 +1,14 @@
-"""Gateway throughput and latency on the embedded `demo` model (LiteLLM mock_response).
+"""Gateway throughput and latency, quick: one gateway, one upstream, one load level.
 
+`--upstream demo` (default) uses the embedded `demo` model (LiteLLM mock_response, the LiteLLM
+path); `--upstream mock` starts the local OpenAI-protocol mock provider
+(`gateway.testing.mock_openai --fast`) and routes `openai/gpt-4o-mini` to it (the direct path).
 Starts `meterline gateway` and `meterline collector` as processes, drives them for a fixed time
 with N concurrent asyncio clients over HTTP/1.1 keep-alive, and reports requests per second,
-latency percentiles, and the gateway process's CPU time per request (from /proc).
+latency percentiles, and the gateway process's CPU time per request (from /proc). The full
+comparison with the stock LiteLLM proxy is `bench/gateway_vs_litellm.py`.
 
-    .venv/bin/python -m bench.gateway_throughput [--seconds 10] [--concurrency 16] [--stream]
+    .venv/bin/python -m bench.gateway_throughput [--upstream demo|mock] [--seconds 10] [--concurrency 16] [--stream]
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ from pathlib import Path
 
 import httpx
 
+MOCK_CONFIG = """
+model_list:
+  - model_name: demo
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:{port}/v1", api_key: sk-mock}}
+agents:
+  - {{id: support-bot, team: support, key: demo-key-support-bot}}
+"""
 BODY = {"model": "demo", "messages": [{"role": "user", "content": "Summarise the quarterly plan in one line."}]}
 
 
@@ -72,6 +83,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--upstream", choices=["demo", "mock"], default="demo")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         gw, col = _port(), _port()
@@ -79,6 +91,14 @@ def main() -> None:
         env["METERLINE_TELEMETRY__COLLECTOR"] = f"http://127.0.0.1:{col}"
         base = [sys.executable, "-m", "meterline", "--data-dir", f"{tmp}/data"]
         quiet = {"cwd": tmp, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        mock = None
+        if args.upstream == "mock":
+            mock_port = _port()
+            mock = subprocess.Popen(
+                [sys.executable, "-m", "gateway.testing.mock_openai", "--port", str(mock_port), "--fast"], **quiet
+            )  # type: ignore[call-overload]
+            Path(tmp, "meterline.yaml").write_text(MOCK_CONFIG.format(port=mock_port))
+            base += ["--config", str(Path(tmp, "meterline.yaml"))]
         collector = subprocess.Popen([*base, "collector", "--port", str(col)], **quiet)  # type: ignore[call-overload]
         gateway = subprocess.Popen([*base, "gateway", "--port", str(gw)], **quiet)  # type: ignore[call-overload]
         try:
@@ -91,12 +111,12 @@ def main() -> None:
             elapsed = time.monotonic() - t0
             cpu = _cpu_seconds(gateway.pid) - cpu0
         finally:
-            for process in (gateway, collector):
+            for process in (gateway, collector, *([mock] if mock else [])):
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=60)
     latencies.sort()
     n = len(latencies)
-    kind = "stream" if args.stream else "non-stream"
+    kind = f"{args.upstream} upstream, " + ("stream" if args.stream else "non-stream")
     print(f"{kind}: {n} requests in {elapsed:.1f} s, concurrency {args.concurrency}")
     print(f"  throughput      {n / elapsed:8.1f} req/s")
     print(f"  gateway CPU     {cpu / n * 1000:8.2f} ms/request")

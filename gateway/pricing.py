@@ -52,6 +52,7 @@ class PriceBook:
         else:
             digest = hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()[:12]
         self._table: dict[str, Any] = {k: v for k, v in table.items() if isinstance(v, dict)}
+        self._tiers: dict[int, tuple[dict[str, float], dict[str, list[tuple[int, float]]]]] = {}
         self.version = f"litellm-{importlib.metadata.version('litellm')}+{digest}"
 
     def entry(self, model: str, provider: str | None) -> dict[str, Any] | None:
@@ -66,15 +67,25 @@ class PriceBook:
         entry = self.entry(model, provider)
         return bool(entry and (entry.get("input_cost_per_token") or entry.get("output_cost_per_token")))
 
+    def _parsed(self, entry: dict[str, Any]) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]]]:
+        # Parsed once per model: scanning an entry's ~200 keys with a regex per request would
+        # cost more than the rest of the pricing.
+        cached = self._tiers.get(id(entry))
+        if cached is None:
+            base = {kind: float(entry.get(kind) or 0.0) for kind in _RATE_KINDS}
+            tiers: dict[str, list[tuple[int, float]]] = {}
+            for key, value in entry.items():
+                match = _TIER.match(key)
+                if match and match.group("base") in base and isinstance(value, (int, float)):
+                    tiers.setdefault(match.group("base"), []).append((int(match.group("k")) * 1000, float(value)))
+            cached = self._tiers[id(entry)] = (base, {kind: sorted(steps) for kind, steps in tiers.items()})
+        return cached
+
     def rates(self, entry: dict[str, Any], input_tokens: int) -> dict[str, float]:
-        rates = {kind: float(entry.get(kind) or 0.0) for kind in _RATE_KINDS}
-        tiers: dict[str, list[tuple[int, float]]] = {}
-        for key, value in entry.items():
-            match = _TIER.match(key)
-            if match and match.group("base") in rates and isinstance(value, (int, float)):
-                tiers.setdefault(match.group("base"), []).append((int(match.group("k")) * 1000, float(value)))
+        base, tiers = self._parsed(entry)
+        rates = dict(base)
         for kind, steps in tiers.items():
-            for threshold, rate in sorted(steps):
+            for threshold, rate in steps:
                 if input_tokens > threshold:
                     rates[kind] = rate
         return rates
