@@ -21,8 +21,12 @@ from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound, Upstre
 from gateway.metering import InstanceLabels
 from gateway.metrics import GatewayMetrics
 from gateway.routes.chat import chat_completions
+from gateway.routes.completions import completions
+from gateway.routes.embeddings import embeddings
 from gateway.routes.health import liveliness, metrics, readiness
+from gateway.routes.messages import messages
 from gateway.routes.models import list_models
+from gateway.routes.responses import responses
 from gateway.state import GatewayState
 from gateway.telemetry.exporter import TelemetryExporter
 from gateway.telemetry.sink import TelemetrySink
@@ -95,6 +99,14 @@ def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> St
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/completions", completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/embeddings", embeddings, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
+            Route("/responses", responses, methods=["POST"]),
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/messages", messages, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/models", list_models, methods=["GET"]),
             Route("/health/liveliness", liveliness, methods=["GET"]),

@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 
 from gateway.chat_request import ChatRequest
+from gateway.endpoint_request import EndpointRequest
 from gateway.pricing import PriceBook
+from gateway.providers.anthropic_direct import AnthropicDirect
+from gateway.providers.litellm_endpoints import LiteLLMEndpoints
 from gateway.providers.litellm_translate import LiteLLMTranslate
 from gateway.providers.openai_direct import OpenAIDirect
+from gateway.providers.openai_endpoints import OpenAIEndpoints
 from gateway.providers.results import ChatResponse, ChatStream
 from gateway.routing.deployments import Deployment, build_deployments
 from gateway.routing.router import Routed, Router, RoutingPolicy
@@ -23,6 +27,10 @@ class Upstream:
         policy = RoutingPolicy.from_settings(config.router_settings, config.litellm_settings)
         self.router = Router(self.deployments, policy, self.prices)
         self.direct = OpenAIDirect()
+        self.endpoints = OpenAIEndpoints()
+        self.anthropic = AnthropicDirect()
+        # Imports LiteLLM on first use only (a direct deployment asked for /v1/messages, say).
+        self.translated = LiteLLMEndpoints()
         # LiteLLM is imported (seconds) only when some deployment needs its translation.
         self.translate = LiteLLMTranslate() if any(not d.direct for d in self.deployments) else None
         if self.router.strategy != policy.strategy:
@@ -30,6 +38,8 @@ class Upstream:
 
     async def start(self) -> None:
         await self.direct.start()
+        await self.endpoints.start()
+        await self.anthropic.start()
         if self.translate is not None:
             await self.translate.start()
         direct = sum(d.direct for d in self.deployments)
@@ -37,6 +47,9 @@ class Upstream:
 
     async def close(self) -> None:
         await self.direct.close()
+        await self.endpoints.close()
+        await self.anthropic.close()
+        await self.translated.close()
         if self.translate is not None:
             await self.translate.close()
 
@@ -55,5 +68,36 @@ class Upstream:
     async def chat(self, request: ChatRequest) -> Routed[ChatResponse | ChatStream]:
         async def attempt(deployment: Deployment) -> ChatResponse | ChatStream:
             return await self._provider(deployment).chat(deployment, request)
+
+        return await self.router.run(request.model, attempt)
+
+    def _endpoints(self, deployment: Deployment) -> OpenAIEndpoints | LiteLLMEndpoints:
+        return self.endpoints if deployment.direct else self.translated
+
+    async def completions(self, request: EndpointRequest) -> Routed[ChatResponse | ChatStream]:
+        async def attempt(deployment: Deployment) -> ChatResponse | ChatStream:
+            return await self._endpoints(deployment).completions(deployment, request)
+
+        return await self.router.run(request.model, attempt)
+
+    async def embeddings(self, request: EndpointRequest) -> Routed[ChatResponse]:
+        async def attempt(deployment: Deployment) -> ChatResponse:
+            return await self._endpoints(deployment).embeddings(deployment, request)
+
+        return await self.router.run(request.model, attempt)
+
+    async def responses(self, request: EndpointRequest) -> Routed[ChatResponse | ChatStream]:
+        async def attempt(deployment: Deployment) -> ChatResponse | ChatStream:
+            return await self._endpoints(deployment).responses(deployment, request)
+
+        return await self.router.run(request.model, attempt)
+
+    async def messages(self, request: EndpointRequest) -> Routed[ChatResponse | ChatStream]:
+        """Anthropic's format: forwarded as it is to `anthropic/` deployments, translated for the rest."""
+
+        async def attempt(deployment: Deployment) -> ChatResponse | ChatStream:
+            if deployment.provider == "anthropic" and "mock_response" not in deployment.extra_params:
+                return await self.anthropic.messages(deployment, request)
+            return await self.translated.messages(deployment, request)
 
         return await self.router.run(request.model, attempt)

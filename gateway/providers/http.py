@@ -1,0 +1,59 @@
+"""One POST to a provider over aiohttp, with failures classified: the direct forwards' shared step."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from gateway.providers.openai_direct import failure_from_response, scrub
+from gateway.routing.deployments import Deployment
+from gateway.routing.failures import UpstreamFailure
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+def new_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        auto_decompress=True,
+    )
+
+
+async def post(
+    session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str], deployment: Deployment
+) -> aiohttp.ClientResponse:
+    """The provider's 200 response, unread; anything else raises UpstreamFailure."""
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        response = await session.post(url, data=data, headers={"Content-Type": "application/json", **headers})
+    except aiohttp.ClientError as exc:
+        raise UpstreamFailure(
+            scrub(str(exc), deployment) or type(exc).__name__, status=None, kind="connection"
+        ) from None
+    if response.status != 200:
+        try:
+            error = await response.content.read(_MAX_ERROR_BODY)
+        finally:
+            response.release()
+        raise failure_from_response(response.status, error, response.headers, deployment)
+    return response
+
+
+async def read_json(response: aiohttp.ClientResponse, deployment: Deployment) -> tuple[bytes, dict[str, Any]]:
+    """The whole body, and its JSON object."""
+    try:
+        body = await response.read()
+    except aiohttp.ClientError as exc:
+        raise UpstreamFailure(
+            scrub(str(exc), deployment) or type(exc).__name__, status=None, kind="connection"
+        ) from None
+    finally:
+        response.release()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise UpstreamFailure("the provider answered with a body that is not JSON", status=502) from None
+    return body, data if isinstance(data, dict) else {}

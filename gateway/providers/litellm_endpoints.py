@@ -1,0 +1,190 @@
+"""LiteLLM's translation for the endpoints beyond chat: text completions, embeddings, the
+Responses API and Anthropic Messages, one deployment per call (Meterline's router retries)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from gateway.endpoint_request import EndpointRequest
+from gateway.providers.anthropic_direct import message_response
+from gateway.providers.litellm_translate import _failure, _import_litellm
+from gateway.providers.named_events import AnthropicTally, ResponsesTally, frames, named_frame
+from gateway.providers.openai_endpoints import absorb_completion_chunk, completion_response, responses_response
+from gateway.providers.results import ChatResponse, ChatStream, StreamTally
+from gateway.providers.sse import DONE, sse
+from gateway.routing.deployments import OPENAI_NATIVE, Deployment
+from gateway.routing.failures import UpstreamFailure
+from gateway.token_usage import from_usage_block
+
+
+def _dump(obj: Any) -> dict[str, Any]:
+    """A LiteLLM object as the JSON a client receives, without LiteLLM's own `cost` annotation."""
+    data: dict[str, Any] = (
+        obj if isinstance(obj, dict) else obj.model_dump(mode="json", exclude_none=True, warnings=False)
+    )
+    if isinstance(data.get("usage"), dict):
+        data["usage"].pop("cost", None)
+    if isinstance(response := data.get("response"), dict) and isinstance(response.get("usage"), dict):
+        response["usage"].pop("cost", None)
+    return data
+
+
+def _encode(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class LiteLLMEndpoints:
+    def __init__(self) -> None:
+        self._litellm: Any = None
+        self._lock = asyncio.Lock()
+        self._text_clients: dict[str, openai.AsyncOpenAI] = {}
+
+    async def close(self) -> None:
+        """Close the HTTP clients LiteLLM cached on this event loop (for every LiteLLM call, chat's too)."""
+        for client in self._text_clients.values():
+            await client.close()
+        if self._litellm is not None or "litellm" in sys.modules:
+            from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+
+            await close_litellm_async_clients()
+
+    async def _lib(self) -> Any:
+        # Imported (seconds) on first use: a gateway with only direct deployments may never need it.
+        async with self._lock:
+            if self._litellm is None:
+                self._litellm = await asyncio.to_thread(_import_litellm)
+        return self._litellm
+
+    def _kwargs(self, deployment: Deployment, request: EndpointRequest, *consumed: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {**deployment.extra_params, **request.params(*consumed), "num_retries": 0}
+        if deployment.api_key is not None:
+            kwargs["api_key"] = deployment.api_key.reveal()
+        if deployment.api_base is not None:
+            kwargs["api_base"] = deployment.api_base
+        return kwargs
+
+    async def _call(self, deployment: Deployment, name: str, **kwargs: Any) -> Any:
+        function = getattr(await self._lib(), name)
+        try:
+            return await function(model=deployment.litellm_model, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - every LiteLLM exception is classified there, once
+            raise _failure(exc, deployment) from None
+
+    async def completions(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
+        kwargs = self._kwargs(deployment, request, "prompt")
+        if deployment.provider in OPENAI_NATIVE:
+            kwargs["client"] = self._text_client(deployment)
+        if request.stream:
+            kwargs["stream_options"] = {**(request.body.get("stream_options") or {}), "include_usage": True}
+        result = await self._call(
+            deployment, "atext_completion", prompt=request.body["prompt"], stream=request.stream, **kwargs
+        )
+        if not request.stream:
+            data = _dump(result)
+            return completion_response(_encode(data), data)
+        tally = StreamTally()
+
+        async def events() -> AsyncIterator[bytes]:
+            async for chunk in _mapped(result, deployment):
+                data = _dump(chunk)
+                choices = data.get("choices") or []
+                if data.get("usage") is not None and all(
+                    c.get("text") is None and not c.get("finish_reason") for c in choices
+                ):
+                    data["choices"] = []  # OpenAI's usage chunk carries no choices
+                for choice in data.get("choices", []):
+                    choice.setdefault("text", "")  # OpenAI's finish chunk carries an empty text
+                if (out := absorb_completion_chunk(data, tally, request.client_wants_usage)) is not None:
+                    yield sse(out)
+            yield DONE
+
+        return _stream(events(), tally)
+
+    def _text_client(self, deployment: Deployment) -> openai.AsyncOpenAI:
+        """LiteLLM 1.106's OpenAI text-completion handler builds an HTTP client per call and never
+        closes it; it gets one per deployment that the gateway owns and closes."""
+        if (client := self._text_clients.get(deployment.id)) is None:
+            key = deployment.api_key.reveal() if deployment.api_key is not None else "none"
+            client = openai.AsyncOpenAI(api_key=key, base_url=deployment.api_base, max_retries=0)
+            self._text_clients[deployment.id] = client
+        return client
+
+    async def embeddings(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse:
+        kwargs = self._kwargs(deployment, request, "input")
+        data = _dump(await self._call(deployment, "aembedding", input=request.body["input"], **kwargs))
+        return ChatResponse(_encode(data), from_usage_block(data.get("usage")))
+
+    async def responses(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
+        kwargs = self._kwargs(deployment, request, "input")
+        result = await self._call(
+            deployment, "aresponses", input=request.body["input"], stream=request.stream, **kwargs
+        )
+        if not request.stream:
+            data = _dump(result)
+            return responses_response(_encode(data), data)
+        reader = ResponsesTally()
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                async for event in _mapped(result, deployment):
+                    frame = named_frame(_dump(event))
+                    reader.absorb(frame)
+                    yield frame
+            finally:
+                reader.settle()
+
+        return _stream(events(), reader.tally)
+
+    async def messages(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
+        """Anthropic's format in and out, for a deployment that does not speak it."""
+        kwargs = self._kwargs(deployment, request)
+        module = (await self._lib()).anthropic.messages
+        try:
+            result = await module.acreate(model=deployment.litellm_model, stream=request.stream, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - classified there, once
+            raise _failure(exc, deployment) from None
+        if not request.stream:
+            data = _dump(result)
+            return message_response(_encode(data), data)
+        reader = AnthropicTally()
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                async for frame in frames(_lines(_mapped(result, deployment))):
+                    reader.absorb(frame)
+                    yield frame
+            finally:
+                reader.settle()
+
+        return _stream(events(), reader.tally)
+
+
+async def _mapped(items: Any, deployment: Deployment) -> AsyncIterator[Any]:
+    """LiteLLM's stream, its exceptions classified as they surface mid-stream."""
+    try:
+        async for item in items:
+            yield item
+    except UpstreamFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified there, once
+        raise _failure(exc, deployment) from None
+
+
+async def _lines(chunks: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        data = chunk if isinstance(chunk, bytes) else str(chunk).encode()
+        for line in data.splitlines(keepends=True):
+            yield line
+
+
+def _stream(iterator: AsyncIterator[bytes], tally: StreamTally) -> ChatStream:
+    async def close() -> None:
+        await iterator.aclose()  # type: ignore[attr-defined]
+
+    return ChatStream(events=iterator, tally=tally, close=close)

@@ -1,0 +1,167 @@
+"""The flow every endpoint shares: authenticate, read and check the body, route, meter, finish.
+
+A route builds one `Call` per request and hands it each step; the call keeps the request's
+meter and response headers, and finishes the usage record exactly once (`state.finish`),
+whether the request succeeds, fails, or its client leaves mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.errors import GatewayError, GatewayNotReady, ModelNotAllowed, ModelNotFound, error_response
+from gateway.metering import Answer, RequestMeter
+from gateway.providers.results import ChatResponse, ChatStream
+from gateway.request_body import read_body
+from gateway.routing.failures import UpstreamFailure
+from gateway.routing.router import Routed
+from gateway.state import GatewayState
+from gateway.telemetry.trace_context import from_traceparent
+from gateway.token_usage import TokenUsage
+from gateway.upstream import Upstream
+
+Render = Callable[[GatewayError, dict[str, str]], Response]
+
+
+class Asked(Protocol):
+    """What the shared flow reads from a parsed request."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def stream(self) -> bool: ...
+
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Asked)
+
+
+class Call:
+    def __init__(self, request: Request, route: str, operation: str, render: Render = error_response) -> None:
+        """Authenticates (raises InvalidApiKey); `Authorization: Bearer` or Anthropic's `x-api-key`."""
+        self.state: GatewayState = request.app.state.gateway
+        authorization = request.headers.get("authorization")
+        if authorization is None and (key := request.headers.get("x-api-key")):
+            authorization = f"Bearer {key}"
+        identity = self.state.agents.authenticate(authorization)
+        trace = from_traceparent(request.headers.get("traceparent"))
+        self.meter = RequestMeter(identity=identity, trace=trace, operation=operation, labels=self.state.labels)
+        self.headers = {"x-request-id": self.meter.request_id}
+        self.route = route
+        self.render = render
+        self._request = request
+        self._finished = False
+
+    async def admit(self, parse: Callable[[bytes], A]) -> tuple[Upstream, A]:
+        """The parsed body, once the gateway is ready, the model group exists and the agent may use it."""
+        upstream = self.state.upstream
+        if upstream is None:
+            raise GatewayNotReady("The gateway is still starting; retry shortly.")
+        asked = parse(await read_body(self._request, self.state.max_body_bytes))
+        self.meter.model_requested = asked.model
+        self.meter.stream = asked.stream
+        if not upstream.has_group(asked.model):
+            raise ModelNotFound(
+                f"The model '{asked.model}' does not exist or you do not have access to it.", param="model"
+            )
+        models = self.meter.identity.models
+        if models is not None and asked.model not in models:
+            agent = self.meter.identity.agent_id
+            raise ModelNotAllowed(f"Agent '{agent}' may not use model '{asked.model}'.", param="model")
+        return upstream, asked
+
+    async def routed(self, run: Awaitable[Routed[T]]) -> T:
+        """The answer of the deployment that served the request; the attempts are metered either way."""
+        try:
+            routed = await run
+        except UpstreamFailure as failure:
+            self.meter.attempts = list(failure.attempts)  # type: ignore[arg-type]
+            raise failure.to_client_error() from None
+        self.meter.attempts = routed.attempts
+        self.meter.answer = Answer(routed.deployment.model, routed.deployment.provider, routed.fallback_used)
+        return routed.value
+
+    def fail(self, error: GatewayError) -> Response:
+        self.meter.failed(error)
+        self.finish()
+        return self.render(error, self.headers)
+
+    def finish(
+        self,
+        usage: TokenUsage | None = None,
+        estimate: Callable[[], TokenUsage] | None = None,
+        response_id: str | None = None,
+        finish_reasons: tuple[str, ...] = (),
+    ) -> None:
+        """Price the usage (counted by `estimate` when the provider reported none) and hand the
+        record over. Only the first call counts."""
+        if self._finished:
+            return
+        self._finished = True
+        meter = self.meter
+        if usage is None and estimate is not None and meter.answer is not None:
+            usage = estimate()
+            meter.usage_estimated = True
+        upstream = self.state.upstream
+        if usage is not None and meter.answer is not None and upstream is not None:
+            meter.usage = usage
+            meter.cost_usd = upstream.prices.cost_usd(meter.answer.model, meter.answer.provider, usage)
+            meter.price_version = upstream.prices.version
+        self.state.finish(meter, route=self.route, response_id=response_id, finish_reasons=finish_reasons)
+
+    def respond(self, answer: ChatResponse, estimate: Callable[[list[str]], TokenUsage]) -> Response:
+        """A whole answer: metered, then sent as the provider's JSON body."""
+        self.finish(answer.usage, lambda: estimate(answer.texts), answer.response_id, answer.finish_reasons)
+        return Response(answer.body, media_type="application/json", headers=self.headers)
+
+    def stream(
+        self,
+        stream: ChatStream,
+        is_last: Callable[[bytes], bool],
+        estimate: Callable[[list[str]], TokenUsage],
+        error_event: Callable[[GatewayError], bytes],
+    ) -> StreamingResponse:
+        """Relay a stream; metered just before its last event, so a client that has read the
+        whole stream is already in the ledger queue, or when the stream ends any other way."""
+        headers = {**self.headers, "cache-control": "no-cache"}
+        return StreamingResponse(
+            self._relay(stream, is_last, estimate, error_event), media_type="text/event-stream", headers=headers
+        )
+
+    async def _relay(
+        self,
+        stream: ChatStream,
+        is_last: Callable[[bytes], bool],
+        estimate: Callable[[list[str]], TokenUsage],
+        error_event: Callable[[GatewayError], bytes],
+    ) -> AsyncIterator[bytes]:
+        tally = stream.tally
+
+        def finish() -> None:
+            usage = tally.usage
+            self.finish(usage, lambda: estimate(tally.texts), tally.response_id, tuple(tally.finish_reasons))
+
+        try:
+            async for event in stream.events:
+                self.meter.first_token()
+                if is_last(event):
+                    finish()
+                yield event
+        except UpstreamFailure as failure:  # a mid-stream provider failure becomes an error event
+            error = failure.to_client_error()
+            self.meter.failed(error)
+            yield error_event(error)
+        except (asyncio.CancelledError, GeneratorExit):
+            if not self._finished:
+                self.meter.client_disconnected()
+            # Closing our side of the upstream stream cancels the provider's generation.
+            await asyncio.shield(stream.close())
+            raise
+        finally:
+            finish()

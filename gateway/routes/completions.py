@@ -1,0 +1,41 @@
+"""POST /v1/completions: OpenAI's legacy text completions, streamed or not (see routes/common.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.endpoint_request import parse_completion_request
+from gateway.errors import GatewayError
+from gateway.providers.results import ChatStream
+from gateway.providers.sse import DONE, sse
+from gateway.routes.common import Call
+from gateway.token_usage import TokenUsage
+from gateway.tokens import count_text
+from meterline.semconv import OPERATION_TEXT_COMPLETION
+
+ROUTE = "/v1/completions"
+
+
+def prompt_tokens(prompt: Any) -> int:
+    """A prompt's tokens: a string, strings, a token array or token arrays."""
+    prompts = prompt if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int) else [prompt]
+    return sum(count_text(p) if isinstance(p, str) else len(p) for p in prompts)
+
+
+async def completions(request: Request) -> Response:
+    call = Call(request, ROUTE, OPERATION_TEXT_COMPLETION)
+    try:
+        upstream, asked = await call.admit(parse_completion_request)
+        answer = await call.routed(upstream.completions(asked))
+    except GatewayError as error:
+        return call.fail(error)
+
+    def estimate(texts: list[str]) -> TokenUsage:
+        return TokenUsage(input_tokens=prompt_tokens(asked.body["prompt"]), output_tokens=count_text("".join(texts)))
+
+    if isinstance(answer, ChatStream):
+        return call.stream(answer, lambda event: event == DONE, estimate, lambda error: sse(error.body()))
+    return call.respond(answer, estimate)
