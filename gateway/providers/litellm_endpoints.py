@@ -4,7 +4,9 @@ Responses API and Anthropic Messages, one deployment per call (Meterline's route
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,16 +45,16 @@ class LiteLLMEndpoints:
     def __init__(self) -> None:
         self._litellm: Any = None
         self._lock = asyncio.Lock()
-        self._text_clients: dict[str, openai.AsyncOpenAI] = {}
+        self._openai_clients: dict[str, openai.AsyncOpenAI] = {}
 
     async def close(self) -> None:
         """Close the HTTP clients LiteLLM cached on this event loop (for every LiteLLM call, chat's too)."""
-        for client in self._text_clients.values():
+        for client in self._openai_clients.values():
             await client.close()
         if self._litellm is not None or "litellm" in sys.modules:
             from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 
-            await close_litellm_async_clients()
+            await close_litellm_async_clients()  # type: ignore[no-untyped-call]
 
     async def _lib(self) -> Any:
         # Imported (seconds) on first use: a gateway with only direct deployments may never need it.
@@ -62,7 +64,12 @@ class LiteLLMEndpoints:
         return self._litellm
 
     def _kwargs(self, deployment: Deployment, request: EndpointRequest, *consumed: str) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {**deployment.extra_params, **request.params(*consumed), "num_retries": 0}
+        kwargs: dict[str, Any] = {
+            **deployment.extra_params,
+            **request.params(*consumed),
+            "num_retries": 0,
+            "max_retries": 0,
+        }
         if deployment.api_key is not None:
             kwargs["api_key"] = deployment.api_key.reveal()
         if deployment.api_base is not None:
@@ -79,7 +86,7 @@ class LiteLLMEndpoints:
     async def completions(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
         kwargs = self._kwargs(deployment, request, "prompt")
         if deployment.provider in OPENAI_NATIVE:
-            kwargs["client"] = self._text_client(deployment)
+            kwargs["client"] = self._openai_client(deployment)
         if request.stream:
             kwargs["stream_options"] = {**(request.body.get("stream_options") or {}), "include_usage": True}
         result = await self._call(
@@ -106,18 +113,27 @@ class LiteLLMEndpoints:
 
         return _stream(events(), tally)
 
-    def _text_client(self, deployment: Deployment) -> openai.AsyncOpenAI:
-        """LiteLLM 1.106's OpenAI text-completion handler builds an HTTP client per call and never
-        closes it; it gets one per deployment that the gateway owns and closes."""
-        if (client := self._text_clients.get(deployment.id)) is None:
+    def _openai_client(self, deployment: Deployment) -> openai.AsyncOpenAI:
+        """A client the gateway owns (and closes) for LiteLLM's OpenAI handlers: its text-completion
+        handler otherwise builds one per call and never closes it, and its embedding handler's
+        cached client retries on its own (the router must see every attempt)."""
+        if (client := self._openai_clients.get(deployment.id)) is None:
             key = deployment.api_key.reveal() if deployment.api_key is not None else "none"
             client = openai.AsyncOpenAI(api_key=key, base_url=deployment.api_base, max_retries=0)
-            self._text_clients[deployment.id] = client
+            self._openai_clients[deployment.id] = client
         return client
 
     async def embeddings(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse:
-        kwargs = self._kwargs(deployment, request, "input")
+        kwargs = self._kwargs(deployment, request, "input", "encoding_format")
+        if deployment.provider in OPENAI_NATIVE:
+            kwargs["client"] = self._openai_client(deployment)
+        # LiteLLM's response model holds floats only; base64 (the openai SDK's default) is
+        # encoded here the way OpenAI encodes it: little-endian float32.
         data = _dump(await self._call(deployment, "aembedding", input=request.body["input"], **kwargs))
+        if request.body.get("encoding_format") == "base64":
+            for item in data.get("data") or []:
+                vector = item.get("embedding") or []
+                item["embedding"] = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         return ChatResponse(_encode(data), from_usage_block(data.get("usage")))
 
     async def responses(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:

@@ -78,8 +78,8 @@ class Stack:
         return record
 
 
-def cost(model: str, provider: str, **usage: int) -> float:
-    return PRICES.cost_usd(model, provider, TokenUsage(**usage))
+def cost(model: str, provider: str, usage: TokenUsage) -> float:
+    return PRICES.cost_usd(model, provider, usage)
 
 
 @pytest.fixture(scope="module")

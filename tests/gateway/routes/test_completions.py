@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from gateway.testing import ScriptedFailure
+from gateway.token_usage import TokenUsage
 from gateway.tokens import count_text
 from tests.gateway.routes.conftest import AGENT_KEY, OPENAI_KEY, PATHS, REPLY, Stack, cost, group
 
@@ -29,7 +30,7 @@ def assert_metered(stack: Stack, path: str, *, stream: bool, attempts: int = 1) 
         "openai",
     )
     assert (record.input_tokens, record.output_tokens, record.usage_estimated) == (5, 5, False)
-    assert record.cost_usd == cost(MODEL, "openai", input_tokens=5, output_tokens=5)
+    assert record.cost_usd == cost(MODEL, "openai", TokenUsage(input_tokens=5, output_tokens=5))
     assert (record.status, record.http_status, record.stream, record.attempts) == ("ok", 200, stream, attempts)
 
 
@@ -128,7 +129,9 @@ def test_usage_is_counted_when_the_provider_reports_none(stack: Stack) -> None:
     record = stack.record
     assert (record.input_tokens, record.output_tokens) == (count_text(PROMPT), count_text(REPLY))
     assert record.usage_estimated is True
-    assert record.cost_usd == cost(MODEL, "openai", input_tokens=count_text(PROMPT), output_tokens=count_text(REPLY))
+    assert record.cost_usd == cost(
+        MODEL, "openai", TokenUsage(input_tokens=count_text(PROMPT), output_tokens=count_text(REPLY))
+    )
 
 
 @pytest.mark.parametrize(
