@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from gateway.errors import InvalidApiKey
-from meterline.config import AgentConfig
+from meterline.config import AgentConfig, Limits
 from meterline.secret_refs import resolve
 
 
@@ -26,6 +26,8 @@ class AgentIdentity:
     tags: dict[str, str] = field(default_factory=dict)
     models: frozenset[str] | None = None
     """Model groups this agent may call; None means every group."""
+    limits: Limits = field(default_factory=Limits)
+    """The agent's own limits; its team's limits apply too (see gateway/quotas)."""
 
 
 MASTER_AGENT_ID = "master"
@@ -46,6 +48,7 @@ class AgentDirectory:
                 key_alias=f"{agent.id}-config",
                 tags=dict(agent.tags),
                 models=frozenset(agent.models) if agent.models is not None else None,
+                limits=agent.limits,
             )
             self._by_hash[self._hash(resolve(agent.key))] = identity
         if master_key:
