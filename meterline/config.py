@@ -133,7 +133,21 @@ class QuotaStoreConfig(_Strict):
 
 
 class KeyStoreConfig(_Strict):
+    """Where agents and their key hashes live (gateway/keys/)."""
+
     database_url: str | None = None
+    """PostgreSQL URL (may be a secret reference) when several replicas share the store;
+    absent: SQLite at `<data_dir>/keys.sqlite`."""
+    hash_secret: str | None = None
+    """The HMAC-SHA256 secret keys are hashed with (a secret reference); absent: generated once
+    and kept at `<data_dir>/secrets/key-hash.secret`. Replicas sharing a store must share it."""
+    jwt_signing_key: str | None = None
+    """HS256 key for POST /v1/auth/token (a secret reference); absent: generated once and kept at
+    `<data_dir>/secrets/jwt-signing.secret`."""
+    refresh_seconds: float = Field(default=2.0, gt=0)
+    """How often each gateway reloads the store, so a revoke on one replica reaches the others."""
+    rotation_grace_seconds: float = Field(default=3600.0, ge=0)
+    """How long a rotated key keeps working beside its replacement."""
 
 
 class AnalyticsConfig(_Strict):
