@@ -44,6 +44,7 @@ model_list:
     model_info: {info}
 agents:
   - {{id: story-bot, team: fiction, key: {KEY}}}
+response_cache: {{model_groups: [gpt], ttl_seconds: 60}}
 """,
             "chat.yaml",
             environ={},
@@ -133,3 +134,26 @@ def test_metrics_count_the_request(gateway: httpx.Client, sink: InMemorySink) ->
     )
     assert f'meterline_tokens_total{{kind="input",model="gpt-4o-mini"}} {float(record.input_tokens)}' in text
     assert KEY not in text and "sk-mock" not in text
+
+
+def test_cache_hit_costs_nothing_and_records_what_it_saved(
+    gateway: httpx.Client, behaviour: MockBehaviour, sink: InMemorySink
+) -> None:
+    body = {"model": "gpt", "messages": [{"role": "user", "content": "Cache me, please."}]}
+    first = gateway.post("/v1/chat/completions", json=body, headers=AUTH)
+    second = gateway.post("/v1/chat/completions", json={**body, "user": "someone"}, headers=AUTH)
+    assert first.status_code == second.status_code == 200
+    assert second.headers["x-meterline-cache"] == "hit"
+    assert second.json() == first.json()
+    assert len(behaviour.requests) == 1  # the provider answered once
+    paid, cached = sink.records
+    assert (paid.cache_hit, cached.cache_hit) == (False, True)
+    assert cached.cost_usd == 0.0
+    assert cached.cost_saved_usd == paid.cost_usd > 0
+    assert (cached.input_tokens, cached.output_tokens) == (paid.input_tokens, paid.output_tokens)
+    assert cached.attempts == 0
+    # A different question is a miss.
+    gateway.post(
+        "/v1/chat/completions", json={**body, "messages": [{"role": "user", "content": "Other"}]}, headers=AUTH
+    )
+    assert len(behaviour.requests) == 2
