@@ -129,7 +129,22 @@ class StorageConfig(_Strict):
 
 
 class QuotaStoreConfig(_Strict):
+    """Where quota counters live (gateway/quotas). Absent `redis_url`: in-process counters,
+    right for one gateway process; with several replicas, Redis makes the limits shared."""
+
     redis_url: str | None = None
+    """Redis holding the counters shared by replicas; may be a secret reference (`os.environ/NAME`, ...)."""
+    fail_mode: Literal["open", "closed"] = "open"
+    """With Redis unreachable: `open` admits against in-process counters (a warning, a metric),
+    `closed` refuses with 503."""
+    key_prefix: str = Field(default="meterline:quota:", min_length=1)
+    """Prefix of every quota key in Redis; for Redis Cluster use a hash tag (`{meterline}:quota:`)."""
+    timeout_seconds: float = Field(default=0.25, gt=0)
+    """Connect and reply timeout of one Redis call; past it the fail mode applies."""
+    recheck_seconds: float = Field(default=1.0, ge=0)
+    """After a Redis failure, how long requests skip Redis before it is tried again."""
+    parallel_lease_seconds: float = Field(default=900.0, gt=0)
+    """How long a concurrency slot in Redis outlives a replica that died holding it."""
 
 
 class KeyStoreConfig(_Strict):
