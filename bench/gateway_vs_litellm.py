@@ -20,7 +20,7 @@ Set-up for the stock proxy (litellm[proxy] 1.106.2 pins polars<2 and websockets<
 needs polars>=2.1, so it cannot live in Meterline's venv):
     python3.11 -m venv .venv/bench-litellm-proxy
     .venv/bench-litellm-proxy/bin/pip install -c bench/litellm_proxy_constraints.txt 'litellm[proxy]==1.106.2'
-Run (~4-5 minutes; --quick ~1.5 minutes):
+Run (~4 minutes; --quick ~1.5 minutes):
     .venv/bin/python -m bench.gateway_vs_litellm [--quick] [--servers meterline,litellm] [--out PATH]
 """
 
