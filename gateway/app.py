@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -14,12 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.auth import AgentDirectory
 from gateway.cache.factory import build_cache
 from gateway.config_report import log_unused_settings
 from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound, UpstreamError, error_response
+from gateway.keys.service import KeyRuntime
 from gateway.metering import InstanceLabels
 from gateway.metrics import GatewayMetrics
+from gateway.routes import admin as admin_routes
+from gateway.routes.auth_token import issue_token
 from gateway.routes.chat import chat_completions
 from gateway.routes.completions import completions
 from gateway.routes.embeddings import embeddings
@@ -55,10 +58,14 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(UpstreamError("The gateway could not complete the request.", code="gateway_error"))
 
 
-def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> Starlette:
-    """The gateway app; `sink` replaces the OTLP exporter (tests pass an InMemorySink)."""
+def create_app(
+    config: MeterlineConfig, sink: TelemetrySink | None = None, clock: Callable[[], float] = time.time
+) -> Starlette:
+    """The gateway app; `sink` replaces the OTLP exporter (tests pass an InMemorySink); `clock`
+    is the wall clock key expiry and rotation grace are judged by (tests pass a fake one)."""
     instance = f"{socket.gethostname()}:{os.getpid()}"
-    agents = AgentDirectory(config.agents, master_key=config.general_settings.master_key)
+    keys = KeyRuntime(config, clock)
+    agents = keys.directory
     exporter = sink or TelemetryExporter(
         config.telemetry.collector,
         {
@@ -81,6 +88,7 @@ def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> St
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log_unused_settings(config, log)
         await exporter.start()
+        await keys.start()
         state.cache = build_cache(config.response_cache)
         upstream = Upstream(config)
         await upstream.start()
@@ -92,6 +100,7 @@ def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> St
             await upstream.close()
             if state.cache is not None:
                 await state.cache.close()
+            await keys.close()
             await exporter.close()
             log.info("gateway stopped: %d telemetry items undelivered", exporter.pending)
 
@@ -112,6 +121,8 @@ def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> St
             Route("/health/liveliness", liveliness, methods=["GET"]),
             Route("/health/readiness", readiness, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/v1/auth/token", issue_token, methods=["POST"]),
+            *admin_routes.ROUTES,
         ],
         exception_handlers={
             GatewayError: _gateway_error,
@@ -121,4 +132,5 @@ def create_app(config: MeterlineConfig, sink: TelemetrySink | None = None) -> St
         lifespan=lifespan,
     )
     app.state.gateway = state
+    app.state.keys = keys
     return app

@@ -1,20 +1,13 @@
-"""Agent keys -> agent identity.
-
-Keys come from the config's `agents:` section (a literal or an `os.environ/NAME` reference).
-Only a keyed hash of each key is held, so a heap dump or a log of this object shows no key.
-Issue #4 replaces the config-only directory with a key store behind the same `lookup`.
+"""Who is calling: the identity an agent key or token stands for, and the directory interface
+the request path authenticates through (gateway/keys/directory.py implements it over the key store).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from gateway.errors import InvalidApiKey
-from meterline.config import AgentConfig, Limits
-from meterline.secret_refs import resolve
+from meterline.config import Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,49 +26,13 @@ class AgentIdentity:
 MASTER_AGENT_ID = "master"
 
 
-class AgentDirectory:
-    def __init__(self, agents: list[AgentConfig], master_key: str | None = None) -> None:
-        # A per-process random pepper: the hashes are only for in-memory lookup.
-        self._pepper = secrets.token_bytes(32)
-        self._by_hash: dict[bytes, AgentIdentity] = {}
-        for agent in agents:
-            if agent.key is None:
-                continue
-            identity = AgentIdentity(
-                agent_id=agent.id,
-                team=agent.team,
-                project=agent.project,
-                key_alias=f"{agent.id}-config",
-                tags=dict(agent.tags),
-                models=frozenset(agent.models) if agent.models is not None else None,
-                limits=agent.limits,
-            )
-            self._by_hash[self._hash(resolve(agent.key))] = identity
-        if master_key:
-            # LiteLLM-proxy compatibility: a config with only a master key still serves requests,
-            # billed to the `master` identity.
-            self._by_hash[self._hash(resolve(master_key))] = AgentIdentity(
-                agent_id=MASTER_AGENT_ID, team="admin", key_alias="master-key"
-            )
-
-    def _hash(self, key: str) -> bytes:
-        return hmac.new(self._pepper, key.encode(), hashlib.sha256).digest()
-
-    def __len__(self) -> int:
-        return len(self._by_hash)
-
-    def lookup(self, key: str) -> AgentIdentity | None:
-        return self._by_hash.get(self._hash(key))
+class AgentDirectory(Protocol):
+    """Synchronous and I/O-free: the request path calls it on every request."""
 
     def authenticate(self, authorization: str | None) -> AgentIdentity:
-        """The identity behind an `Authorization: Bearer <key>` header, or InvalidApiKey (401)."""
-        if not authorization:
-            raise InvalidApiKey("Missing API key. Send it as 'Authorization: Bearer <agent key>'.")
-        scheme, _, key = authorization.partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            raise InvalidApiKey("Malformed Authorization header. Expected 'Bearer <agent key>'.")
-        identity = self.lookup(key)
-        if identity is None:
-            raise InvalidApiKey("Incorrect API key provided.")
-        return identity
+        """The identity behind an `Authorization: Bearer <key or token>` header, or InvalidApiKey (401)."""
+
+    def lookup(self, key: str) -> AgentIdentity | None: ...
+
+    def __len__(self) -> int:
+        """How many keys authenticate (for readiness)."""
