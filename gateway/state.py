@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.auth import AgentDirectory
 from gateway.cache import ResponseCache
 from gateway.metering import InstanceLabels, RequestMeter
 from gateway.metrics import GatewayMetrics
+from gateway.quotas.service import QuotaService
 from gateway.telemetry.exporter import SpanDraft
 from gateway.telemetry.sink import TelemetrySink
 from gateway.telemetry.trace_context import is_sampled
@@ -27,7 +31,20 @@ class GatewayState:
     upstream: Upstream | None = None
     """None until the upstream side has started; readiness says so."""
     cache: ResponseCache | None = None
+    quotas: QuotaService | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    """Work a response does not wait for (quota settlement); awaited at shutdown."""
+
+    def later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` after the response, keeping a reference until it is done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def drain_background(self) -> None:
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
 
     def cached_group(self, group: str) -> bool:
         return self.cache is not None and group in self.config.response_cache.model_groups

@@ -17,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.errors import GatewayError, GatewayNotReady, ModelNotAllowed, ModelNotFound, error_response
 from gateway.metering import Answer, RequestMeter
 from gateway.providers.results import ChatResponse, ChatStream
+from gateway.quotas.service import Admission
 from gateway.request_body import read_body
 from gateway.routing.failures import UpstreamFailure
 from gateway.routing.router import Routed
@@ -55,6 +56,7 @@ class Call:
         self.headers = {"x-request-id": self.meter.request_id}
         self.route = route
         self.render = render
+        self.admission: Admission | None = None
         self._request = request
         self._finished = False
 
@@ -63,7 +65,8 @@ class Call:
         upstream = self.state.upstream
         if upstream is None:
             raise GatewayNotReady("The gateway is still starting; retry shortly.")
-        asked = parse(await read_body(self._request, self.state.max_body_bytes))
+        raw = await read_body(self._request, self.state.max_body_bytes)
+        asked = parse(raw)
         self.meter.model_requested = asked.model
         self.meter.stream = asked.stream
         if not upstream.has_group(asked.model):
@@ -74,7 +77,27 @@ class Call:
         if models is not None and asked.model not in models:
             agent = self.meter.identity.agent_id
             raise ModelNotAllowed(f"Agent '{agent}' may not use model '{asked.model}'.", param="model")
+        await self._reserve(upstream, asked, len(raw))
         return upstream, asked
+
+    async def _reserve(self, upstream: Upstream, asked: Asked, body_bytes: int) -> None:
+        """Reserve the request's worst case against the agent's and its team's limits (429 if any
+        would be exceeded); settled to the real usage in `finish`, released if nothing was used."""
+        quotas = self.state.quotas
+        identity = self.meter.identity
+        if quotas is None or not quotas.has_limits(identity):
+            return
+        deployment = upstream.router.deployments(asked.model)[0]
+        # Input tokens from the body size: an upper bound for Latin text at ~2 bytes per token,
+        # with no tokenizer on the request path; settlement replaces it with the real count.
+        self.admission = await quotas.admit(
+            identity,
+            model=deployment.model,
+            provider=deployment.provider,
+            input_tokens=body_bytes // 2 + 16,
+            max_output_tokens=_max_output_tokens(asked),
+        )
+        self.headers.update(self.admission.headers)
 
     async def routed(self, run: Awaitable[Routed[T]]) -> T:
         """The answer of the deployment that served the request; the attempts are metered either way."""
@@ -114,6 +137,18 @@ class Call:
             meter.cost_usd = upstream.prices.cost_usd(meter.answer.model, meter.answer.provider, usage)
             meter.price_version = upstream.prices.version
         self.state.finish(meter, route=self.route, response_id=response_id, finish_reasons=finish_reasons)
+        self._settle()
+
+    def _settle(self) -> None:
+        admission, quotas = self.admission, self.state.quotas
+        if admission is None or quotas is None:
+            return
+        usage = self.meter.usage
+        if usage is None:
+            self.state.later(quotas.release(admission))
+        else:
+            tokens = usage.input_tokens + usage.output_tokens
+            self.state.later(quotas.settle(admission, tokens=tokens, usd=self.meter.cost_usd))
 
     def respond(self, answer: ChatResponse, estimate: Callable[[list[str]], TokenUsage]) -> Response:
         """A whole answer: metered, then sent as the provider's JSON body."""
@@ -165,3 +200,13 @@ class Call:
             raise
         finally:
             finish()
+
+
+def _max_output_tokens(asked: Asked) -> int | None:
+    """The output cap the request asked for, if any (else the model's own limit applies)."""
+    body = getattr(asked, "params", None) or getattr(asked, "body", None) or {}
+    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        value = body.get(name) if isinstance(body, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None

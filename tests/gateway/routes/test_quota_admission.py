@@ -1,0 +1,128 @@
+"""Quotas on the request path: reserve before the provider is called, settle after, refuse with 429."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+
+import httpx
+import openai
+import pytest
+
+from gateway.app import create_app
+from gateway.telemetry.sink import InMemorySink
+from gateway.testing.behaviour import MockBehaviour, ScriptedFailure
+from gateway.testing.mock_openai import create_mock_openai
+from meterline.config import parse_config
+from tests.servers import serve_in_thread
+
+KEY = "agent-key-quota"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+MESSAGES = [{"role": "user", "content": "one two three"}]
+
+
+def make_gateway(provider: str, limits: str, team_limits: str = "{}") -> str:
+    return f"""
+model_list:
+  - model_name: gpt
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{provider}/v1", api_key: sk-mock}}
+agents:
+  - {{id: capped-bot, team: capped, key: {KEY}, limits: {limits}}}
+teams:
+  - {{id: capped, limits: {team_limits}}}
+"""
+
+
+@pytest.fixture
+def behaviour() -> MockBehaviour:
+    return MockBehaviour(accepted_keys={"sk-mock"})
+
+
+@pytest.fixture
+def provider(behaviour: MockBehaviour) -> Iterator[str]:
+    with serve_in_thread(create_mock_openai(behaviour)) as url:
+        yield url
+
+
+def gateway_for(provider: str, limits: str, sink: InMemorySink, team_limits: str = "{}") -> AbstractContextManager[str]:
+    config = parse_config(make_gateway(provider, limits, team_limits), "quota.yaml", environ={})
+    return serve_in_thread(create_app(config, sink=sink))
+
+
+def test_rpm_refuses_with_openai_429_and_headers(provider: str) -> None:
+    sink = InMemorySink()
+    with gateway_for(provider, "{rpm: 3}", sink) as url, httpx.Client(base_url=url) as client:
+        body = {"model": "gpt", "messages": MESSAGES}
+        ok = [client.post("/v1/chat/completions", json=body, headers=AUTH) for _ in range(3)]
+        refused = client.post("/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES}, headers=AUTH)
+    assert [r.status_code for r in ok] == [200, 200, 200]
+    assert [r.headers["x-ratelimit-remaining-requests"] for r in ok] == ["2", "1", "0"]
+    assert ok[0].headers["x-ratelimit-limit-requests"] == "3"
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    error = refused.json()["error"]
+    assert (error["code"], error["type"]) == ("rate_limit_exceeded", "requests")
+    assert "capped-bot" in error["message"] and KEY not in refused.text
+    assert [r.http_status for r in sink.records] == [200, 200, 200, 429]
+
+
+def test_openai_sdk_sees_rate_limit_error(provider: str) -> None:
+    sink = InMemorySink()
+    with gateway_for(provider, "{rpm: 1}", sink) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
+        client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(openai.RateLimitError) as raised:
+            client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
+    assert raised.value.response.headers["retry-after"]
+
+
+def test_budget_refusal_is_insufficient_quota(provider: str) -> None:
+    sink = InMemorySink()
+    # Worst case of one request with max_tokens 1000 at gpt-4o-mini rates is ~$0.0006.
+    with gateway_for(provider, "{usd_per_day: 0.0001}", sink) as url, httpx.Client(base_url=url) as client:
+        refused = client.post(
+            "/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES, "max_tokens": 1000}, headers=AUTH
+        )
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert (error["code"], error["type"]) == ("budget_exceeded", "insufficient_quota")
+
+
+def test_settlement_charges_real_usage_not_the_reservation(provider: str, behaviour: MockBehaviour) -> None:
+    sink = InMemorySink()
+    with gateway_for(provider, "{tpm: 100000}", sink) as url, httpx.Client(base_url=url) as client:
+        first = client.post(
+            "/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES, "max_tokens": 5000}, headers=AUTH
+        )
+        # The next admission sees the first request's real tokens, not its 5000-token worst case.
+        small = {"model": "gpt", "messages": MESSAGES, "max_tokens": 1}
+        second = client.post("/v1/chat/completions", json=small, headers=AUTH)
+    used = sink.records[0].input_tokens + sink.records[0].output_tokens
+    assert first.status_code == second.status_code == 200
+    remaining_after_second = int(second.headers["x-ratelimit-remaining-tokens"])
+    reserved_second = 100000 - used - remaining_after_second
+    assert 0 < reserved_second < 5000
+
+
+def test_a_failed_request_gives_its_reservation_back(provider: str, behaviour: MockBehaviour) -> None:
+    sink = InMemorySink()
+    with gateway_for(provider, "{tokens_per_day: 3000}", sink) as url, httpx.Client(base_url=url) as client:
+        behaviour.fail_next(ScriptedFailure(400, message="bad"))
+        failed = client.post(
+            "/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES, "max_tokens": 2900}, headers=AUTH
+        )
+        # Had the 2900-token reservation not been released, this would not fit in 3000.
+        ok = client.post(
+            "/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES, "max_tokens": 2900}, headers=AUTH
+        )
+    assert (failed.status_code, ok.status_code) == (400, 200)
+
+
+def test_team_limit_applies_to_its_agents(provider: str) -> None:
+    sink = InMemorySink()
+    with gateway_for(provider, "{}", sink, team_limits="{rpm: 2}") as url, httpx.Client(base_url=url) as client:
+        statuses = [
+            client.post("/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES}, headers=AUTH).status_code
+            for _ in range(3)
+        ]
+    assert statuses == [200, 200, 429]
