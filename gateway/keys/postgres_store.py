@@ -44,18 +44,21 @@ class _PgTx:
 
 
 class PostgresKeyStore(SqlKeyStore):
-    def __init__(self, url: str, min_size: int = 1, max_size: int = 4) -> None:
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 4, open_timeout: float = 10.0) -> None:
         self._url = url
         self._sizes = (min_size, max_size)
+        self._open_timeout = open_timeout
         self._pool: ConnectionPool | None = None
 
     def __repr__(self) -> str:
         return f"PostgresKeyStore({redacted(self._url)!r})"
 
     def _open(self) -> None:
-        pool = ConnectionPool(self._url, min_size=self._sizes[0], max_size=self._sizes[1], open=False, timeout=10.0)
+        pool = ConnectionPool(
+            self._url, min_size=self._sizes[0], max_size=self._sizes[1], open=False, timeout=self._open_timeout
+        )
         try:
-            pool.open(wait=True, timeout=10.0)
+            pool.open(wait=True, timeout=self._open_timeout)
         except (PoolTimeout, psycopg.Error) as exc:
             pool.close()
             raise KeyStoreError(f"cannot connect to the key store {redacted(self._url)}: {exc}") from None
