@@ -17,7 +17,7 @@ BOT = AgentRecord(
 
 
 def key(key_id: str, agent_id: str = "bot", key_hash: str | None = None, **fields: float | None) -> KeyRecord:
-    return KeyRecord(key_id, key_hash or f"hash-{key_id}", agent_id, f"alias-{key_id}", "api", 100.0, **fields)  # type: ignore[arg-type]
+    return KeyRecord(key_id, key_hash or f"hash-{key_id}", agent_id, f"alias-{key_id}", "api", 100.0, **fields)
 
 
 async def agents_round_trip(store: KeyStore) -> None:

@@ -52,7 +52,7 @@ def test_expired_forged_and_foreign_tokens_are_refused() -> None:
     for foreign in (
         jwt.encode({**claims, "iss": "someone-else"}, SIGNING_KEY, algorithm="HS256"),
         jwt.encode(claims, SIGNING_KEY, algorithm="HS256"),  # no issuer
-        jwt.encode({**claims, "iss": "meterline"}, None, algorithm="none"),
+        jwt.encode({**claims, "iss": "meterline"}, "", algorithm="none"),
         "eyJhbGciOiJIUzI1NiJ9.not-base64.x",
     ):
         with pytest.raises(TokenError, match=r"^token is malformed or not issued by this gateway$"):
