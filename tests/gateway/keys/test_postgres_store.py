@@ -3,38 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from urllib.parse import quote, urlsplit
 
-import psycopg
 import pytest
 
 from gateway.keys.postgres_store import PostgresKeyStore, redacted
 from gateway.keys.store import AgentRecord, KeyStoreError
-from tests.conftest import POSTGRES_URL, require_service
+from tests.gateway.keys.pg import fresh_schema
 from tests.gateway.keys.store_cases import CASES, Case
-
-
-def schema_url(schema: str) -> str:
-    """POSTGRES_URL with `search_path` set to `schema` for every pooled connection."""
-    joiner = "&" if "?" in POSTGRES_URL else "?"
-    return f"{POSTGRES_URL}{joiner}options={quote(f'-csearch_path={schema}')}"
 
 
 @pytest.fixture
 def pg_schema_url() -> Iterator[str]:
-    """A URL whose connections use a fresh schema, dropped afterwards."""
-    parts = urlsplit(POSTGRES_URL)
-    require_service("PostgreSQL", parts.hostname or "127.0.0.1", parts.port or 5432)
-    schema = f"keys_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield schema_url(schema)
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema() as url:
+        yield url
 
 
 async def _run(case: Case, url: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from gateway.keys.tokens import TokenIssuer
 from gateway.telemetry.sink import InMemorySink
 from meterline.config import MeterlineConfig, parse_config
 from meterline.defaults import DEFAULT_CONFIG_YAML
+from tests.gateway.keys.pg import fresh_schema
 from tests.gateway.keys.test_tokens import Clock
 from tests.servers import serve_in_thread
 
@@ -50,12 +51,12 @@ class Gateway:
         return response
 
     def chat(self, key: str) -> int:
-        client = openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
-        try:
-            client.chat.completions.create(model="demo", messages=MESSAGES)
-        except openai.APIStatusError as exc:
-            self.responses.append(exc.response.text)
-            return exc.status_code
+        with openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0) as client:
+            try:
+                client.chat.completions.create(model="demo", messages=MESSAGES)
+            except openai.APIStatusError as exc:
+                self.responses.append(exc.response.text)
+                return exc.status_code
         return 200
 
 
@@ -223,3 +224,34 @@ def test_tokens_over_http(gateway: Gateway, caplog: pytest.LogCaptureFixture, tm
     gateway.admin("POST", f"/admin/keys/{new['key_id']}/revoke")
     assert gateway.chat(still["access_token"]) == 401
     assert_no_secret(gateway, [new["key"], token, still["access_token"]], caplog)
+
+
+def test_two_gateways_sharing_postgres_see_a_revoke_within_refresh_seconds(tmp_path: Path) -> None:
+    with fresh_schema() as url:
+        extra = f"key_store:\n  database_url: {url}\n  hash_secret: shared-hash-secret-0123456789\n"
+        extra += "  refresh_seconds: 0.05\n"
+        apps = [create_app(config(tmp_path / name, extra=extra), sink=InMemorySink()) for name in ("a", "b")]
+        with (
+            serve_in_thread(apps[0]) as url_a,
+            serve_in_thread(apps[1]) as url_b,
+            httpx.Client(base_url=url_a) as http_a,
+            httpx.Client(base_url=url_b) as http_b,
+        ):
+            a = Gateway(url_a, http_a, InMemorySink(), Clock(), [])
+            b = Gateway(url_b, http_b, InMemorySink(), Clock(), [])
+            new = a.admin("POST", "/admin/keys", {"agent_id": "support-bot"}).json()
+            assert a.chat(new["key"]) == 200
+            assert wait_for(lambda: b.chat(new["key"]) == 200)  # created on a, seen by b
+            a.admin("POST", f"/admin/keys/{new['key_id']}/revoke")
+            assert a.chat(new["key"]) == 401  # at once on the replica that revoked it
+            assert wait_for(lambda: b.chat(new["key"]) == 401)
+            assert (a.chat(PREISSUED), b.chat(PREISSUED)) == (200, 200)
+
+
+def wait_for(condition: Callable[[], bool], attempts: int = 200) -> bool:
+    """Poll `condition` every 50 ms (the refresh interval); no assertion on how long it took."""
+    for _ in range(attempts):
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
