@@ -128,6 +128,8 @@ class RedisQuotaStore:
             expires_ms = 0 if item.expires_at is None else int(item.expires_at * 1000)
             args += (item.amount, item.cap, expires_ms, "p" if parallel else "c")
         reply = await self._call(self._reserve, [self.prefix + item.key for item in items], args)
+        if not isinstance(reply, list):
+            raise QuotaStoreUnavailable(f"Redis quota store: unexpected reply {reply!r}")
         used = tuple(int(value) for value in reply[2:])
         if reply[0] != 1:
             return ReserveResult(None, used, int(reply[1]) - 1)
@@ -151,11 +153,8 @@ class RedisQuotaStore:
             args += (settle_delta(item, actual), "p" if item.dimension is Dimension.PARALLEL else "c")
         await self._call(self._adjust, [self.prefix + item.key for item in reservation.items], args)
 
-    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> list[Any]:
+    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         try:
-            reply = await script(keys=keys, args=args)
+            return await script(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             raise QuotaStoreUnavailable(f"Redis quota store: {type(exc).__name__}: {exc}") from exc
-        if not isinstance(reply, list):
-            raise QuotaStoreUnavailable(f"Redis quota store: unexpected reply {reply!r}")
-        return reply

@@ -55,28 +55,29 @@ class ZoneCalendar:
     def __init__(self, timezone: str = "UTC") -> None:
         self.timezone = timezone
         self._zone = zoneinfo.ZoneInfo(timezone)
-        self._days: dict[date, WindowSpan] = {}
-        self._months: dict[tuple[int, int], WindowSpan] = {}
+        # The current day and month: a clock moving forward recomputes each once per window.
+        self._days: WindowSpan | None = None
+        self._months: WindowSpan | None = None
 
     def span(self, window: Window, now: float) -> WindowSpan:
         if window is Window.MINUTE:
             minute = math.floor(now / 60)
             return WindowSpan(f"m{minute}", minute * 60.0, minute * 60.0 + 60.0)
+        cached = self._days if window is Window.DAY else self._months
+        if cached is not None and cached.start <= now < cached.end:
+            return cached
         local = datetime.fromtimestamp(now, self._zone).date()
+        if self._midnight(local) > now:  # fromtimestamp rounds to the microsecond, maybe up past midnight
+            local -= timedelta(days=1)
         if window is Window.DAY:
-            day = self._days.get(local)
-            if day is None:
-                day = WindowSpan(f"d{local.isoformat()}", self._midnight(local), self._midnight(local + timedelta(1)))
-                self._days = {local: day}  # one cached day is all a clock moving forward needs
-            return day
-        month_key = (local.year, local.month)
-        month = self._months.get(month_key)
-        if month is None:
-            first = local.replace(day=1)
-            following = (first + timedelta(days=32)).replace(day=1)
-            month = WindowSpan(f"M{first:%Y-%m}", self._midnight(first), self._midnight(following))
-            self._months = {month_key: month}
-        return month
+            self._days = WindowSpan(
+                f"d{local.isoformat()}", self._midnight(local), self._midnight(local + timedelta(1))
+            )
+            return self._days
+        first = local.replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        self._months = WindowSpan(f"M{first:%Y-%m}", self._midnight(first), self._midnight(following))
+        return self._months
 
     def _midnight(self, day: date) -> float:
         # fold=0: where midnight does not exist (a DST gap at 00:00) this is the instant the gap
