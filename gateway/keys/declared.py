@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from gateway.keys.admin import KeyAdmin
+from gateway.keys.admin import KeyAdmin, NewKey
 from gateway.keys.hashing import KeyHasher, new_key_id
 from gateway.keys.store import AgentRecord, KeyRecord
 from meterline.config import AgentConfig
@@ -101,9 +101,9 @@ def plan(
     return changes
 
 
-async def apply(admin: KeyAdmin, changes: list[Change]) -> dict[str, str]:
+async def apply(admin: KeyAdmin, changes: list[Change]) -> dict[str, NewKey]:
     """Carry out the plan; returns the minted keys by agent id (the only plaintext copies)."""
-    minted: dict[str, str] = {}
+    minted: dict[str, NewKey] = {}
     store = admin.store
     for change in changes:
         now = admin.clock()
@@ -114,9 +114,8 @@ async def apply(admin: KeyAdmin, changes: list[Change]) -> dict[str, str]:
         elif change.action == "revoke":
             await store.delete_agent(change.agent_id, now)
         elif change.mint:
-            minted[change.agent_id] = (
-                await admin.create_key(change.agent_id, CONFIG_ALIAS.format(agent=change.agent_id), source="config")
-            ).key
+            alias = CONFIG_ALIAS.format(agent=change.agent_id)
+            minted[change.agent_id] = await admin.create_key(change.agent_id, alias, source="config")
         elif change.key_hash is not None:
             await _store_preissued(admin, change, now)
     return minted

@@ -27,8 +27,10 @@ def load(args: argparse.Namespace) -> tuple[MeterlineConfig, DataLayout]:
 def gateway(args: argparse.Namespace) -> int:
     from gateway.server import serve
 
-    config, _layout = load(args)
-    serve(config, host=args.host, port=args.port)
+    config, layout = load(args)
+    # The key store and its secrets live under the data dir (`meterline up` passes --data-dir).
+    storage = config.storage.model_copy(update={"data_dir": str(layout.root)})
+    serve(config.model_copy(update={"storage": storage}), host=args.host, port=args.port)
     return 0
 
 

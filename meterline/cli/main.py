@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from meterline.cli import commands
@@ -85,7 +85,46 @@ def build_parser() -> argparse.ArgumentParser:
     spend.add_argument("--until", default=None, help="last date included, YYYY-MM-DD (default: today)")
     spend.add_argument("--format", choices=["table", "json", "csv"], default="table")
     spend.set_defaults(run=commands.spend)
+    _keys_parser(verbs)
     return parser
+
+
+def _keys(action: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from meterline.cli import keys  # the key store's clients load only for this verb
+
+        code: int = getattr(keys, action)(args)
+        return code
+
+    return run
+
+
+def _keys_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = verbs.add_parser("keys", help="agent keys: create, list, revoke, rotate; apply the config's agents")
+    actions = keys.add_subparsers(dest="keys_verb", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="mint a key for an agent (printed once)")
+    create.add_argument("--agent", required=True, help="agent id")
+    create.add_argument("--alias", default=None, help="a name for the key (default: <agent>-<time>)")
+    create.add_argument("--expires-in", default=None, help="lifetime, e.g. 30d, 12h (default: never)")
+    list_ = actions.add_parser("list", help="list keys (never the keys themselves)")
+    list_.add_argument("--agent", default=None, help="only this agent's keys")
+    revoke = actions.add_parser("revoke", help="revoke a key now (gateways refuse it within refresh_seconds)")
+    revoke.add_argument("key_id")
+    rotate = actions.add_parser("rotate", help="replace a key; the old one works for a grace period")
+    rotate.add_argument("key_id")
+    rotate.add_argument("--grace", default=None, help="how long the old key keeps working (default: 1h)")
+    apply = actions.add_parser("apply", help="make the key store match the config's agents (plan, then apply)")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan only")
+    apply.add_argument(
+        "--write-keys-to",
+        default=None,
+        metavar="aws-secretsmanager://PREFIX",
+        help="store each new key in AWS Secrets Manager at PREFIX/<agent id> instead of printing it",
+    )
+    for parser, action in ((create, "create"), (list_, "list_keys"), (revoke, "revoke"), (rotate, "rotate"),
+                           (apply, "apply_config")):  # fmt: skip
+        _shared(parser, top=False)
+        parser.set_defaults(run=_keys(action))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
