@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -94,7 +94,7 @@ def test_one_script_call_per_reserve_settle_and_release(prefix: str) -> None:
         store = RedisQuotaStore(REDIS_URL, prefix)
         sent: list[str] = []
         client = store._client
-        original = client.execute_command
+        original: Callable[..., Awaitable[Any]] = client.execute_command
 
         async def counting(*args: Any, **options: Any) -> Any:
             sent.append(str(args[0]))
