@@ -357,7 +357,7 @@ def test_redis_is_used_again_once_it_comes_back(redis_prefix: str, caplog: pytes
         raw = redis.asyncio.Redis.from_url(REDIS_URL)
         try:
             keys = [key async for key in raw.scan_iter(match=redis_prefix + "agent:bot:rpm:*")]
-            counted = int(await raw.get(keys[0]))
+            counted = int(await raw.get(keys[0]) or 0)
         finally:
             await raw.aclose()
         return degraded, counted, service
