@@ -26,16 +26,16 @@ class MemoryQuotaStore:
         if now >= self._next_sweep:
             self._sweep(now)
         counts = self._counts
-        used = tuple(counts.get(item.key, 0) for item in items)
+        used = [counts.get(item.key, 0) for item in items]
         for index, item in enumerate(items):
             if used[index] + item.amount > item.cap:
-                return ReserveResult(None, used, index)
-        for item in items:
-            counts[item.key] = counts.get(item.key, 0) + item.amount
+                return ReserveResult(None, tuple(used), index)
+        expiry = self._expiry
+        for index, item in enumerate(items):
+            used[index] = counts[item.key] = used[index] + item.amount
             if item.expires_at is not None:
-                self._expiry[item.key] = item.expires_at
-        after = tuple(value + item.amount for value, item in zip(used, items, strict=True))
-        return ReserveResult(Reservation(f"m{next(self._ids)}", tuple(items)), after)
+                expiry[item.key] = item.expires_at
+        return ReserveResult(Reservation(str(next(self._ids)), tuple(items)), tuple(used))
 
     async def settle(self, reservation: Reservation, actual: Actual) -> None:
         self._adjust(reservation, actual)

@@ -55,6 +55,8 @@ class AppliedLimit:
     spec: LimitSpec
     cap: int
     """In the dimension's unit: requests, tokens, nano-dollars or slots."""
+    key: str = ""
+    """The counter's name without its window: `agent:<id>:<limit>` (set by `limits_of`)."""
 
     @property
     def name(self) -> str:
@@ -85,7 +87,7 @@ def limits_of(scope: Scope, scope_id: str, limits: Limits) -> tuple[AppliedLimit
         if value is None:
             continue
         cap = round(value * NANOS_PER_USD) if spec.dimension is Dimension.USD else int(value)
-        applied.append(AppliedLimit(scope, scope_id, spec, cap))
+        applied.append(AppliedLimit(scope, scope_id, spec, cap, f"{scope}:{scope_id}:{spec.name}"))
     return tuple(applied)
 
 
@@ -125,37 +127,35 @@ class QuotaPlan:
         input_tokens, output = max(0, input_tokens), max(0, output)
         usd = 0.0
         if entry is not None:
-            # Worst case: every output token at the higher of the output and reasoning rates.
-            plain = TokenUsage(input_tokens=input_tokens, output_tokens=output)
-            reasoning = TokenUsage(input_tokens=input_tokens, output_tokens=output, reasoning_output_tokens=output)
-            usd = max(self._prices.cost_usd(model, provider, plain), self._prices.cost_usd(model, provider, reasoning))
+            usd = self._prices.cost_usd(model, provider, TokenUsage(input_tokens=input_tokens, output_tokens=output))
+            if entry.get("output_cost_per_reasoning_token"):
+                # Worst case: every output token at the higher of the output and reasoning rates.
+                reasoning = TokenUsage(input_tokens=input_tokens, output_tokens=output, reasoning_output_tokens=output)
+                usd = max(usd, self._prices.cost_usd(model, provider, reasoning))
         return Demand(requests=1, tokens=input_tokens + output, usd_nanos=usd_to_nanos(usd))
-
-
-def counter_key(limit: AppliedLimit, window_key: str | None) -> str:
-    base = f"{limit.scope}:{limit.scope_id}:{limit.name}"
-    return base if window_key is None else f"{base}:{window_key}"
 
 
 def counter_items(
     limits: Sequence[AppliedLimit], demand: Demand, calendar: WindowCalendar, now: float
 ) -> tuple[list[CounterItem], list[float]]:
-    """One counter per limit, in the limits' order, and the seconds until each one's window
-    frees (0 for concurrency limits, which free when a request ends)."""
+    """One counter per limit, in the limits' order (`<limit key>:<window key>`), and the seconds
+    until each one's window frees (0 for concurrency limits, which free when a request ends)."""
     items: list[CounterItem] = []
     frees_in: list[float] = []
+    spans: dict[Window, tuple[str, float, float]] = {}
     for limit in limits:
         spec = limit.spec
-        if spec.window is None:
-            items.append(CounterItem(counter_key(limit, None), spec.dimension, demand.parallel, limit.cap, None))
+        window = spec.window
+        if window is None:
+            items.append(CounterItem(limit.key, spec.dimension, demand.parallel, limit.cap, None))
             frees_in.append(0.0)
             continue
-        span = calendar.span(spec.window, now)
-        expires_at = span.end + SETTLE_GRACE_S
+        span = spans.get(window)
+        if span is None:
+            found = calendar.span(window, now)
+            span = spans[window] = (":" + found.key, found.end + SETTLE_GRACE_S, max(0.0, found.end - now))
         items.append(
-            CounterItem(
-                counter_key(limit, span.key), spec.dimension, demand.amount(spec.dimension), limit.cap, expires_at
-            )
+            CounterItem(limit.key + span[0], spec.dimension, demand.amount(spec.dimension), limit.cap, span[1])
         )
-        frees_in.append(span.seconds_left(now))
+        frees_in.append(span[2])
     return items, frees_in

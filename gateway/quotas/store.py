@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 NANOS_PER_USD = 1_000_000_000
 
@@ -35,8 +35,9 @@ class Dimension(StrEnum):
     """A slot held while the request runs; freed on settle and release."""
 
 
-@dataclass(frozen=True, slots=True)
-class CounterItem:
+class CounterItem(NamedTuple):
+    """One counter a reservation charges. (NamedTuples here: several are built per request.)"""
+
     key: str
     """The counter's name inside the store (the store adds its own prefix)."""
     dimension: Dimension
@@ -46,14 +47,12 @@ class CounterItem:
     """Epoch seconds after which the counter may be dropped; None for parallel slots."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
+class Reservation(NamedTuple):
     id: str
     items: tuple[CounterItem, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ReserveResult:
+class ReserveResult(NamedTuple):
     reservation: Reservation | None
     """None when refused."""
     used: tuple[int, ...]
