@@ -42,52 +42,60 @@ DEFAULT_TIMEOUT_S = 0.25
 DEFAULT_LEASE_S = 900.0
 """How long a parallel slot survives without being freed (a replica that died holding it)."""
 
-# KEYS: counters. ARGV: now_ms, reservation id, lease_ms, then per key: amount, cap,
-# expire_at_ms, kind ("c" counter, "p" parallel slot). Returns {ok, refused_index, used...}.
+# Arguments travel as one space-separated ARGV string and the reply as one string: encoding
+# and parsing dozens of separate values costs the client more CPU than the script costs Redis.
+# KEYS: counters. ARGV[1]: "now_ms reservation_id lease_ms" then per key
+# "amount cap expire_at_ms kind" (kind "c" counter, "p" parallel slot).
+# Reply: "ok refused_index used..." (ok 1 or 0, refused_index 1-based, 0 when admitted).
 RESERVE_LUA = """
-local now = tonumber(ARGV[1])
+local a = {}
+for word in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = word end
+local now = tonumber(a[1])
 local used = {}
 local refused = 0
 for i = 1, #KEYS do
   local base = 4 * i
   local cur
-  if ARGV[base + 3] == 'p' then
+  if a[base + 3] == 'p' then
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
     cur = redis.call('ZCARD', KEYS[i])
   else
     cur = tonumber(redis.call('GET', KEYS[i]) or '0')
   end
   used[i] = cur
-  if refused == 0 and cur + tonumber(ARGV[base]) > tonumber(ARGV[base + 1]) then
+  if refused == 0 and cur + tonumber(a[base]) > tonumber(a[base + 1]) then
     refused = i
   end
 end
-if refused > 0 then
-  return {0, refused, unpack(used)}
-end
-for i = 1, #KEYS do
-  local base = 4 * i
-  if ARGV[base + 3] == 'p' then
-    redis.call('ZADD', KEYS[i], now + tonumber(ARGV[3]), ARGV[2])
-    redis.call('PEXPIRE', KEYS[i], ARGV[3])
-    used[i] = used[i] + 1
-  else
-    used[i] = redis.call('INCRBY', KEYS[i], ARGV[base])
-    redis.call('PEXPIREAT', KEYS[i], ARGV[base + 2])
+if refused == 0 then
+  for i = 1, #KEYS do
+    local base = 4 * i
+    if a[base + 3] == 'p' then
+      redis.call('ZADD', KEYS[i], now + tonumber(a[3]), a[2])
+      redis.call('PEXPIRE', KEYS[i], a[3])
+      used[i] = used[i] + 1
+    else
+      used[i] = redis.call('INCRBY', KEYS[i], a[base])
+      redis.call('PEXPIREAT', KEYS[i], a[base + 2])
+    end
   end
 end
-return {1, 0, unpack(used)}
+local reply = {refused == 0 and 1 or 0, refused}
+for i = 1, #KEYS do reply[i + 2] = string.format('%d', used[i]) end
+return table.concat(reply, ' ')
 """
 
-# KEYS: counters. ARGV: reservation id, then per key: delta, kind. A counter whose window has
-# already expired is left alone (INCRBY would recreate it without a TTL).
+# KEYS: counters. ARGV[1]: "reservation_id" then per key "delta kind". A counter whose window
+# has already expired is left alone (INCRBY would recreate it without a TTL).
 ADJUST_LUA = """
+local a = {}
+for word in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = word end
 for i = 1, #KEYS do
   local base = 2 * i
-  if ARGV[base + 1] == 'p' then
-    redis.call('ZREM', KEYS[i], ARGV[1])
-  elseif ARGV[base] ~= '0' and redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('INCRBY', KEYS[i], ARGV[base])
+  if a[base + 1] == 'p' then
+    redis.call('ZREM', KEYS[i], a[1])
+  elseif a[base] ~= '0' and redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('INCRBY', KEYS[i], a[base])
   end
 end
 return 1
@@ -120,20 +128,22 @@ class RedisQuotaStore:
 
     async def reserve(self, items: Sequence[CounterItem], now: float) -> ReserveResult:
         reservation_id = uuid.uuid4().hex
-        args: list[Any] = [int(now * 1000), reservation_id, self._lease_ms]
+        args = [f"{int(now * 1000)} {reservation_id} {self._lease_ms}"]
         for item in items:
-            parallel = item.dimension is Dimension.PARALLEL
-            if parallel and item.amount != 1:
-                raise ValueError("a parallel item takes exactly one slot")
-            expires_ms = 0 if item.expires_at is None else int(item.expires_at * 1000)
-            args += (item.amount, item.cap, expires_ms, "p" if parallel else "c")
-        reply = await self._call(self._reserve, [self.prefix + item.key for item in items], args)
-        if not isinstance(reply, list):
-            raise QuotaStoreUnavailable(f"Redis quota store: unexpected reply {reply!r}")
-        used = tuple(int(value) for value in reply[2:])
-        if reply[0] != 1:
-            return ReserveResult(None, used, int(reply[1]) - 1)
-        return ReserveResult(Reservation(reservation_id, tuple(items)), used)
+            if item.dimension is Dimension.PARALLEL:
+                if item.amount != 1:
+                    raise ValueError("a parallel item takes exactly one slot")
+                args.append(f"1 {item.cap} 0 p")
+            else:
+                args.append(f"{item.amount} {item.cap} {int((item.expires_at or 0) * 1000)} c")
+        reply = await self._call(self._reserve, [self.prefix + item.key for item in items], [" ".join(args)])
+        try:
+            ok, refused, *used = map(int, reply.split())
+        except (AttributeError, ValueError):
+            raise QuotaStoreUnavailable(f"Redis quota store: unexpected reply {reply!r}") from None
+        if not ok:
+            return ReserveResult(None, tuple(used), refused - 1)
+        return ReserveResult(Reservation(reservation_id, tuple(items)), tuple(used))
 
     async def settle(self, reservation: Reservation, actual: Actual) -> None:
         await self._adjust_counters(reservation, actual)
@@ -148,10 +158,10 @@ class RedisQuotaStore:
             log.debug("closing the quota store's Redis connection failed (%s)", type(exc).__name__)
 
     async def _adjust_counters(self, reservation: Reservation, actual: Actual | None) -> None:
-        args: list[Any] = [reservation.id]
+        args = [reservation.id]
         for item in reservation.items:
-            args += (settle_delta(item, actual), "p" if item.dimension is Dimension.PARALLEL else "c")
-        await self._call(self._adjust, [self.prefix + item.key for item in reservation.items], args)
+            args.append(f"{settle_delta(item, actual)} {'p' if item.dimension is Dimension.PARALLEL else 'c'}")
+        await self._call(self._adjust, [self.prefix + item.key for item in reservation.items], [" ".join(args)])
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         try:
