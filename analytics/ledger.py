@@ -32,3 +32,32 @@ def scan_usage(layout: DataLayout) -> pl.LazyFrame:
         # Parts written before a column was added (schema versions are additive) read it as null.
         missing_columns="insert",
     )
+
+
+def scan_files(paths: list[str]) -> pl.LazyFrame:
+    """The usage rows of the given Parquet parts, lazily (same contract as `scan_usage`)."""
+    if not paths:
+        return usage_schema().to_frame().lazy()
+    return pl.scan_parquet(paths, hive_partitioning=False, schema=usage_schema(), missing_columns="insert")
+
+
+def local_date(timezone: str) -> pl.Expr:
+    """The day a request belongs to in the configured time zone: `ts_start` converted, then dated.
+
+    Ledger partitions are UTC dates; the marts' days and months follow `timezone`, so one UTC
+    partition can feed two local days.
+    """
+    return pl.col("ts_start").dt.convert_time_zone(timezone).dt.date()
+
+
+def billable(frame: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
+    """Ledger rows ready to aggregate: one row per request, the answering model, the local `date`.
+
+    A request seen twice (a compaction caught between writing the merged part and removing the
+    small ones) is billed once; duplicates of one request_id are identical. A record without a
+    model (an error before any provider answered) is attributed to the alias the agent asked for.
+    """
+    return frame.unique(subset="request_id", keep="any").with_columns(
+        pl.coalesce("model", "model_requested").alias("model"),
+        local_date(timezone).alias("date"),
+    )

@@ -1,7 +1,8 @@
-"""The `spend_daily` mart: spend and tokens per day, agent, team and model.
+"""The `spend_daily` mart: requests, errors, tokens and cost per local day, agent, team,
+project, model and provider.
 
 Finance's numbers, the dashboard and `meterline spend` all read this one file, so the
-grouping and the money arithmetic are defined once, here.
+grouping and the money arithmetic are defined once, here. Days follow the configured time zone.
 """
 
 from __future__ import annotations
@@ -10,66 +11,67 @@ import datetime as dt
 
 import polars as pl
 
-from analytics.ledger import scan_usage
+from analytics.ledger import billable, scan_usage
 from analytics.usd import sum_usd
-from meterline.layout import DataLayout, atomic_target, publish
+from meterline.layout import DataLayout
 
 MART = "spend_daily"
+
+DIMENSIONS: tuple[str, ...] = ("agent_id", "team", "project", "model", "provider")
+"""What spend is attributed to; `spend_monthly` rolls the same dimensions up."""
 
 SPEND_DAILY_SCHEMA = pl.Schema(
     {
         "date": pl.Date(),
         "agent_id": pl.String(),
         "team": pl.String(),
+        "project": pl.String(),
         "model": pl.String(),
+        "provider": pl.String(),
         "requests": pl.Int64(),
+        "errors": pl.Int64(),
         "input_tokens": pl.Int64(),
         "output_tokens": pl.Int64(),
+        "cache_read_input_tokens": pl.Int64(),
+        "reasoning_output_tokens": pl.Int64(),
         "cost_usd": pl.Float64(),
+        "cost_saved_usd": pl.Float64(),
     }
 )
 SPEND_DAILY_COLUMNS: tuple[str, ...] = tuple(SPEND_DAILY_SCHEMA.names())
 """The mart's columns, in file order; the types are in `SPEND_DAILY_SCHEMA`."""
 
-GROUP_KEYS = ("date", "agent_id", "team", "model")
+GROUP_KEYS: tuple[str, ...] = ("date", *DIMENSIONS)
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "reasoning_output_tokens")
 
 
-def build_spend_daily(layout: DataLayout) -> pl.DataFrame:
-    """The mart computed from the whole ledger, sorted by its group keys."""
-    return (
-        scan_usage(layout)
-        # A request seen twice (e.g. a compaction caught between writing the merged part and
-        # removing the small ones) is billed once; duplicates of one request_id are identical.
-        .unique(subset="request_id", keep="any")
-        # The model that answered is what costs money; a record without it (an error before
-        # any provider answered) is attributed to the alias the agent asked for.
-        .with_columns(pl.coalesce("model", "model_requested").alias("model"))
-        .group_by(GROUP_KEYS)
-        .agg(
+def measures(*, from_mart: bool) -> list[pl.Expr]:
+    """The mart's measures, aggregated from ledger rows or rolled up from mart rows."""
+    counts = (
+        [pl.col("requests").sum(), pl.col("errors").sum()]
+        if from_mart
+        else [
             pl.len().cast(pl.Int64).alias("requests"),
-            pl.col("input_tokens").sum(),
-            pl.col("output_tokens").sum(),
-            sum_usd("cost_usd"),
-        )
-        .sort(GROUP_KEYS)
+            (pl.col("status") != "ok").sum().cast(pl.Int64).alias("errors"),
+        ]
+    )
+    return [*counts, *(pl.col(c).sum() for c in TOKEN_COLUMNS), sum_usd("cost_usd"), sum_usd("cost_saved_usd")]
+
+
+def daily_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Mart rows from `billable` ledger rows (which carry the local `date`), sorted by the keys."""
+    return (
+        rows.group_by(GROUP_KEYS)
+        .agg(measures(from_mart=False))
         .select(SPEND_DAILY_COLUMNS)
         .cast(SPEND_DAILY_SCHEMA)
-        .collect()
+        .sort(GROUP_KEYS, nulls_last=True)
     )
 
 
-def write_spend_daily(layout: DataLayout) -> int:
-    """Rebuild the mart file atomically; returns the number of rows written."""
-    frame = build_spend_daily(layout)
-    final = layout.mart_file(MART)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = atomic_target(final)
-    try:
-        frame.write_parquet(temp, compression="zstd")
-        publish(temp, final)
-    finally:
-        temp.unlink(missing_ok=True)
-    return frame.height
+def build_spend_daily(layout: DataLayout, timezone: str = "UTC") -> pl.DataFrame:
+    """The mart computed in one pass over the whole ledger (the incremental run's reference)."""
+    return daily_rows(billable(scan_usage(layout), timezone)).collect()
 
 
 def read_spend_daily(layout: DataLayout, since: dt.date | None = None, until: dt.date | None = None) -> pl.DataFrame:

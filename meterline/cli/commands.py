@@ -45,10 +45,15 @@ def collector(args: argparse.Namespace) -> int:
 def analytics_run(args: argparse.Namespace) -> int:
     from analytics.jobs import run_once
 
-    _config, layout = load(args)
-    for mart, rows in run_once(layout).items():
+    config, layout = load(args)
+    for mart, rows in run_once(layout, config.timezone, progress=_progress).items():
         print(f"{mart}: {rows} rows -> {layout.mart_file(mart)}")
     return 0
+
+
+def _progress(done: int, total: int) -> None:
+    """Days rebuilt so far, on stderr (stdout stays the command's result)."""
+    print(f"marts: {done}/{total} days rebuilt", file=sys.stderr, flush=True)
 
 
 def analytics_serve(args: argparse.Namespace) -> int:
@@ -59,7 +64,7 @@ def analytics_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     set_on_sigterm(stop)
     try:
-        serve_forever(layout, interval, stop)
+        serve_forever(layout, interval, stop, config.timezone)
     except KeyboardInterrupt:
         stop.set()
     return 0

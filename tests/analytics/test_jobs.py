@@ -20,12 +20,13 @@ def test_run_once_builds_every_mart_and_counts_rows(layout: DataLayout) -> None:
 
     result = jobs.run_once(layout)
 
-    assert result == {MART: pl.read_parquet(layout.mart_file(MART)).height}
-    assert result[MART] > 0
+    assert tuple(result) == jobs.MARTS == ("spend_daily", "spend_monthly", "latency_daily")
+    for name, rows in result.items():
+        assert rows == pl.read_parquet(layout.mart_file(name)).height > 0
 
 
 def test_run_once_on_an_empty_data_dir(layout: DataLayout) -> None:
-    assert jobs.run_once(layout) == {MART: 0}
+    assert jobs.run_once(layout) == dict.fromkeys(jobs.MARTS, 0)
 
 
 def test_a_failed_run_is_logged_and_retried(
@@ -33,62 +34,76 @@ def test_a_failed_run_is_logged_and_retried(
 ) -> None:
     stop = threading.Event()
     calls: list[int] = []
+    after: list[int] = []
 
-    def flaky(_: DataLayout) -> int:
+    def flaky(_: DataLayout, timezone: str) -> dict[str, int]:
         calls.append(len(calls))
         if len(calls) == 1:
             raise OSError("disk full")
         stop.set()  # the second tick succeeds; ask the loop to finish
-        return 7
+        return {"flaky": 7}
 
-    monkeypatch.setattr(jobs, "MARTS", {"flaky": flaky})
+    monkeypatch.setattr(jobs, "run_once", flaky)
 
     with caplog.at_level(logging.INFO, logger="analytics.jobs"):
-        jobs.serve_forever(layout, interval_seconds=0, stop=stop)
+        jobs.serve_forever(layout, interval_seconds=0, stop=stop, after=lambda: after.append(1))
 
     assert len(calls) == 3  # failed tick, good tick, the final run after stop
+    assert after == [1, 1]  # alarms run after each good mart run only
     failures = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(failures) == 1
     assert failures[0].exc_info is not None and isinstance(failures[0].exc_info[1], OSError)
     assert sum("flaky=7 rows" in r.getMessage() for r in caplog.records) == 2
 
 
+def test_a_failing_alarm_run_does_not_stop_the_loop(
+    layout: DataLayout, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            stop.set()
+        raise RuntimeError("webhook config broken")
+
+    with caplog.at_level(logging.INFO, logger="analytics.jobs"):
+        jobs.serve_forever(layout, interval_seconds=0, stop=stop, after=broken)
+
+    assert len(calls) == 3
+    assert sum("alarms run failed" in r.getMessage() for r in caplog.records) == 3
+
+
 def test_stop_set_before_start_still_runs_once(layout: DataLayout, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[DataLayout] = []
+    calls: list[str] = []
 
-    def count(lay: DataLayout) -> int:
-        calls.append(lay)
-        return 0
+    def count(lay: DataLayout, timezone: str) -> dict[str, int]:
+        calls.append(timezone)
+        return {}
 
-    monkeypatch.setattr(jobs, "MARTS", {"count": count})
+    monkeypatch.setattr(jobs, "run_once", count)
     stop = threading.Event()
     stop.set()
 
-    jobs.serve_forever(layout, interval_seconds=3600, stop=stop)
+    jobs.serve_forever(layout, interval_seconds=3600, stop=stop, timezone="Asia/Shanghai")
 
-    assert calls == [layout]
+    assert calls == ["Asia/Shanghai"]
 
 
 def test_stop_wakes_the_loop_and_the_final_run_sees_new_records(layout: DataLayout) -> None:
     stop = threading.Event()
     first_run_done = threading.Event()
-    original = jobs.MARTS[MART]
+    worker = threading.Thread(
+        target=jobs.serve_forever, args=(layout, 3600.0, stop), kwargs={"after": first_run_done.set}
+    )
+    worker.start()
+    assert first_run_done.wait(timeout=60)
+    assert pl.read_parquet(layout.mart_file(MART)).height == 0
 
-    def observed(lay: DataLayout) -> int:
-        rows = original(lay)
-        first_run_done.set()
-        return rows
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(jobs, "MARTS", {MART: observed})
-        worker = threading.Thread(target=jobs.serve_forever, args=(layout, 3600.0, stop))
-        worker.start()
-        assert first_run_done.wait(timeout=60)
-        assert pl.read_parquet(layout.mart_file(MART)).height == 0
-
-        write_ledger(layout, sample_records(TODAY, days=1))
-        stop.set()
-        worker.join(timeout=60)
+    write_ledger(layout, sample_records(TODAY, days=1))
+    stop.set()
+    worker.join(timeout=60)
 
     assert not worker.is_alive()
     assert pl.read_parquet(layout.mart_file(MART)).height > 0

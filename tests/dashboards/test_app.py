@@ -44,7 +44,7 @@ def test_metrics_show_exact_spend_today_and_month_to_date(layout: DataLayout, mo
     table = app.dataframe[0].value
     assert list(table.columns) == list(SPEND_DAILY_COLUMNS)
     shown = [r for r in records if r.date > today - dt.timedelta(days=30)]
-    assert len(table) == len({(r.date, r.agent_id, r.team, r.model or r.model_requested) for r in shown})
+    assert len(table) == len({(r.date, r.agent_id, r.team, r.model or r.model_requested, r.provider) for r in shown})
     assert not app.info
 
 

@@ -1,0 +1,83 @@
+"""What the last mart run saw: every ledger partition's files and the local days they held.
+
+Kept at `<data_dir>/marts/_state.json`. A partition whose file list (names, sizes, mtimes)
+differs from the recorded one has changed; the days it held before and holds now are the
+days to rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from meterline.layout import DataLayout, atomic_target
+
+STATE_VERSION = 1
+"""Bump when a mart's definition changes: a state of another version forces a full rebuild."""
+
+Files = dict[str, list[int]]
+"""Part file name -> [size in bytes, mtime in ns]."""
+
+
+@dataclass
+class PartitionState:
+    files: Files
+    days: list[str]
+    """Local days (ISO) of the partition's rows in the state's time zone."""
+
+
+@dataclass
+class MartState:
+    timezone: str
+    version: int = STATE_VERSION
+    partitions: dict[str, PartitionState] = field(default_factory=dict)
+
+
+def state_path(layout: DataLayout) -> Path:
+    return layout.marts_dir / "_state.json"
+
+
+def list_partitions(layout: DataLayout) -> dict[str, Files]:
+    """Every `date=...` folder of the ledger holding finished parts, with its files' identities."""
+    found: dict[str, Files] = {}
+    if not layout.usage_dir.is_dir():
+        return found
+    for folder in sorted(layout.usage_dir.glob("date=*")):
+        files: Files = {}
+        for part in sorted(folder.glob("*.parquet")):
+            try:
+                stat = part.stat()
+            except FileNotFoundError:  # removed by a compaction between glob and stat
+                continue
+            files[part.name] = [stat.st_size, stat.st_mtime_ns]
+        if files:
+            found[folder.name] = files
+    return found
+
+
+def load_state(layout: DataLayout) -> MartState | None:
+    """The recorded state, or None when there is none or it cannot be read (-> full rebuild)."""
+    try:
+        raw = json.loads(state_path(layout).read_text(encoding="utf-8"))
+        return MartState(
+            timezone=raw["timezone"],
+            version=raw["version"],
+            partitions={name: PartitionState(p["files"], p["days"]) for name, p in raw["partitions"].items()},
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_state(layout: DataLayout, state: MartState) -> None:
+    final = state_path(layout)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = atomic_target(final)
+    document = {
+        "version": state.version,
+        "timezone": state.timezone,
+        "partitions": {n: {"files": p.files, "days": p.days} for n, p in sorted(state.partitions.items())},
+    }
+    temp.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(temp, final)

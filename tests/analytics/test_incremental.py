@@ -1,0 +1,102 @@
+"""An incremental run gives byte for byte what a full rebuild gives, and re-running changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from analytics.incremental import MART_NAMES, refresh
+from analytics.mart_state import load_state, state_path
+from meterline.layout import USAGE_TABLE, DataLayout
+from tests.analytics.ledger_gen import generated_records
+from tests.ledger_fixtures import write_ledger
+
+FIRST = dt.date(2026, 11, 1)
+TZ = "Asia/Shanghai"
+
+
+def mart_bytes(layout: DataLayout) -> dict[str, bytes]:
+    return {name: layout.mart_file(name).read_bytes() for name in MART_NAMES}
+
+
+def full_rebuild(layout: DataLayout, tmp_path: Path) -> dict[str, bytes]:
+    """The same ledger copied to a fresh data dir, built from nothing."""
+    fresh = DataLayout.at(tmp_path / "fresh")
+    shutil.rmtree(fresh.root, ignore_errors=True)
+    shutil.copytree(layout.usage_dir, fresh.usage_dir)
+    refresh(fresh, TZ)
+    return mart_bytes(fresh)
+
+
+@pytest.fixture
+def built(layout: DataLayout) -> DataLayout:
+    write_ledger(layout, generated_records(FIRST, 5, per_day=40))
+    refresh(layout, TZ)
+    return layout
+
+
+def test_adding_a_day_rebuilds_only_its_local_days(built: DataLayout, tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    write_ledger(built, generated_records(FIRST + dt.timedelta(days=5), 1, per_day=40, seed=99))
+
+    refresh(built, TZ, progress=lambda done, total: seen.append((done, total)))
+
+    assert seen == [(2, 2)]  # UTC 6 Nov feeds Shanghai's 6 and 7 Nov, nothing else
+    assert mart_bytes(built) == full_rebuild(built, tmp_path)
+
+
+def test_rewriting_a_partition_matches_a_full_rebuild(built: DataLayout, tmp_path: Path) -> None:
+    day = FIRST + dt.timedelta(days=2)
+    for part in built.partition_dir(USAGE_TABLE, day).glob("*.parquet"):
+        part.unlink()
+    write_ledger(built, generated_records(day, 1, per_day=15, seed=5, tag="rewritten"))
+
+    refresh(built, TZ)
+
+    assert mart_bytes(built) == full_rebuild(built, tmp_path)
+
+
+def test_removing_a_partition_removes_its_days(built: DataLayout, tmp_path: Path) -> None:
+    shutil.rmtree(built.partition_dir(USAGE_TABLE, FIRST))
+
+    refresh(built, TZ)
+
+    assert mart_bytes(built) == full_rebuild(built, tmp_path)
+
+
+def test_a_second_run_changes_nothing(built: DataLayout) -> None:
+    before = mart_bytes(built)
+    stamps = {name: built.mart_file(name).stat().st_mtime_ns for name in MART_NAMES}
+    state = state_path(built).read_bytes()
+    seen: list[tuple[int, int]] = []
+
+    counts = refresh(built, TZ, progress=lambda done, total: seen.append((done, total)))
+
+    assert seen == []
+    assert mart_bytes(built) == before
+    assert {name: built.mart_file(name).stat().st_mtime_ns for name in MART_NAMES} == stamps
+    assert state_path(built).read_bytes() == state
+    assert counts["spend_daily"] > 0
+
+
+def test_a_new_time_zone_rebuilds_everything(built: DataLayout, tmp_path: Path) -> None:
+    refresh(built, "UTC")
+
+    state = load_state(built)
+    assert state is not None and state.timezone == "UTC"
+    utc = DataLayout.at(tmp_path / "utc")
+    shutil.copytree(built.usage_dir, utc.usage_dir)
+    refresh(utc, "UTC")
+    assert mart_bytes(built) == mart_bytes(utc)
+
+
+def test_state_records_partition_files_and_local_days(built: DataLayout) -> None:
+    state = load_state(built)
+
+    assert state is not None
+    first = state.partitions[f"date={FIRST.isoformat()}"]
+    assert len(first.files) == 1
+    assert first.days == [FIRST.isoformat(), (FIRST + dt.timedelta(days=1)).isoformat()]
