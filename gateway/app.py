@@ -8,9 +8,11 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -31,8 +33,10 @@ from gateway.routes.messages import messages
 from gateway.routes.models import list_models
 from gateway.routes.responses import responses
 from gateway.state import GatewayState
+from gateway.telemetry.durable import DurableResponses
 from gateway.telemetry.exporter import TelemetryExporter
 from gateway.telemetry.sink import TelemetrySink
+from gateway.telemetry.spool import Spool
 from gateway.upstream import Upstream
 from meterline import __version__, semconv
 from meterline.config import MeterlineConfig
@@ -75,6 +79,8 @@ def create_app(
         },
         interval_s=config.telemetry.export_interval_ms / 1000.0,
         batch_size=config.telemetry.export_batch_size,
+        spool=Spool(Path(config.storage.data_dir) / "spool", config.telemetry.spool_max_bytes),
+        flush_ms=config.telemetry.spool_flush_ms,
     )
     state = GatewayState(
         config=config,
@@ -130,6 +136,7 @@ def create_app(
             Exception: _unexpected_error,
         },
         lifespan=lifespan,
+        middleware=[Middleware(DurableResponses, sink=exporter)],
     )
     app.state.gateway = state
     app.state.keys = keys

@@ -124,6 +124,11 @@ class GatewayMetrics:
             "Usage records and spans queued in the gateway, not yet exported to the collector.",
             registry=r,
         )
+        self.telemetry_spool_bytes = Gauge(
+            "meterline_telemetry_spool_bytes",
+            "Bytes of usage records in the gateway's on-disk spool (alert well before telemetry.spool_max_bytes).",
+            registry=r,
+        )
 
     def observe(self, record: UsageRecord, *, priced: bool, cost_saved_usd: float = 0.0) -> None:
         """Count one finished client request. `priced`: the answering model has a price, so a

@@ -74,3 +74,4 @@ class GatewayState:
             )
         self.exporter.submit(record, span)
         self.metrics.set_telemetry_pending(self.exporter.pending)
+        self.metrics.telemetry_spool_bytes.set(self.exporter.spool_bytes)

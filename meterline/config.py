@@ -121,6 +121,10 @@ class TelemetryConfig(_Strict):
     export_interval_ms: int = Field(default=500, ge=10)
     """How long the gateway batches spans and usage records before one export."""
     export_batch_size: int = Field(default=512, ge=1)
+    spool_flush_ms: int = Field(default=50, ge=0)
+    """Group-commit window of the gateway's on-disk usage spool; 0 fsyncs before each response ends."""
+    spool_max_bytes: int = Field(default=1024**3, gt=0)
+    """Cap of the usage spool (warnings at 50 % and 80 %); beyond it new usage records are dropped."""
 
 
 class StorageConfig(_Strict):

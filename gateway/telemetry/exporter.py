@@ -3,7 +3,11 @@
 The request path only appends to in-memory lists (`submit`). A background task encodes and
 posts batches every `interval` (or sooner when a batch fills), retries retryable failures with
 backoff and jitter, and never raises into a request. Usage records are never sampled; spans are.
-Issue #6 puts a durable on-disk spool under `submit` so nothing is lost across a crash.
+With a `Spool`, usage records are durable: a writer task appends them to the on-disk spool in
+groups every `flush_ms` (0: at once, and `durable()` lets the response wait for the fsync); the
+sender reads the spool and acknowledges it batch by batch, so a crash loses at most the records
+of one flush window and a restart resends what the collector has not acknowledged. Spans stay
+best effort in memory.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
 from gateway.routing.router import Attempt
 from gateway.telemetry.spans import attempt_span, attributes, server_span
+from gateway.telemetry.spool import Spool, SpoolFull
 from meterline.otlp_usage import to_log_record
 from meterline.usage_record import UsageRecord
 
@@ -61,6 +66,8 @@ class TelemetryExporter:
         interval_s: float = 0.5,
         batch_size: int = 512,
         timeout_s: float = 10.0,
+        spool: Spool | None = None,
+        flush_ms: int = 50,
     ) -> None:
         self._traces_url = endpoint.rstrip("/") + "/v1/traces"
         self._logs_url = endpoint.rstrip("/") + "/v1/logs"
@@ -79,11 +86,25 @@ class TelemetryExporter:
         self.exported_spans = 0
         self.dropped = 0
         self.failed_exports = 0
+        self._spool = spool
+        self._flush_s = flush_ms / 1000.0
+        self._unspooled: list[UsageRecord] = []
+        self._submitted = 0
+        self._spooled = 0
+        self._flush_wake = asyncio.Event()
+        self._durable_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._writer_task: asyncio.Task[None] | None = None
 
     def submit(self, record: UsageRecord | None, span: SpanDraft | None) -> None:
         """Queue a usage record and/or a span. O(1), never blocks, never raises."""
         if record is not None:
-            self._usage.append(record)
+            if self._spool is not None:
+                self._unspooled.append(record)
+                self._submitted += 1
+                if not self._flush_s:
+                    self._flush_wake.set()
+            else:
+                self._usage.append(record)
         if span is not None:
             self._spans.append(span)
         if len(self._spans) > _MAX_PENDING:
@@ -94,15 +115,77 @@ class TelemetryExporter:
 
     @property
     def pending(self) -> int:
-        return len(self._usage) + len(self._spans)
+        spooled = self._spool.unacked_records if self._spool is not None else 0
+        return len(self._usage) + len(self._spans) + len(self._unspooled) + spooled
+
+    @property
+    def spool_bytes(self) -> int:
+        return self._spool.size_bytes if self._spool is not None else 0
+
+    @property
+    def sync_commit(self) -> bool:
+        """True when each response must wait for its usage record's fsync (`flush_ms: 0`)."""
+        return self._spool is not None and not self._flush_s
+
+    async def durable(self) -> None:
+        """Return once every usage record submitted so far is fsync'd in the spool."""
+        if self._spool is None or self._spooled >= self._submitted:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._durable_waiters.append((self._submitted, waiter))
+        self._flush_wake.set()
+        await waiter
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=self._timeout_s)
+        if self._spool is not None:
+            await asyncio.to_thread(self._spool.open)
+            self._writer_task = asyncio.create_task(self._run_spool_writer(), name="telemetry-spool")
         self._task = asyncio.create_task(self._run(), name="telemetry-exporter")
+
+    async def _run_spool_writer(self) -> None:
+        assert self._spool is not None
+        while True:
+            if self._flush_s and not self._stopping:
+                await asyncio.sleep(self._flush_s)
+            elif not self._unspooled and not self._stopping:
+                await self._flush_wake.wait()
+            self._flush_wake.clear()
+            if await self._write_spool():
+                self._wake.set()
+            if self._stopping and not self._unspooled:
+                return
+
+    async def _write_spool(self) -> bool:
+        """One group commit of the records submitted since the last; True when something landed."""
+        assert self._spool is not None
+        records, self._unspooled = self._unspooled, []
+        if not records:
+            return False
+        payloads = [to_log_record(r).SerializeToString() for r in records]
+        try:
+            await asyncio.to_thread(self._spool.append, payloads)
+        except SpoolFull as exc:
+            log.error("telemetry: spool full, %d usage records dropped: %s", len(records), exc)
+        except OSError as exc:
+            log.error("telemetry: spool append failed (%s); will retry", exc)
+            self._unspooled[:0] = records
+            await asyncio.sleep(0.2)
+            return False
+        self._spooled += len(records)
+        done = [w for w in self._durable_waiters if w[0] <= self._spooled]
+        self._durable_waiters = [w for w in self._durable_waiters if w[0] > self._spooled]
+        for _, waiter in done:
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
 
     async def close(self, deadline_s: float = 10.0) -> None:
         """Stop the loop and flush what is pending, retrying until the deadline."""
         self._stopping = True
+        self._flush_wake.set()
+        if self._writer_task is not None:
+            await self._writer_task
         self._wake.set()
         if self._task is not None:
             try:
@@ -112,6 +195,8 @@ class TelemetryExporter:
                 log.error("telemetry: %d records still pending at shutdown (collector unreachable)", self.pending)
         if self._client is not None:
             await self._client.aclose()
+        if self._spool is not None:
+            self._spool.close()
 
     async def _run(self) -> None:
         backoff = 0.0
@@ -129,6 +214,8 @@ class TelemetryExporter:
 
     async def export_pending(self) -> bool:
         """Export everything pending, a batch at a time; False when the collector must be retried."""
+        if self._spool is not None and not await self._export_spool():
+            return False
         while self._usage or self._spans:
             usage = [self._usage.popleft() for _ in range(min(self._batch_size, len(self._usage)))]
             spans = [self._spans.popleft() for _ in range(min(self._batch_size, len(self._spans)))]
@@ -142,6 +229,25 @@ class TelemetryExporter:
                 return False
             self.exported_spans += len(spans)
         return True
+
+    async def _export_spool(self) -> bool:
+        spool = self._spool
+        assert spool is not None
+        while True:
+            payloads, cursor = await asyncio.to_thread(spool.read, self._batch_size)
+            if not payloads:
+                return True
+            if not await self._post(self._logs_url, self._wrap_logs(payloads), ExportLogsServiceResponse):
+                spool.rewind()
+                return False
+            await asyncio.to_thread(spool.ack, cursor, len(payloads))
+            self.exported_usage += len(payloads)
+
+    def _wrap_logs(self, log_records: list[bytes]) -> bytes:
+        """An ExportLogsServiceRequest around already serialized LogRecords, without parsing them."""
+        scope_logs = _field(1, self._scope.SerializeToString()) + b"".join(_field(2, r) for r in log_records)
+        resource_logs = _field(1, self._resource.SerializeToString()) + _field(2, scope_logs)
+        return _field(1, resource_logs)
 
     def _encode_logs(self, usage: list[UsageRecord]) -> bytes:
         request = ExportLogsServiceRequest(
@@ -194,3 +300,17 @@ class TelemetryExporter:
             return False
         log.error("telemetry: collector refused a batch with %d; dropped", response.status_code)
         return True
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field: tag, length, bytes."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload

@@ -16,6 +16,17 @@ class TelemetrySink(Protocol):
     def pending(self) -> int:
         """Items accepted but not yet delivered."""
 
+    @property
+    def spool_bytes(self) -> int:
+        """Bytes waiting in the on-disk spool (0 without one)."""
+
+    @property
+    def sync_commit(self) -> bool:
+        """True when a response must wait for `durable()` before its last byte."""
+
+    async def durable(self) -> None:
+        """Return once every usage record submitted so far is on disk (no-op without a spool)."""
+
     async def start(self) -> None: ...
 
     async def close(self, deadline_s: float = 10.0) -> None: ...
@@ -37,6 +48,17 @@ class InMemorySink:
     @property
     def pending(self) -> int:
         return 0
+
+    @property
+    def spool_bytes(self) -> int:
+        return 0
+
+    @property
+    def sync_commit(self) -> bool:
+        return False
+
+    async def durable(self) -> None:
+        return None
 
     async def start(self) -> None:
         return None
