@@ -32,6 +32,7 @@ from gateway.routes.health import liveliness, metrics, readiness
 from gateway.routes.messages import messages
 from gateway.routes.models import list_models
 from gateway.routes.responses import responses
+from gateway.secret_metrics import SecretMetrics
 from gateway.state import GatewayState
 from gateway.telemetry.durable import DurableResponses
 from gateway.telemetry.exporter import TelemetryExporter
@@ -40,6 +41,7 @@ from gateway.telemetry.spool import Spool
 from gateway.upstream import Upstream
 from meterline import __version__, semconv
 from meterline.config import MeterlineConfig
+from meterline.secrets import SecretRegistry, install
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,11 @@ def create_app(
     """The gateway app; `sink` replaces the OTLP exporter (tests pass an InMemorySink); `clock`
     is the wall clock key expiry and rotation grace are judged by (tests pass a fake one)."""
     instance = f"{socket.gethostname()}:{os.getpid()}"
+    # Every secret reference resolves here, before anything serves: one that cannot stops startup
+    # with SecretResolutionError (reference, backend, reason). Provider keys stay live.
+    secrets = SecretRegistry(config.secrets)
+    secrets.preload(config)
+    install(secrets)
     keys = KeyRuntime(config, clock)
     agents = keys.directory
     exporter = sink or TelemetryExporter(
@@ -96,13 +103,15 @@ def create_app(
         await exporter.start()
         await keys.start()
         state.cache = build_cache(config.response_cache)
-        upstream = Upstream(config)
+        upstream = Upstream(config, secrets)
         await upstream.start()
+        await secrets.start()
         state.upstream = upstream
         log.info("gateway ready: %d model groups, %d agent keys", len(upstream.model_groups), len(agents))
         try:
             yield
         finally:
+            await secrets.stop()
             await upstream.close()
             if state.cache is not None:
                 await state.cache.close()
@@ -139,5 +148,7 @@ def create_app(
         middleware=[Middleware(DurableResponses, sink=exporter)],
     )
     app.state.gateway = state
+    app.state.secrets = secrets
+    state.metrics.registry.register(SecretMetrics(secrets))
     app.state.keys = keys
     return app

@@ -103,6 +103,7 @@ class RequestMeter:
             usage_raw=usage.raw,
             cost_usd=self.cost_usd,
             price_version=self.price_version,
+            provider_key_version=next((a.key_version for a in reversed(self.attempts) if a.outcome == "ok"), None),
             status=self.status,
             http_status=self.http_status,
             error_type=self.error_type,

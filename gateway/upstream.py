@@ -16,13 +16,14 @@ from gateway.providers.results import ChatResponse, ChatStream
 from gateway.routing.deployments import Deployment, build_deployments
 from gateway.routing.router import Routed, Router, RoutingPolicy
 from meterline.config import MeterlineConfig
+from meterline.secrets import SecretRegistry
 
 log = logging.getLogger(__name__)
 
 
 class Upstream:
-    def __init__(self, config: MeterlineConfig) -> None:
-        self.deployments = build_deployments(config)
+    def __init__(self, config: MeterlineConfig, secrets: SecretRegistry | None = None) -> None:
+        self.deployments = build_deployments(config, secrets)
         self.prices = PriceBook()
         policy = RoutingPolicy.from_settings(config.router_settings, config.litellm_settings)
         self.router = Router(self.deployments, policy, self.prices)

@@ -192,6 +192,40 @@ class ResponseCacheConfig(_Strict):
         return self
 
 
+class VaultConfig(_Strict):
+    """Vault for `vault://MOUNT/PATH#field` references (KV version 2). Each value may itself be a
+    literal, `os.environ/NAME` or `file://PATH`; unset ones fall back to Vault's own environment
+    variables (`VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_NAMESPACE`)."""
+
+    address: str | None = None
+    """Vault's URL, e.g. `https://vault.internal:8200`."""
+    auth: Literal["token", "approle", "kubernetes"] = "token"
+    token: str | None = None
+    """For `auth: token`."""
+    role_id: str | None = None
+    """For `auth: approle`."""
+    secret_id: str | None = None
+    """For `auth: approle`."""
+    role: str | None = None
+    """For `auth: kubernetes`: the Vault role bound to the service account."""
+    jwt_path: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    """For `auth: kubernetes`: the service-account token file."""
+    auth_mount: str | None = None
+    """Where the auth method is mounted (default: `approle` or `kubernetes`)."""
+    namespace: str | None = None
+    """Vault Enterprise namespace, sent as `X-Vault-Namespace`."""
+    timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class SecretsConfig(_Strict):
+    """How secret references (`os.environ/`, `file://`, `aws-secretsmanager://`, `vault://`) are read."""
+
+    refresh_seconds: float = Field(default=300.0, gt=0)
+    """How often each provider key is re-read in the background; `?refresh=SECONDS` on a
+    reference overrides it."""
+    vault: VaultConfig = Field(default_factory=VaultConfig)
+
+
 class MeterlineConfig(_Strict):
     model_list: list[ModelDeployment] = Field(default_factory=list)
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
@@ -216,6 +250,7 @@ class MeterlineConfig(_Strict):
     quota_store: QuotaStoreConfig = Field(default_factory=QuotaStoreConfig)
     key_store: KeyStoreConfig = Field(default_factory=KeyStoreConfig)
     response_cache: ResponseCacheConfig = Field(default_factory=ResponseCacheConfig)
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
 
     @field_validator("timezone")
     @classmethod

@@ -45,7 +45,7 @@ class LiteLLMEndpoints:
     def __init__(self) -> None:
         self._litellm: Any = None
         self._lock = asyncio.Lock()
-        self._openai_clients: dict[str, openai.AsyncOpenAI] = {}
+        self._openai_clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
 
     async def close(self) -> None:
         """Close the HTTP clients LiteLLM cached on this event loop (for every LiteLLM call, chat's too)."""
@@ -117,10 +117,10 @@ class LiteLLMEndpoints:
         """A client the gateway owns (and closes) for LiteLLM's OpenAI handlers: its text-completion
         handler otherwise builds one per call and never closes it, and its embedding handler's
         cached client retries on its own (the router must see every attempt)."""
-        if (client := self._openai_clients.get(deployment.id)) is None:
-            key = deployment.api_key.reveal() if deployment.api_key is not None else "none"
+        key = deployment.api_key.reveal() if deployment.api_key is not None else "none"
+        if (client := self._openai_clients.get((deployment.id, key))) is None:  # a rotated key: a new client
             client = openai.AsyncOpenAI(api_key=key, base_url=deployment.api_base, max_retries=0)
-            self._openai_clients[deployment.id] = client
+            self._openai_clients[(deployment.id, key)] = client
         return client
 
     async def embeddings(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse:

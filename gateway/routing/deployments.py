@@ -1,4 +1,5 @@
-"""Deployments: one `model_list` entry each, resolved once at startup.
+"""Deployments: one `model_list` entry each, built once at startup; the provider key is a
+`LiveSecret` that stays current (the router reads it once per attempt, `pinned_key`).
 
 A deployment whose provider speaks OpenAI's HTTP protocol natively is served by the direct
 forward (`providers/openai_direct.py`); every other one by LiteLLM's translation
@@ -7,11 +8,11 @@ forward (`providers/openai_direct.py`); every other one by LiteLLM's translation
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from meterline.config import MeterlineConfig, ModelDeployment
-from meterline.secret_refs import resolve
+from meterline.secrets import LiveSecret, SecretRegistry, resolve
 
 # Providers whose chat/completions, completions, embeddings and responses endpoints are
 # OpenAI's protocol, with their default base URL (None: api_base is required).
@@ -42,10 +43,11 @@ _ROUTING_PARAMS = frozenset(
 class SecretValue:
     """A resolved secret that never shows itself in repr, str, logs or tracebacks."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "version")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, version: str | None = None) -> None:
         self._value = value
+        self.version = version
 
     def reveal(self) -> str:
         return self._value
@@ -65,7 +67,8 @@ class Deployment:
     model: str
     """The provider's model name (provider prefix removed): what answers, what is priced."""
     api_base: str | None
-    api_key: SecretValue | None
+    api_key: LiveSecret | SecretValue | None
+    """Live at startup; a `SecretValue` (one version, read once) on the copy an attempt uses."""
     direct: bool
     rpm: int | None = None
     tpm: int | None = None
@@ -85,7 +88,7 @@ def _split_provider(litellm_model: str, explicit: str | None) -> tuple[str, str]
     return "openai", litellm_model  # LiteLLM's default for a bare model name
 
 
-def build_deployment(index: int, entry: ModelDeployment) -> Deployment:
+def build_deployment(index: int, entry: ModelDeployment, secrets: SecretRegistry | None = None) -> Deployment:
     params = entry.litellm_params.model_dump(exclude_none=True)
     provider, model = _split_provider(params["model"], params.get("custom_llm_provider"))
     api_key = params.get("api_key")
@@ -108,7 +111,7 @@ def build_deployment(index: int, entry: ModelDeployment) -> Deployment:
         provider=provider,
         model=model,
         api_base=api_base.rstrip("/") if isinstance(api_base, str) else None,
-        api_key=SecretValue(resolve(api_key)) if isinstance(api_key, str) else None,
+        api_key=(secrets or SecretRegistry()).live(api_key) if isinstance(api_key, str) else None,
         direct=direct,
         rpm=params.get("rpm"),
         tpm=params.get("tpm"),
@@ -119,5 +122,16 @@ def build_deployment(index: int, entry: ModelDeployment) -> Deployment:
     )
 
 
-def build_deployments(config: MeterlineConfig) -> list[Deployment]:
-    return [build_deployment(i, entry) for i, entry in enumerate(config.model_list)]
+def build_deployments(config: MeterlineConfig, secrets: SecretRegistry | None = None) -> list[Deployment]:
+    registry = secrets or SecretRegistry(config.secrets)
+    return [build_deployment(i, entry, registry) for i, entry in enumerate(config.model_list)]
+
+
+def pinned_key(deployment: Deployment) -> Deployment:
+    """The deployment as one attempt uses it: its live key read once, so a rotation while the
+    request runs does not change the key it started with."""
+    key = deployment.api_key
+    if not isinstance(key, LiveSecret):
+        return deployment
+    current = key.current
+    return replace(deployment, api_key=SecretValue(current.value, current.version))

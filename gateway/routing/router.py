@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from gateway.pricing import PriceBook
-from gateway.routing.deployments import Deployment
+from gateway.routing.deployments import Deployment, SecretValue, pinned_key
 from gateway.routing.failures import UpstreamFailure
 from gateway.routing.strategies import DeploymentStats, make_picker
 from meterline.config import RouterSettings
+from meterline.secrets import LiveSecret
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ T = TypeVar("T")
 
 _FAIL_WINDOW_S = 60.0
 _MAX_RETRY_AFTER_S = 10.0
+AUTH_REFUSED = frozenset({401, 403})
+"""A provider refusing the key: refresh it at once and, if it changed, retry once with the new one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,8 @@ class Attempt:
     """ok, retryable_error or terminal_error."""
     status: int | None = None
     error: str | None = None
+    key_version: str | None = None
+    """The version of the provider key the attempt sent (never the key)."""
 
 
 @dataclass
@@ -99,6 +104,7 @@ class Router:
         self._rng = rng or random.Random()
         self._pick, self.strategy = make_picker(policy.strategy, self._rng, prices)
         self._clock = clock
+        self._pinned: dict[str, tuple[object, Deployment]] = {}
 
     @property
     def groups(self) -> list[str]:
@@ -170,7 +176,42 @@ class Router:
         last.attempts = list(attempts)
         raise last
 
+    def _pin(self, d: Deployment) -> Deployment:
+        """`d` with its key read once for one attempt (cached while the key's version stands)."""
+        if not isinstance(d.api_key, LiveSecret):
+            return d
+        current = d.api_key.current
+        cached = self._pinned.get(d.id)
+        if cached is None or cached[0] is not current:
+            cached = self._pinned[d.id] = (current, pinned_key(d))
+        return cached[1]
+
     async def _attempt(self, d: Deployment, call: Callable[[Deployment], Awaitable[T]], attempts: list[Attempt]) -> T:
+        used = self._pin(d)
+        try:
+            return await self._call(d, used, call, attempts)
+        except UpstreamFailure as failure:
+            secret = d.api_key
+            if failure.status not in AUTH_REFUSED or not isinstance(secret, LiveSecret):
+                raise
+            assert isinstance(used.api_key, SecretValue)
+            refused = used.api_key
+            fresh = await secret.refresh_now(stale=refused.reveal())
+            if fresh.value == refused.reveal():
+                raise
+            log.info(
+                "deployment %s: provider refused key version %s (HTTP %s); retrying with version %s",
+                d.id,
+                refused.version,
+                failure.status,
+                fresh.version,
+            )
+            return await self._call(d, self._pin(d), call, attempts)
+
+    async def _call(
+        self, d: Deployment, used: Deployment, call: Callable[[Deployment], Awaitable[T]], attempts: list[Attempt]
+    ) -> T:
+        key_version = used.api_key.version if isinstance(used.api_key, SecretValue) else None
         stats = self._stats[d.id]
         stats.in_flight += 1
         started_ns = time.time_ns()
@@ -178,20 +219,20 @@ class Router:
         timeout = d.timeout or self.policy.timeout_s
         try:
             async with asyncio.timeout(timeout):
-                value = await call(d)
+                value = await call(used)
         except TimeoutError:
             failure = UpstreamFailure(f"no answer within {timeout} s", status=None, kind="timeout")
             self._record_failure(d)
-            attempts.append(Attempt(d, started_ns, time.time_ns(), "retryable_error", None, "timeout"))
+            attempts.append(Attempt(d, started_ns, time.time_ns(), "retryable_error", None, "timeout", key_version))
             raise failure from None
         except UpstreamFailure as failure:
             if failure.retryable:
                 self._record_failure(d)
             outcome = "retryable_error" if failure.retryable else "terminal_error"
-            attempts.append(Attempt(d, started_ns, time.time_ns(), outcome, failure.status, failure.kind))
+            attempts.append(Attempt(d, started_ns, time.time_ns(), outcome, failure.status, failure.kind, key_version))
             raise
         finally:
             stats.in_flight -= 1
         stats.observe_latency(time.perf_counter() - t0)
-        attempts.append(Attempt(d, started_ns, time.time_ns(), "ok", 200))
+        attempts.append(Attempt(d, started_ns, time.time_ns(), "ok", 200, key_version=key_version))
         return value

@@ -1,0 +1,160 @@
+"""`SecretRegistry`: every secret of one process, by reference, with one backend of each kind.
+
+Provider keys are `live()` (refreshed in the background between `start()` and `stop()`); every
+other secret is `resolve()`d once at startup. `status()` feeds readiness and `secrets check`.
+`install()` makes a registry the one behind `meterline.secrets.resolve()`, so code that resolves
+a setting at startup uses the process's backends and settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Mapping
+
+from meterline.config import MeterlineConfig, SecretsConfig
+from meterline.secrets.aws import AwsSecretsManagerBackend
+from meterline.secrets.base import SecretBackend, SecretResolutionError, SecretVersion, now
+from meterline.secrets.config_refs import config_references
+from meterline.secrets.env import EnvBackend
+from meterline.secrets.file import FileBackend
+from meterline.secrets.live import LiveSecret, SecretStatus
+from meterline.secrets.reference import Reference, parse_reference
+from meterline.secrets.vault import VaultBackend
+
+
+class SecretRegistry:
+    def __init__(
+        self, settings: SecretsConfig | None = None, backends: Mapping[str, SecretBackend] | None = None
+    ) -> None:
+        """`backends` replaces backends by name (tests); the rest are built on first use."""
+        self.settings = settings or SecretsConfig()
+        self._backends: dict[str, SecretBackend] = dict(backends or {})
+        self._live: dict[str, LiveSecret] = {}
+        self._resolved: dict[str, SecretVersion] = {}
+        self._references: dict[str, Reference] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = threading.RLock()
+        self._running = False
+
+    def backend(self, name: str) -> SecretBackend:
+        with self._lock:
+            if name not in self._backends:
+                self._backends[name] = self._build(name)
+            return self._backends[name]
+
+    def _build(self, name: str) -> SecretBackend:
+        if name == "env":
+            return EnvBackend()
+        if name == "file":
+            return FileBackend()
+        if name == "aws-secretsmanager":
+            return AwsSecretsManagerBackend()
+        if name == "vault":
+            return VaultBackend(self.settings.vault)
+        raise ValueError(f"no secret backend {name!r}")
+
+    def fetch(self, value: str) -> tuple[Reference, SecretVersion]:
+        """Fetch once, uncached (for `secrets check`)."""
+        reference = parse_reference(value)
+        if reference.is_literal:
+            return reference, SecretVersion(value, None, now())
+        return reference, self.backend(reference.backend).fetch(reference)
+
+    def resolve(self, value: str) -> str:
+        """The value a setting stands for, fetched once per process (a literal is itself)."""
+        with self._lock:
+            if value not in self._resolved:
+                reference, version = self.fetch(value)
+                self._resolved[value] = version
+                self._references[value] = reference
+            return self._resolved[value].value
+
+    def live(self, value: str) -> LiveSecret:
+        """The live secret for `value` (one per reference, however many deployments share it);
+        the first call fetches it and raises SecretResolutionError if it cannot."""
+        with self._lock:
+            if value not in self._live:
+                reference, first = self.fetch(value)
+                refresh = None if reference.is_literal else reference.refresh_seconds or self.settings.refresh_seconds
+                backend = self.backend(reference.backend) if not reference.is_literal else EnvBackend()
+                self._live[value] = LiveSecret(reference, backend, first, refresh)
+                self._maybe_start(self._live[value])
+            return self._live[value]
+
+    def preload(self, config: MeterlineConfig) -> None:
+        """Resolve every reference in `config` now; the first that fails raises
+        SecretResolutionError naming it, its backend, the reason and the config field."""
+        for path, value, live in config_references(config):
+            try:
+                self.live(value) if live else self.resolve(value)
+            except SecretResolutionError as exc:
+                raise SecretResolutionError(exc.reference, exc.backend, f"{exc.reason} (at {path})") from None
+
+    def status(self) -> list[SecretStatus]:
+        with self._lock:
+            statuses = [s.status() for s in self._live.values() if not s.reference.is_literal]
+            for value, version in self._resolved.items():
+                reference = self._references[value]
+                if not reference.is_literal:
+                    statuses.append(
+                        SecretStatus(
+                            reference.display,
+                            reference.backend,
+                            version.version,
+                            version.fetched_at,
+                            version.created_at,
+                            live=False,
+                        )
+                    )
+            return statuses
+
+    def degraded(self) -> list[SecretStatus]:
+        return [s for s in self.status() if s.degraded]
+
+    # -- background refresh ---------------------------------------------------------------
+    async def start(self) -> None:
+        self._running = True
+        for secret in list(self._live.values()):
+            self._maybe_start(secret)
+
+    def _maybe_start(self, secret: LiveSecret) -> None:
+        if not self._running or secret.refresh_seconds is None:
+            return
+        if any(t.get_name() == f"secret-refresh:{id(secret)}" for t in self._tasks):
+            return
+        task = asyncio.get_running_loop().create_task(secret.run(), name=f"secret-refresh:{id(secret)}")
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        self._running = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        vault = self._backends.get("vault")
+        if isinstance(vault, VaultBackend):
+            vault.close()
+
+
+_installed: SecretRegistry | None = None
+
+
+def install(registry: SecretRegistry | None) -> None:
+    """Make `registry` the one behind `resolve()` for this process (None: a fresh one per call)."""
+    global _installed
+    _installed = registry
+
+
+def installed() -> SecretRegistry | None:
+    return _installed
+
+
+def resolve(value: str) -> str:
+    """The secret a config value stands for: the referenced value, or the literal itself.
+    Raises SecretResolutionError (naming reference, backend and reason, never a value)."""
+    registry = _installed if _installed is not None else SecretRegistry()
+    return registry.resolve(value)

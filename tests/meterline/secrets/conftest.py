@@ -1,0 +1,3 @@
+from tests.aws import aws, moto_url
+
+__all__ = ["aws", "moto_url"]
