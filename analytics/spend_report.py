@@ -19,18 +19,23 @@ from analytics.spend_daily import read_spend_daily
 from analytics.usd import sum_usd
 from meterline.layout import DataLayout
 
-GroupBy = Literal["agent", "team", "model"]
+GroupBy = Literal["agent", "team", "project", "model"]
 Format = Literal["table", "json", "csv"]
 
-_SOURCE_COLUMN: dict[str, str] = {"agent": "agent_id", "team": "team", "model": "model"}
+_SOURCE_COLUMN: dict[str, str] = {"agent": "agent_id", "team": "team", "project": "project", "model": "model"}
+OTHERS = "(others)"
+"""The row that sums everyone below `--top N`."""
 _MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
 _RELATIVE = re.compile(r"^(\d+)([dh])$")
 
 
-def spend_report(layout: DataLayout, by: GroupBy, since: dt.date, until: dt.date | None = None) -> pl.DataFrame:
-    """One row per `by` value over `since <= date <= until`, most expensive first."""
+def spend_report(
+    layout: DataLayout, by: GroupBy, since: dt.date, until: dt.date | None = None, top: int | None = None
+) -> pl.DataFrame:
+    """One row per `by` value over `since <= date <= until`, most expensive first; with `top`,
+    the `top` biggest and one `(others)` row summing the rest, so the total is unchanged."""
     daily = read_spend_daily(layout, since, until)
-    return (
+    report = (
         daily.lazy()
         .group_by(pl.col(_SOURCE_COLUMN[by]).alias(by))
         .agg(
@@ -40,9 +45,19 @@ def spend_report(layout: DataLayout, by: GroupBy, since: dt.date, until: dt.date
             sum_usd("cost_usd"),
         )
         # The name breaks ties so equal spenders always print in the same order.
-        .sort(["cost_usd", by], descending=[True, False])
+        .sort(["cost_usd", by], descending=[True, False], nulls_last=True)
         .collect()
     )
+    if top is None or report.height <= top:
+        return report
+    rest = report.slice(top).select(
+        pl.lit(OTHERS).alias(by),
+        pl.col("requests").sum(),
+        pl.col("input_tokens").sum(),
+        pl.col("output_tokens").sum(),
+        sum_usd("cost_usd"),
+    )
+    return pl.concat([report.head(top), rest.cast(report.schema)])
 
 
 def parse_since(value: str, today: dt.date) -> dt.date:

@@ -111,6 +111,15 @@ class AlertChannel(_Strict):
 class AlertsConfig(_Strict):
     dashboard_url: str | None = None
     channels: dict[str, AlertChannel] = Field(default_factory=dict)
+    anomaly_sigmas: float = Field(default=3.0, gt=0)
+    """An agent's spend today is an anomaly above mean + this many standard deviations of its
+    own trailing `anomaly_window_days` (days without spend count as 0)."""
+    anomaly_window_days: int = Field(default=14, ge=2)
+    anomaly_min_usd: float = Field(default=5.0, ge=0)
+    """Spend today below this never pages anyone, whatever the baseline."""
+    delivery_attempts: int = Field(default=3, ge=1)
+    """Tries per message and channel within one run (backoff 1 s, 2 s, ...); failures are retried next run."""
+
 
 
 class TelemetryConfig(_Strict):

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import sys
 import threading
+import zoneinfo
 from pathlib import Path
 
 from meterline.cli.signals import set_on_sigterm
@@ -52,8 +53,9 @@ def analytics_run(args: argparse.Namespace) -> int:
 
 
 def _progress(done: int, total: int) -> None:
-    """Days rebuilt so far, on stderr (stdout stays the command's result)."""
-    print(f"marts: {done}/{total} days rebuilt", file=sys.stderr, flush=True)
+    """Days rebuilt so far, on stderr (stdout stays the command's result); quiet for short runs."""
+    if total > 4:
+        print(f"marts: {done}/{total} days rebuilt", file=sys.stderr, flush=True)
 
 
 def analytics_serve(args: argparse.Namespace) -> int:
@@ -64,10 +66,17 @@ def analytics_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     set_on_sigterm(stop)
     try:
-        serve_forever(layout, interval, stop, config.timezone)
+        serve_forever(layout, interval, stop, config.timezone, after=lambda: _alarms(config, layout))
     except KeyboardInterrupt:
         stop.set()
     return 0
+
+
+def _alarms(config: MeterlineConfig, layout: DataLayout) -> None:
+    from alarms.engine import run_alarms
+
+    if config.budgets:
+        run_alarms(config, layout)
 
 
 def dashboard(args: argparse.Namespace) -> int:
@@ -87,16 +96,21 @@ def dashboard(args: argparse.Namespace) -> int:
 
 
 def spend(args: argparse.Namespace) -> int:
+    from analytics.jobs import run_once
     from analytics.spend_report import parse_since, render, spend_report
 
-    _config, layout = load(args)
-    today = dt.datetime.now(dt.UTC).date()
+    config, layout = load(args)
+    today = dt.datetime.now(zoneinfo.ZoneInfo(config.timezone)).date()
     try:
         since = parse_since(args.since, today)
         until = dt.date.fromisoformat(args.until) if args.until else None
     except ValueError as exc:
         raise UsageError(f"--since/--until: {exc}") from None
-    print(render(spend_report(layout, args.by, since, until), args.format, since=since, until=until))
+    if args.top is not None and args.top < 1:
+        raise UsageError("--top: expected a positive number")
+    run_once(layout, config.timezone, progress=_progress)  # only days whose ledger changed are rebuilt
+    report = spend_report(layout, args.by, since, until, top=args.top)
+    print(render(report, args.format, since=since, until=until))
     return 0
 
 

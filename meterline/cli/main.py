@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from meterline.cli import alarms as alarms_cli
 from meterline.cli import commands
 from meterline.config import ConfigError
 from meterline.secret_refs import SecretResolutionError
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = analytics_verbs.add_parser("run", help="build every mart once")
     _shared(run, top=False)
     run.set_defaults(run=commands.analytics_run)
-    serve = analytics_verbs.add_parser("serve", help="rebuild the marts every interval")
+    serve = analytics_verbs.add_parser("serve", help="refresh the marts, then run the budget alarms, every interval")
     _shared(serve, top=False)
     serve.add_argument("--interval", type=float, default=None, help="seconds (default: analytics.interval_seconds)")
     serve.set_defaults(run=commands.analytics_serve)
@@ -80,12 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     spend = verbs.add_parser("spend", help="print spend by agent, team or model")
     _shared(spend, top=False)
-    spend.add_argument("--by", choices=["agent", "team", "model"], default="agent")
+    spend.add_argument("--by", choices=["agent", "team", "project", "model"], default="agent")
     spend.add_argument("--since", default="7d", help="7d, 24h or a date YYYY-MM-DD (default: 7d)")
     spend.add_argument("--until", default=None, help="last date included, YYYY-MM-DD (default: today)")
     spend.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    spend.add_argument("--top", type=int, default=None, metavar="N", help="the N biggest spenders, the rest as one row")
     spend.set_defaults(run=commands.spend)
     _keys_parser(verbs)
+    alarms_cli.add_parser(verbs, _shared)
     return parser
 
 

@@ -154,3 +154,25 @@ def test_parse_since(value: str, expected: dt.date) -> None:
 def test_parse_since_rejects_with_the_accepted_forms(value: str) -> None:
     with pytest.raises(ValueError, match=r"--since .*7d, 24h.*2026-11-01"):
         parse_since(value, TODAY)
+
+
+def test_top_keeps_the_biggest_and_sums_the_rest(layout: DataLayout, records: list[UsageRecord]) -> None:
+    full = spend_report(layout, "agent", SINCE)
+
+    top = spend_report(layout, "agent", SINCE, top=2)
+
+    assert top.head(2).equals(full.head(2))
+    assert top["agent"].to_list()[-1] == "(others)"
+    assert top.height == 3
+    assert top["requests"][-1] == full["requests"].slice(2).sum()
+    assert json.loads(render(top, "json"))["total"] == json.loads(render(full, "json"))["total"]
+
+
+def test_by_project(layout: DataLayout, records: list[UsageRecord]) -> None:
+    report = spend_report(layout, "project", SINCE)
+
+    assert report.columns[0] == "project"
+    assert dict(zip(report["project"], report["requests"], strict=True)) == {
+        "helpdesk": sum(r.project == "helpdesk" for r in records),
+        None: sum(r.project is None for r in records),
+    }

@@ -1,0 +1,43 @@
+"""What on-call reads: one `Message` per alarm, rendered by each channel in its own format."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["info", "warning", "critical", "resolved"]
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    lines: list[str]
+    """Plain text lines (no markup), one fact each; channels add their own formatting."""
+    severity: Severity = "warning"
+    link: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    """The numbers behind the lines, for machine readers (the generic webhook)."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Message:
+        return cls(**json.loads(text))
+
+
+def dashboard_link(dashboard_url: str | None, scope: str, period: str) -> str | None:
+    """`{dashboard_url}/?scope=...&period=...`: the dashboard filtered to the alarm's scope."""
+    if not dashboard_url:
+        return None
+    return f"{dashboard_url.rstrip('/')}/?{urllib.parse.urlencode({'scope': scope, 'period': period})}"
+
+
+def usd(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def top_line(label: str, top: list[tuple[str, float]]) -> str:
+    return f"Top {label}: " + (", ".join(f"{name} {usd(cost)}" for name, cost in top) or "none")
