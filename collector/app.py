@@ -1,6 +1,6 @@
 """OTLP/HTTP receiver: POST /v1/traces and /v1/logs, GET /health. The composition root.
 
-Each export is answered only after its rows are in published Parquet files. Errors follow
+Each export is answered only after its rows are fdatasync'd in the write-ahead log. Errors follow
 OTLP/HTTP: a google.rpc.Status body in the request's encoding, 400 for what cannot be read,
 413/415 for what is too big or not spoken, 503 with Retry-After when storage fails.
 """
@@ -63,6 +63,7 @@ class _Receiver:
         try:
             yield
         finally:
+            await self._pipeline.close()
             self._pipeline = None
 
     @property

@@ -54,6 +54,9 @@ class UsageDeduplicator:
             out.append(row)
         return out
 
+    def mark_ids(self, request_ids: Iterable[str | None]) -> None:
+        self._seen.update(i for i in request_ids if i is not None)
+
     def mark(self, rows: list[Row]) -> None:
         """Record rows as written; call only once their file is durable."""
         self._seen.update(row["request_id"] for row in rows)

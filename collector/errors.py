@@ -37,3 +37,11 @@ class StorageUnavailable(CollectorError):
     status_code = 503
     retryable = True
     retry_after_s = 5
+
+
+class Overloaded(CollectorError):
+    """More is acknowledged than published (the WAL backlog is over its limit); retry later."""
+
+    status_code = 503
+    retryable = True
+    retry_after_s = 2

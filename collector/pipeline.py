@@ -1,21 +1,27 @@
-"""The ingest path, independent of transport: decoded batch -> dedup -> Parquet -> catalog.
+"""The ingest path, independent of transport: decoded batch -> dedup -> WAL -> Parquet -> catalog.
 
-Both OTLP/HTTP (app.py) and, later, OTLP/gRPC call `ingest_spans` / `ingest_usage`; when one
-returns, every accepted row is in a published, fsync'd Parquet file.
+Both OTLP/HTTP (app.py) and OTLP/gRPC call `ingest_spans` / `ingest_usage`; when one returns,
+every accepted row is fdatasync'd in the write-ahead log. A background task publishes the WAL
+as Parquet by rows, bytes or age, then trims it. Exactly once: a usage row whose request_id is
+in the Parquet files or anywhere in the WAL is dropped; both survive restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from collector.catalog import CatalogBusy, ensure_catalog
 from collector.decode import DecodedBatch
 from collector.dedup import UsageDeduplicator
-from collector.writer import ParquetWriter
+from collector.errors import Overloaded
+from collector.wal import WriteAheadLog
+from collector.writer import ParquetWriter, build_table
 from meterline.layout import SPANS_TABLE, USAGE_TABLE, DataLayout
 
 log = logging.getLogger(__name__)
@@ -29,42 +35,142 @@ class IngestResult:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class FlushPolicy:
+    """When the WAL's active segment becomes Parquet: whichever limit is reached first."""
+
+    max_age_s: float = 1.0
+    max_rows: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024
+    max_backlog_bytes: int = 512 * 1024 * 1024
+    """Acknowledged-but-unpublished bytes beyond which exports get 503 + Retry-After."""
+
+
 class Pipeline:
-    def __init__(self, layout: DataLayout, writer: ParquetWriter, dedup: UsageDeduplicator) -> None:
+    def __init__(
+        self,
+        layout: DataLayout,
+        writer: ParquetWriter,
+        dedup: UsageDeduplicator,
+        wal: WriteAheadLog,
+        policy: FlushPolicy,
+    ) -> None:
         self.layout = layout
+        self.wal = wal
         self._writer = writer
         self._dedup = dedup
+        self._policy = policy
+        self._inflight: dict[str, asyncio.Future[None]] = {}
         self._live_tables: frozenset[str] = frozenset()
         self._catalog_lock = asyncio.Lock()
+        self._publish_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @classmethod
-    async def start(cls, layout: DataLayout) -> Pipeline:
-        """Load the written request ids and bring the catalog up to date (blocking work in threads)."""
+    async def start(cls, layout: DataLayout, policy: FlushPolicy | None = None) -> Pipeline:
+        """Load the written request ids, replay the WAL into Parquet, bring the catalog up to date."""
         layout.root.mkdir(parents=True, exist_ok=True)
         dedup = await asyncio.to_thread(UsageDeduplicator.load, layout)
-        pipeline = cls(layout, ParquetWriter(layout), dedup)
+        wal = WriteAheadLog(layout.root / "wal")
+        replayed = await asyncio.to_thread(wal.open)
+        for table, data in replayed:
+            if table == USAGE_TABLE:
+                dedup.mark_ids(data.column("request_id").to_pylist())
+        pipeline = cls(layout, ParquetWriter(layout), dedup, wal, policy or FlushPolicy())
+        if replayed:
+            log.info("collector: replaying %d WAL batches into Parquet", len(replayed))
+        await pipeline.publish()
         await pipeline.refresh_catalog()
         log.info("collector: %d usage request ids already in the ledger", len(dedup))
+        pipeline._task = asyncio.create_task(pipeline._run(), name="wal-publisher")
         return pipeline
 
+    async def close(self) -> None:
+        """Publish everything acknowledged, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        try:
+            await self.publish()
+        finally:
+            self.wal.close()
+
+    def _admit(self) -> None:
+        backlog = self.wal.backlog_bytes
+        if backlog > self._policy.max_backlog_bytes:
+            raise Overloaded(f"write-ahead log backlog of {backlog} bytes is over its limit; retry later")
+
     async def ingest_spans(self, batch: DecodedBatch) -> IngestResult:
-        await self._writer.write(SPANS_TABLE, batch.rows)
-        await self._after_write(SPANS_TABLE, bool(batch.rows))
+        self._admit()
+        if batch.rows:
+            await self.wal.append(SPANS_TABLE, build_table(SPANS_TABLE, batch.rows))
+            self._after_append()
         return IngestResult(len(batch.rows), 0, batch.rejected, batch.message)
 
     async def ingest_usage(self, batch: DecodedBatch) -> IngestResult:
-        async with self._dedup.lock:
-            fresh = self._dedup.fresh(batch.rows)
-            await self._writer.write(USAGE_TABLE, fresh, on_published=self._dedup.mark)
-        await self._after_write(USAGE_TABLE, bool(fresh))
+        self._admit()
+        # A request carrying an id that another request is committing waits for that commit, so
+        # it neither duplicates the row nor drops it while the commit might still fail.
+        while waits := {self._inflight[r["request_id"]] for r in batch.rows if r["request_id"] in self._inflight}:
+            await asyncio.wait(waits)
+        fresh = self._dedup.fresh(batch.rows)
+        if fresh:
+            data = build_table(USAGE_TABLE, fresh)
+            committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            ids = [row["request_id"] for row in fresh]
+            for request_id in ids:
+                self._inflight[request_id] = committed
+            try:
+                await self.wal.append(USAGE_TABLE, data)
+                self._dedup.mark(fresh)
+            finally:
+                for request_id in ids:
+                    del self._inflight[request_id]
+                committed.set_result(None)
+            self._after_append()
         return IngestResult(len(fresh), len(batch.rows) - len(fresh), batch.rejected, batch.message)
 
-    async def _after_write(self, table: str, wrote: bool) -> None:
-        if wrote and table not in self._live_tables:
-            await self.refresh_catalog()
+    def _after_append(self) -> None:
+        if self.wal.active_rows >= self._policy.max_rows or self.wal.active_bytes >= self._policy.max_bytes:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._policy.max_age_s)
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                await self.publish()
+            except Exception:  # the WAL keeps the data; the next round retries
+                log.exception("collector: publishing the WAL as Parquet failed; will retry")
+                await asyncio.sleep(self._policy.max_age_s)
+
+    async def publish(self) -> None:
+        """Close the active WAL segment and turn every closed segment into Parquet, oldest first."""
+        async with self._publish_lock:
+            await asyncio.to_thread(self.wal.rotate)
+            if not self.wal.closed_segments:
+                return
+            await asyncio.to_thread(self._publish_closed)
+        await self.refresh_catalog()
+
+    def _publish_closed(self) -> None:
+        for segment in list(self.wal.closed_segments):
+            by_table: dict[str, list[pa.Table]] = {}
+            for table, data in self.wal.read_segment(segment):
+                by_table.setdefault(table, []).append(data)
+            name = f"part-{segment.removesuffix('.log')}.parquet"
+            for table, parts in by_table.items():
+                self._writer.write_named_sync(table, pa.concat_tables(parts), name)
+            self.wal.remove(segment)
 
     async def refresh_catalog(self) -> None:
-        """Point the views at the Parquet files; a busy catalog is retried after the next write,
+        """Point the views at the Parquet files; a busy catalog is retried after the next publish,
         never failed back to the sender, whose data is already durable."""
         async with self._catalog_lock:
             try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from collector.errors import BadRequest, StorageUnavailable
@@ -22,6 +23,14 @@ Row = dict[str, Any]
 OnPublished = Callable[[list[Row]], None]
 
 _TABLE_BUILDERS: dict[str, Callable[[list[Row]], pa.Table]] = {USAGE_TABLE: usage_table, SPANS_TABLE: span_table}
+
+
+def build_table(table: str, rows: list[Row]) -> pa.Table:
+    """Rows as the table's Arrow schema; rows that do not fit are the sender's fault (400)."""
+    try:
+        return _TABLE_BUILDERS[table](rows)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise BadRequest(f"{table} rows do not fit the table schema: {exc}") from None
 
 
 class ParquetWriter:
@@ -57,9 +66,19 @@ class ParquetWriter:
                 on_published(part)
         return published
 
-    def _write_partition(self, table: str, day: dt.date, arrow_table: pa.Table) -> Path:
+    def write_named_sync(self, table: str, data: pa.Table, name: str) -> list[Path]:
+        """One file called `name` per date partition of `data`. Writing the same rows under the
+        same name again replaces the file, which makes republishing a WAL segment idempotent."""
+        published: list[Path] = []
+        days = data.column(PARTITION_KEY)
+        for day in sorted(set(days.to_pylist())):
+            part = data.filter(pc.equal(days, pa.scalar(day, days.type)))
+            published.append(self._write_partition(table, day, part, name))
+        return published
+
+    def _write_partition(self, table: str, day: dt.date, arrow_table: pa.Table, name: str | None = None) -> Path:
         folder = self._layout.partition_dir(table, day)
-        final = folder / self._layout.new_part_name()
+        final = folder / (name or self._layout.new_part_name())
         temp = atomic_target(final)
         try:
             _make_durable_dirs(folder)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import gzip
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -159,19 +161,42 @@ def test_bad_input_gets_a_clear_status_never_a_500(tmp_path: Path) -> None:
     assert len(read_rows(DataLayout.at(tmp_path), "usage")) == 1
 
 
-def test_storage_failure_is_503_with_retry_after(tmp_path: Path) -> None:
-    (tmp_path / "spans").write_text("a file where the spans folder should be")
-    request_body = json.dumps(
-        {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "x"}]}]}]}
-    )
-    with running_collector(tmp_path) as url, httpx.Client(base_url=url) as client:
-        response = client.post("/v1/traces", content=request_body, headers=JSON)
-        health = client.get("/health")
+def test_a_full_disk_is_503_with_retry_after_and_recovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC is injected at the WAL's fdatasync (a test seam: a real tiny filesystem needs root)."""
+    real_fdatasync = os.fdatasync
+    disk_full = True
 
-    assert (response.status_code, response.headers["retry-after"]) == (503, "5")
-    assert response.json()["code"] == 14
-    assert response.json()["message"].startswith("could not write spans partition 1970-01-01")
+    def fdatasync(fd: int) -> None:
+        if disk_full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    with running_collector(tmp_path) as url, httpx.Client(base_url=url) as client:
+        refused = _post_usage(client, "req-1")
+        health = client.get("/health")
+        disk_full = False
+        accepted = _post_usage(client, "req-1", "req-2")
+
+    assert (refused.status_code, refused.headers["retry-after"]) == (503, "5")
+    status = Status.FromString(refused.content)
+    assert status.code == 14 and "No space left on device" in status.message
     assert health.status_code == 200 and health.json() == {"status": "ok", "data_dir": str(tmp_path.resolve())}
+    assert accepted.status_code == 200
+    assert sorted(r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")) == ["req-1", "req-2"]
+
+
+def test_a_parquet_failure_keeps_acknowledged_rows_in_the_wal(tmp_path: Path) -> None:
+    (tmp_path / "usage").write_text("a file where the usage folder should be")
+    with running_collector(tmp_path) as url, httpx.Client(base_url=url) as client:
+        assert _post_usage(client, "req-1").status_code == 200  # durable in the WAL
+    assert len(list((tmp_path / "wal").glob("wal-*.log"))) == 1
+    (tmp_path / "usage").unlink()
+    with running_collector(tmp_path) as url, httpx.Client(base_url=url) as client:
+        assert _post_usage(client, "req-1", "req-2").status_code == 200
+
+    assert sorted(r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")) == ["req-1", "req-2"]
+    assert list((tmp_path / "wal").glob("wal-*.log")) == []
 
 
 def test_traces_response_is_empty_on_full_success(tmp_path: Path) -> None:

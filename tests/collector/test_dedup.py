@@ -37,13 +37,16 @@ def test_load_reads_every_request_id_in_the_ledger(tmp_path: Path) -> None:
 
 def test_concurrent_batches_with_the_same_id_write_it_once(tmp_path: Path) -> None:
     layout = DataLayout.at(tmp_path)
-    pipeline = Pipeline(layout, ParquetWriter(layout), UsageDeduplicator())
 
     def batch() -> DecodedBatch:
         return DecodedBatch(rows=[make_usage("same").as_row(), make_usage("other").as_row()])
 
     async def race() -> list[IngestResult]:
-        return await asyncio.gather(*(pipeline.ingest_usage(batch()) for _ in range(5)))
+        pipeline = await Pipeline.start(layout)
+        try:
+            return await asyncio.gather(*(pipeline.ingest_usage(batch()) for _ in range(5)))
+        finally:
+            await pipeline.close()
 
     results = asyncio.run(race())
 

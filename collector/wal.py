@@ -1,0 +1,222 @@
+"""The collector's write-ahead log: a batch is acknowledged once it is here and fdatasync'd.
+
+Segments `<data_dir>/wal/wal-<n>-<random>.log` hold frames `<u32 length><u32 crc32><payload>`; the
+payload is one byte naming the table and an Arrow IPC stream of the batch's rows. Appends are
+group-committed: whoever arrives while a write is in flight joins the next one, so one fsync
+serves many requests. The publisher (see `pipeline.py`) rotates the active segment, turns the
+closed one into Parquet files named after it (so publishing a segment again after a crash
+overwrites the same files instead of duplicating rows) and then deletes it.
+
+On open, a truncated or corrupt tail (a crash mid-append) is cut off with one log line; those
+bytes were never acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+import threading
+import uuid
+import zlib
+from pathlib import Path
+
+import pyarrow as pa
+
+from collector.errors import StorageUnavailable
+from meterline.layout import SPANS_TABLE, USAGE_TABLE
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<II")
+_TABLE_IDS = {USAGE_TABLE: 1, SPANS_TABLE: 2}
+_TABLE_NAMES = {v: k for k, v in _TABLE_IDS.items()}
+
+Batch = tuple[str, pa.Table]
+
+
+def _name(segment: int) -> str:
+    # The random part keeps names unique across restarts (numbering starts again once the log
+    # is empty), and Parquet files are named after their segment.
+    return f"wal-{segment:012d}-{uuid.uuid4().hex[:8]}.log"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def encode(table: str, data: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as writer:
+        writer.write_table(data)
+    payload = bytes([_TABLE_IDS[table]]) + bytes(sink.getvalue())
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode(payload: bytes) -> Batch:
+    table = _TABLE_NAMES[payload[0]]
+    return table, pa.ipc.open_stream(pa.py_buffer(payload[1:])).read_all()
+
+
+def scan(data: bytes) -> tuple[list[bytes], int]:
+    """The intact frames' payloads at the start of `data` and the offset where they end."""
+    frames: list[bytes] = []
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, crc = _HEADER.unpack_from(data, offset)
+        end = offset + _HEADER.size + length
+        if length == 0 or end > len(data):
+            break
+        payload = data[offset + _HEADER.size : end]
+        if zlib.crc32(payload) != crc or payload[0] not in _TABLE_NAMES:
+            break
+        frames.append(payload)
+        offset = end
+    return frames, offset
+
+
+class WriteAheadLog:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.closed_segments: list[str] = []
+        """Segments no longer appended to and not yet published, oldest first."""
+        self._active = 0
+        self._active_name = ""
+        self._handle: int | None = None
+        self._active_bytes = 0
+        self._active_rows = 0
+        self._closed_bytes = 0
+        self._lock = threading.Lock()
+        self._queue: list[tuple[bytes, int, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    def open(self) -> list[Batch]:
+        """Cut damaged tails, start a fresh active segment and return every batch still in the
+        log (blocking). Those segments stay in `closed_segments` until published."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        batches: list[Batch] = []
+        for path in sorted(self.directory.glob("wal-*.log")):
+            segment = int(path.name[4:16])
+            data = path.read_bytes()
+            frames, end = scan(data)
+            if end < len(data):
+                log.warning(
+                    "collector: WAL %s has a truncated or corrupt tail at byte %d; cut %d unacknowledged bytes, "
+                    "recovered %d batches before it",
+                    path.name,
+                    end,
+                    len(data) - end,
+                    len(frames),
+                )
+                os.truncate(path, end)
+            if not frames:
+                path.unlink()
+                continue
+            batches.extend(decode(f) for f in frames)
+            self.closed_segments.append(path.name)
+            self._closed_bytes += end
+            self._active = segment
+        self._active += 1
+        self._open_active()
+        return batches
+
+    def _open_active(self) -> None:
+        self._active_name = _name(self._active)
+        self._handle = os.open(self.directory / self._active_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._active_bytes = self._active_rows = 0
+        _fsync_dir(self.directory)
+
+    # -- appending -------------------------------------------------------------------------------
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes acknowledged but not yet published as Parquet."""
+        return self._closed_bytes + self._active_bytes
+
+    @property
+    def active_rows(self) -> int:
+        return self._active_rows
+
+    @property
+    def active_bytes(self) -> int:
+        return self._active_bytes
+
+    async def append(self, table: str, data: pa.Table) -> None:
+        """Return once the batch is fdatasync'd; StorageUnavailable when the disk refuses it."""
+        frame = encode(table, data)
+        waiter = asyncio.get_running_loop().create_future()
+        self._queue.append((frame, data.num_rows, waiter))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit())
+        await waiter
+
+    async def _commit(self) -> None:
+        while self._queue:
+            group, self._queue = self._queue, []
+            try:
+                await asyncio.to_thread(self._write, b"".join(f for f, _, _ in group), sum(n for _, n, _ in group))
+            except OSError as exc:
+                error = StorageUnavailable(f"could not append to the write-ahead log: {exc}")
+                for _, _, waiter in group:
+                    if not waiter.done():
+                        waiter.set_exception(error)
+                continue
+            for _, _, waiter in group:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _write(self, data: bytes, rows: int) -> None:
+        with self._lock:
+            assert self._handle is not None
+            try:
+                os.write(self._handle, data)
+                os.fdatasync(self._handle)
+            except OSError:
+                # A torn append must not sit in front of later, acknowledged frames.
+                os.ftruncate(self._handle, self._active_bytes)
+                raise
+            self._active_bytes += len(data)
+            self._active_rows += rows
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    def rotate(self) -> None:
+        """Close the active segment (if it holds anything) and start the next one (blocking)."""
+        with self._lock:
+            if not self._active_bytes:
+                return
+            assert self._handle is not None
+            os.close(self._handle)
+            self.closed_segments.append(self._active_name)
+            self._closed_bytes += self._active_bytes
+            self._active += 1
+            self._open_active()
+
+    def read_segment(self, segment: str) -> list[Batch]:
+        frames, _ = scan((self.directory / segment).read_bytes())
+        return [decode(f) for f in frames]
+
+    def remove(self, segment: str) -> None:
+        """Trim a published segment (blocking)."""
+        path = self.directory / segment
+        with self._lock:
+            self._closed_bytes -= path.stat().st_size
+            path.unlink()
+            self.closed_segments.remove(segment)
+        _fsync_dir(self.directory)
+
+    def close(self) -> None:
+        """Close the active segment, deleting it when empty."""
+        with self._lock:
+            if self._handle is not None:
+                os.close(self._handle)
+                self._handle = None
+                if not self._active_bytes:
+                    (self.directory / self._active_name).unlink(missing_ok=True)
