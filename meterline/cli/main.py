@@ -14,6 +14,7 @@ from pathlib import Path
 
 from meterline.cli import alarms as alarms_cli
 from meterline.cli import commands
+from meterline.cli import secrets as secrets_cli
 from meterline.config import ConfigError
 from meterline.secret_refs import SecretResolutionError
 
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     spend.add_argument("--top", type=int, default=None, metavar="N", help="the N biggest spenders, the rest as one row")
     spend.set_defaults(run=commands.spend)
     _keys_parser(verbs)
+    secrets_cli.add_parser(verbs, _shared)
     alarms_cli.add_parser(verbs, _shared)
     return parser
 

@@ -1,0 +1,65 @@
+"""parse_reference: which backend, which target, which field and parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from meterline.secrets import SecretResolutionError, parse_reference
+
+
+@pytest.mark.parametrize(
+    ("text", "backend", "target", "field", "params"),
+    [
+        ("os.environ/OPENAI_API_KEY", "env", "OPENAI_API_KEY", None, {}),
+        ("file:///run/secrets/openai", "file", "/run/secrets/openai", None, {}),
+        ("file:///run/secrets/all.json#openai?refresh=30", "file", "/run/secrets/all.json", "openai", {"refresh": "30"}),
+        ("aws-secretsmanager://prod/llm/keys", "aws-secretsmanager", "prod/llm/keys", None, {}),
+        (
+            "aws-secretsmanager://arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/k-AbCdEf#OPENAI",
+            "aws-secretsmanager",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/k-AbCdEf",
+            "OPENAI",
+            {},
+        ),
+        (
+            "aws-secretsmanager://prod/k#F?version_stage=AWSPREVIOUS&region=eu-west-1",
+            "aws-secretsmanager",
+            "prod/k",
+            "F",
+            {"version_stage": "AWSPREVIOUS", "region": "eu-west-1"},
+        ),
+        ("aws-secretsmanager://prod/k?refresh=60#F", "aws-secretsmanager", "prod/k", "F", {"refresh": "60"}),
+        ("vault://secret/meterline#dingtalk_url", "vault", "secret/meterline", "dingtalk_url", {}),
+        ("sk-a-literal-key", "literal", "sk-a-literal-key", None, {}),
+    ],
+)
+def test_parses(text: str, backend: str, target: str, field: str | None, params: dict[str, str]) -> None:
+    reference = parse_reference(text)
+    assert (reference.backend, reference.target, reference.field, dict(reference.params)) == (
+        backend,
+        target,
+        field,
+        params,
+    )
+
+
+def test_a_literal_never_shows_itself() -> None:
+    reference = parse_reference("sk-a-literal-key")
+    assert reference.display == "<literal value>"
+    assert "sk-a-literal-key" not in repr(reference)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("vault://secret", "needs vault://MOUNT/PATH#field"),
+        ("aws-secretsmanager://", "names no secret"),
+        ("aws-secretsmanager://k?stage=AWSCURRENT", "unknown parameter(s) stage"),
+        ("os.environ/K?refresh=0", "refresh must be a positive number of seconds"),
+    ],
+)
+def test_malformed_references(text: str, reason: str) -> None:
+    with pytest.raises(SecretResolutionError) as caught:
+        parse_reference(text)
+    assert caught.value.reason == reason
+    assert caught.value.reference == text
