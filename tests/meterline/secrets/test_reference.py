@@ -12,7 +12,7 @@ from meterline.secrets import SecretResolutionError, parse_reference
     [
         ("os.environ/OPENAI_API_KEY", "env", "OPENAI_API_KEY", None, {}),
         ("file:///run/secrets/openai", "file", "/run/secrets/openai", None, {}),
-        ("file:///run/secrets/all.json#openai?refresh=30", "file", "/run/secrets/all.json", "openai", {"refresh": "30"}),
+        ("file:///run/all.json#openai?refresh=30", "file", "/run/all.json", "openai", {"refresh": "30"}),
         ("aws-secretsmanager://prod/llm/keys", "aws-secretsmanager", "prod/llm/keys", None, {}),
         (
             "aws-secretsmanager://arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/k-AbCdEf#OPENAI",
