@@ -68,6 +68,7 @@ class KeyDirectory:
         self._verified_tokens: dict[str, tuple[str, float]] = {}
         self._used: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._version: int | None = None
 
     @property
     def ready(self) -> bool:
@@ -88,10 +89,15 @@ class KeyDirectory:
         await self._flush_used()
 
     async def refresh(self) -> None:
-        """Write pending last-used times, then swap in a fresh snapshot."""
+        """Write pending last-used times, then swap in a fresh snapshot if the store changed.
+        (Expiry and grace ends need no refresh: authentication checks them itself.)"""
         assert self._store is not None, "start() first"
         await self._flush_used()
-        self._install(await self._store.snapshot())
+        if self._version is not None and await self._store.version() == self._version:
+            return
+        snapshot = await self._store.snapshot()
+        self._install(snapshot)
+        self._version = snapshot.version
 
     async def _refresh_forever(self) -> None:
         while True:

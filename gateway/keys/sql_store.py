@@ -41,7 +41,13 @@ SCHEMA = (
         grace_until DOUBLE PRECISION
     )""",
     "CREATE INDEX IF NOT EXISTS meterline_keys_agent ON meterline_keys (agent_id)",
+    "CREATE TABLE IF NOT EXISTS meterline_key_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    "INSERT INTO meterline_key_meta (name, value) VALUES ('version', 0) ON CONFLICT DO NOTHING",
 )
+# Every change to agents or keys (not last-used times) bumps the version in its transaction, so
+# a directory refresh with nothing new costs one single-row read.
+BUMP = "UPDATE meterline_key_meta SET value = value + 1 WHERE name = 'version'"
+VERSION = "SELECT value FROM meterline_key_meta WHERE name = 'version'"
 
 AGENT_COLUMNS = "agent_id, team, project, tags, models, limits, source, created"
 KEY_COLUMNS = "key_id, key_hash, agent_id, alias, source, created, expires, last_used, revoked, grace_until"
@@ -138,9 +144,19 @@ class SqlKeyStore(ABC):
         def read(tx: Tx) -> Snapshot:
             agents = [_agent(r) for r in tx.fetch(f"SELECT {AGENT_COLUMNS} FROM meterline_agents")]
             keys = tx.fetch(f"SELECT {KEY_COLUMNS} FROM meterline_keys WHERE revoked IS NULL")
-            return Snapshot({a.agent_id: a for a in agents}, [_key(r) for r in keys])
+            [(version,)] = tx.fetch(VERSION)
+            return Snapshot({a.agent_id: a for a in agents}, [_key(r) for r in keys], int(version))
 
         return await self._run(read)
+
+    async def version(self) -> int:
+        rows = await self._run(lambda tx: tx.fetch(VERSION))
+        return int(rows[0][0])
+
+    def _changed(self, tx: Tx, rowcount: int) -> int:
+        if rowcount:
+            tx.execute(BUMP)
+        return rowcount
 
     async def list_agents(self) -> list[AgentRecord]:
         rows = await self._run(lambda tx: tx.fetch(f"SELECT {AGENT_COLUMNS} FROM meterline_agents ORDER BY agent_id"))
@@ -153,16 +169,16 @@ class SqlKeyStore(ABC):
         return _agent(rows[0]) if rows else None
 
     async def create_agent(self, agent: AgentRecord) -> None:
-        if not await self._run(lambda tx: tx.execute(INSERT_AGENT, _agent_row(agent))):
+        if not await self._run(lambda tx: self._changed(tx, tx.execute(INSERT_AGENT, _agent_row(agent)))):
             raise AgentExists(agent.agent_id)
 
     async def upsert_agent(self, agent: AgentRecord) -> None:
-        await self._run(lambda tx: tx.execute(UPSERT_AGENT, _agent_row(agent)))
+        await self._run(lambda tx: self._changed(tx, tx.execute(UPSERT_AGENT, _agent_row(agent))))
 
     async def delete_agent(self, agent_id: str, now: float) -> bool:
         def delete(tx: Tx) -> bool:
             tx.execute("UPDATE meterline_keys SET revoked = ? WHERE agent_id = ? AND revoked IS NULL", (now, agent_id))
-            return tx.execute("DELETE FROM meterline_agents WHERE agent_id = ?", (agent_id,)) > 0
+            return self._changed(tx, tx.execute("DELETE FROM meterline_agents WHERE agent_id = ?", (agent_id,))) > 0
 
         return await self._run(delete)
 
@@ -170,7 +186,7 @@ class SqlKeyStore(ABC):
         def add(tx: Tx) -> bool:
             if not tx.fetch("SELECT 1 FROM meterline_agents WHERE agent_id = ?", (key.agent_id,)):
                 raise UnknownAgent(key.agent_id)
-            return tx.execute(INSERT_KEY, _key_row(key)) > 0
+            return self._changed(tx, tx.execute(INSERT_KEY, _key_row(key))) > 0
 
         return await self._run(add)
 
@@ -192,11 +208,11 @@ class SqlKeyStore(ABC):
 
     async def revoke_key(self, key_id: str, now: float) -> bool:
         sql = "UPDATE meterline_keys SET revoked = ? WHERE key_id = ? AND revoked IS NULL"
-        return await self._run(lambda tx: tx.execute(sql, (now, key_id)) > 0)
+        return await self._run(lambda tx: self._changed(tx, tx.execute(sql, (now, key_id))) > 0)
 
     async def rotate_key(self, old_key_id: str, new_key: KeyRecord, grace_until: float) -> bool:
         def rotate(tx: Tx) -> bool:
-            if not tx.execute(END_GRACE, (grace_until, grace_until, old_key_id)):
+            if not self._changed(tx, tx.execute(END_GRACE, (grace_until, grace_until, old_key_id))):
                 return False
             return tx.execute(INSERT_KEY, _key_row(new_key)) > 0
 
@@ -204,7 +220,7 @@ class SqlKeyStore(ABC):
 
     async def reinstate_key(self, key_id: str) -> bool:
         sql = "UPDATE meterline_keys SET grace_until = NULL, expires = NULL WHERE key_id = ? AND revoked IS NULL"
-        return await self._run(lambda tx: tx.execute(sql, (key_id,)) > 0)
+        return await self._run(lambda tx: self._changed(tx, tx.execute(sql, (key_id,))) > 0)
 
     async def touch_last_used(self, used: dict[str, float]) -> None:
         if used:

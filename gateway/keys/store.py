@@ -78,6 +78,8 @@ class Snapshot:
 
     agents: dict[str, AgentRecord]
     keys: list[KeyRecord]
+    version: int = 0
+    """The store's change counter when this was read (see `KeyStore.version`)."""
 
 
 class KeyStore(Protocol):
@@ -87,6 +89,10 @@ class KeyStore(Protocol):
     async def close(self) -> None: ...
 
     async def snapshot(self) -> Snapshot: ...
+
+    async def version(self) -> int:
+        """A counter every change to agents or keys increases (last-used times do not), so a
+        reader can skip a snapshot that would be the same as its last one."""
 
     async def list_agents(self) -> list[AgentRecord]: ...
 

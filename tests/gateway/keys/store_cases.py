@@ -69,11 +69,15 @@ async def rotation(store: KeyStore) -> None:
 
 
 async def delete_and_touch(store: KeyStore) -> None:
+    assert await store.version() == 0
     await store.create_agent(BOT)
     await store.add_key(key("a"))
     await store.add_key(key("b"))
+    assert await store.add_key(key("c", key_hash="hash-a")) is False  # no change, no new version
+    assert await store.version() == 3
     await store.touch_last_used({"a": 150.0, "b": 160.0, "unknown": 1.0})
     await store.touch_last_used({"a": 140.0})  # never backwards
+    assert (await store.snapshot()).version == 3  # last-used times are not changes
     assert [(k.key_id, k.last_used) for k in await store.list_keys()] == [("a", 150.0), ("b", 160.0)]
     assert await store.delete_agent("bot", 170.0) is True
     assert await store.delete_agent("bot", 171.0) is False
