@@ -51,6 +51,7 @@ def _master_key(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 AT = "(at model_list[0].litellm_params.api_key)"
+NOT_FOUND = "ResourceNotFoundException"
 
 
 @pytest.mark.parametrize(
@@ -58,7 +59,7 @@ AT = "(at model_list[0].litellm_params.api_key)"
     [
         ("os.environ/METERLINE_TEST_NOT_SET", "env", "environment variable METERLINE_TEST_NOT_SET is not set or empty"),
         ("file:///nonexistent/openai", "file", "no file at /nonexistent/openai"),
-        ("aws-secretsmanager://prod/none", "aws-secretsmanager", "no such secret or version (ResourceNotFoundException)"),
+        ("aws-secretsmanager://prod/none", "aws-secretsmanager", f"no such secret or version ({NOT_FOUND})"),
         ("vault://secret/meterline#openai", "vault", "cannot reach Vault at http://127.0.0.1:{port} (ConnectError)"),
         ("vault://secret", "vault", "needs vault://MOUNT/PATH#field"),
     ],
@@ -82,7 +83,8 @@ def test_startup_stops_on_a_reference_it_cannot_resolve(
     # Through the CLI: one clear line on stderr, exit 2, no traceback.
     path = tmp_path / "meterline.yaml"
     path.write_text(
-        f'model_list:\n  - model_name: chat\n    litellm_params: {{model: openai/gpt-4o-mini, api_key: "{reference}"}}\n'
+        "model_list:\n  - model_name: chat\n"
+        f'    litellm_params: {{model: openai/gpt-4o-mini, api_key: "{reference}"}}\n'
         f'storage: {{data_dir: "{tmp_path}"}}\n'
     )
     assert main(["gateway", "--config", str(path), "--port", str(free_port())]) == 2
