@@ -91,7 +91,8 @@ def _rebuild(
     for done, batch in _batches(days):
         isos = {d.isoformat() for d in batch}
         files = [str(layout.usage_dir / n / f) for n, p in sorted(parts.items()) if isos & set(p.days) for f in p.files]
-        rows = billable(scan_files(files), timezone).filter(pl.col("date").is_in(batch))
+        # Filter to the batch's days before de-duplicating: copies of one request share its day.
+        rows = billable(scan_files(files).filter(local_date(timezone).is_in(batch)), timezone)
         frames = pl.collect_all([mart.rows(rows) for mart in DAY_MARTS])
         for mart, frame in zip(DAY_MARTS, frames, strict=True):
             new[mart.name].append(frame)

@@ -1,0 +1,119 @@
+"""Mart refresh on a generated ledger: full rebuild, one-day incremental run, peak memory.
+
+    .venv/bin/python -m bench.marts --rows 10000000 [--days 30] [--dir /tmp/meterline-bench]
+
+Writes `--rows` usage rows over `--days` UTC partitions, one part file per chunk of 1M rows,
+never holding the ledger in memory; then times `analytics.incremental.refresh` from nothing
+(full rebuild), and again after one more day's partition lands (incremental). Each run is a
+child process so its peak RSS (ru_maxrss) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from analytics.ledger import usage_schema
+from meterline.layout import USAGE_TABLE, DataLayout
+
+CHUNK = 1_000_000
+FIRST = dt.date(2026, 10, 1)
+AGENTS = [f"agent-{i:03d}" for i in range(200)]
+MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4", "o3", "gemini-2.5-pro", "llama-3.3-70b"]
+
+
+def chunk_frame(rows: int, day: dt.date, seed: int, offset: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    micros = rng.integers(0, 86_400_000_000, rows)
+    agent = rng.integers(0, len(AGENTS), rows)
+    tokens_in = rng.integers(10, 8_000, rows)
+    tokens_out = rng.integers(1, 2_000, rows)
+    frame = pl.DataFrame(
+        {
+            "request_id": pl.int_range(offset, offset + rows, eager=True).cast(pl.String).str.zfill(12),
+            "ts_start": pl.Series(micros).cast(pl.Duration("us")) + pl.Series([start]).dt.cast_time_unit("us"),
+            "latency_ms": rng.gamma(2.0, 400.0, rows),
+            "ttft_ms": np.where(rng.random(rows) < 0.5, rng.gamma(2.0, 80.0, rows), np.nan),
+            "agent_id": pl.Series(AGENTS).gather(agent),
+            "team": pl.Series([f"team-{i % 12}" for i in range(len(AGENTS))]).gather(agent),
+            "project": pl.Series([f"project-{i % 30}" for i in range(len(AGENTS))]).gather(agent),
+            "model_requested": pl.Series(MODELS).gather(rng.integers(0, len(MODELS), rows)),
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "cache_read_input_tokens": tokens_in // 3,
+            "reasoning_output_tokens": tokens_out // 4,
+            "cost_usd": (tokens_in * 2_500 + tokens_out * 10_000) / 1e9,
+            "status": pl.Series(["ok", "error"]).gather((rng.random(rows) < 0.03).astype(np.int64)),
+        }
+    ).with_columns(
+        pl.col("ts_start").alias("ts_end"),
+        pl.col("model_requested").alias("model"),
+        pl.lit("openai").alias("provider"),
+        pl.lit(day).alias("date"),
+        pl.col("ttft_ms").fill_nan(None),
+    )
+    return frame.select(
+        [frame[c] if c in frame.columns else pl.lit(None, dtype).alias(c) for c, dtype in usage_schema().items()]
+    ).cast(usage_schema())
+
+
+def write_day(layout: DataLayout, day: dt.date, rows: int, seed: int, offset: int) -> None:
+    folder = layout.partition_dir(USAGE_TABLE, day)
+    folder.mkdir(parents=True, exist_ok=True)
+    done = 0
+    while done < rows:
+        n = min(CHUNK, rows - done)
+        chunk_frame(n, day, seed * 1000 + done // CHUNK, offset + done).write_parquet(folder / layout.new_part_name())
+        done += n
+
+
+def measure(data_dir: Path, timezone: str) -> dict[str, float]:
+    code = (
+        "import json,resource,sys,time\n"
+        "from analytics.incremental import refresh\nfrom meterline.layout import DataLayout\n"
+        "t=time.perf_counter(); rows=refresh(DataLayout.at(sys.argv[1]), sys.argv[2]); s=time.perf_counter()-t\n"
+        "print(json.dumps({'seconds': s, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024,"
+        " 'rows': rows}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir), timezone], check=True, capture_output=True, text=True
+    )
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/meterline-bench-marts"))
+    parser.add_argument("--timezone", default="Asia/Shanghai")
+    args = parser.parse_args()
+    shutil.rmtree(args.dir, ignore_errors=True)
+    layout = DataLayout.at(args.dir)
+    per_day = args.rows // args.days
+    started = time.perf_counter()
+    for n in range(args.days):
+        write_day(layout, FIRST + dt.timedelta(days=n), per_day, n, n * per_day)
+    print(f"generated {per_day * args.days:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
+    full = measure(args.dir, args.timezone)
+    print(f"full rebuild: {full['seconds']:.2f} s, peak RSS {full['peak_rss_mb']:.0f} MB", flush=True)
+    write_day(layout, FIRST + dt.timedelta(days=args.days), per_day, args.days, args.days * per_day)
+    incremental = measure(args.dir, args.timezone)
+    print(f"one-day incremental: {incremental['seconds']:.2f} s, peak RSS {incremental['peak_rss_mb']:.0f} MB")
+    print(f"self peak RSS (generator) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
