@@ -79,6 +79,7 @@ class TelemetryExporter:
         self._usage: deque[UsageRecord] = deque()
         self._spans: deque[SpanDraft] = deque()
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -183,6 +184,7 @@ class TelemetryExporter:
     async def close(self, deadline_s: float = 10.0) -> None:
         """Stop the loop and flush what is pending, retrying until the deadline."""
         self._stopping = True
+        self._stop.set()
         self._flush_wake.set()
         if self._writer_task is not None:
             await self._writer_task
@@ -201,8 +203,10 @@ class TelemetryExporter:
     async def _run(self) -> None:
         backoff = 0.0
         while True:
-            if backoff:
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
+            if backoff and not self._stopping:
+                # A stop cuts the backoff short: the last attempts belong to the shutdown deadline.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=backoff * random.uniform(0.5, 1.5))
             elif not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
