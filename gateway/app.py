@@ -23,6 +23,7 @@ from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound, Upstre
 from gateway.keys.service import KeyRuntime
 from gateway.metering import InstanceLabels
 from gateway.metrics import GatewayMetrics
+from gateway.openapi import openapi_json
 from gateway.routes import admin as admin_routes
 from gateway.routes.auth_token import issue_token
 from gateway.routes.chat import chat_completions
@@ -138,6 +139,7 @@ def create_app(
             Route("/metrics", metrics, methods=["GET"]),
             Route("/v1/auth/token", issue_token, methods=["POST"]),
             *admin_routes.ROUTES,
+            Route("/openapi.json", openapi_json, methods=["GET"]),
         ],
         exception_handlers={
             GatewayError: _gateway_error,

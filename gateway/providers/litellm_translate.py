@@ -35,6 +35,8 @@ def _failure(exc: Exception, deployment: Deployment) -> UpstreamFailure:
     message = str(getattr(exc, "message", "") or exc) or name
     if deployment.api_key is not None:
         message = message.replace(deployment.api_key.reveal(), "***")
+    # LiteLLM appends the traceback of an unexpected exception to the message; clients never see it.
+    message = message.split("\nTraceback (most recent call last)", 1)[0].strip() or name
     if name == "Timeout" or isinstance(exc, TimeoutError):
         return UpstreamFailure(message[:1000], status=None, kind="timeout")
     if name == "APIConnectionError":

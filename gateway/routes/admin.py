@@ -86,7 +86,7 @@ async def parse_body(request: Request, model: type[BodyT]) -> BodyT:
     raw = await request.body()
     try:
         return model.model_validate(json.loads(raw) if raw.strip() else {})
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidRequest("The request body is not valid JSON.") from None
     except ValidationError as exc:
         first = exc.errors()[0]

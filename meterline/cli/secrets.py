@@ -58,6 +58,7 @@ def check(args: argparse.Namespace, out: TextIO | None = None) -> int:
             rows.append((exc.reference, exc.backend, "-", "-", f"error: {exc.reason}"))
             continue
         rows.append((reference.display, reference.backend, version.version or "-", _age(version.created_at, now), "ok"))
+    registry.close()
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(COLUMNS)]
     for row in [COLUMNS, *rows]:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), file=out)

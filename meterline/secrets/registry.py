@@ -135,6 +135,10 @@ class SecretRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self.close()
+
+    def close(self) -> None:
+        """Release backend connections (the Vault HTTP client)."""
         vault = self._backends.get("vault")
         if isinstance(vault, VaultBackend):
             vault.close()
