@@ -66,7 +66,7 @@ agents:
   - {{id: token-bot, team: b, key: key-token-bot, limits: {{tokens_per_day: 1500}}}}
   - {{id: dollar-bot, team: c, key: key-dollar-bot, limits: {{usd_per_day: 0.0005}}}}
 key_store: {{database_url: "{database}", hash_secret: shared-test-secret, refresh_seconds: 1}}
-quota_store: {{redis_url: "{REDIS_URL}", key_prefix: "{prefix}", fail_mode: closed, timeout_seconds: 2}}
+quota_store: {{redis_url: "{REDIS_URL}", key_prefix: "{prefix}", fail_mode: closed, timeout_seconds: 5}}
 telemetry: {{collector: "http://127.0.0.1:{free_port()}"}}
 """
     )
