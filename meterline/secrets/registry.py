@@ -161,4 +161,4 @@ def resolve(value: str) -> str:
     """The secret a config value stands for: the referenced value, or the literal itself.
     Raises SecretResolutionError (naming reference, backend and reason, never a value)."""
     registry = _installed if _installed is not None else SecretRegistry()
-    return registry.resolve(value)
+    return registry.fetch(value)[1].value  # fetched afresh: no value outlives a test or a config reload
