@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gateway.chat_request import ChatRequest
+from gateway.providers.client_params import for_litellm
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.sse import DONE, absorb_chunk, sse
 from gateway.routing.deployments import Deployment
@@ -75,7 +76,7 @@ class LiteLLMTranslate:
 
     async def chat(self, deployment: Deployment, request: ChatRequest) -> ChatResponse | ChatStream:
         litellm = self._litellm
-        kwargs: dict[str, Any] = {**deployment.extra_params, **request.params}
+        kwargs: dict[str, Any] = {**deployment.extra_params, **for_litellm(request.params)}
         if deployment.api_key is not None:
             kwargs["api_key"] = deployment.api_key.reveal()
         if deployment.api_base is not None:
