@@ -141,8 +141,6 @@ class KeyDirectory:
             by_hash[self._hasher.hash(self._master_key)] = KeyMatch(master, None, None)
         self._agents, self._identities = dict(snapshot.agents), identities
         self._by_hash, self._by_key_id = by_hash, by_key_id
-        if len(self._verified_tokens) > TOKEN_CACHE_MAX:
-            self._verified_tokens = {}
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -167,6 +165,10 @@ class KeyDirectory:
             except TokenError:
                 return None
             verified = (claims.key_id, claims.expires_at)
+            if len(self._verified_tokens) >= TOKEN_CACHE_MAX:
+                self._verified_tokens = {k: v for k, v in self._verified_tokens.items() if v[1] > now}
+                if len(self._verified_tokens) >= TOKEN_CACHE_MAX:
+                    self._verified_tokens = {}
             self._verified_tokens[token] = verified
         key_id, expires_at = verified
         match = self._by_key_id.get(key_id)
