@@ -24,6 +24,7 @@ from gateway.keys.service import KeyRuntime
 from gateway.metering import InstanceLabels
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_json
+from gateway.quotas.service import QuotaService
 from gateway.routes import admin as admin_routes
 from gateway.routes.auth_token import issue_token
 from gateway.routes.chat import chat_completions
@@ -107,11 +108,14 @@ def create_app(
         upstream = Upstream(config, secrets)
         await upstream.start()
         await secrets.start()
+        quotas = state.quotas = QuotaService.from_config(config, upstream.prices)
         state.upstream = upstream
         log.info("gateway ready: %d model groups, %d agent keys", len(upstream.model_groups), len(agents))
         try:
             yield
         finally:
+            await state.drain_background()
+            await quotas.close()
             await secrets.stop()
             await upstream.close()
             if state.cache is not None:

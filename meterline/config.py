@@ -121,7 +121,6 @@ class AlertsConfig(_Strict):
     """Tries per message and channel within one run (backoff 1 s, 2 s, ...); failures are retried next run."""
 
 
-
 class TelemetryConfig(_Strict):
     collector: str = "http://127.0.0.1:4318"
     """OTLP/HTTP endpoint of the collector (without /v1/...)."""
