@@ -7,6 +7,7 @@ the provider would reject the request anyway.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,13 +36,19 @@ def _missing(name: str) -> InvalidRequest:
     return InvalidRequest(f"you must provide a {name} parameter", param=name, code="missing_required_parameter")
 
 
-def _common(body: bytes, required: str) -> tuple[dict[str, Any], str, bool]:
+def _anthropic_missing(name: str) -> InvalidRequest:
+    return InvalidRequest(f"{name}: Field required", param=name)
+
+
+def _common(
+    body: bytes, required: str, missing: Callable[[str], InvalidRequest] = _missing
+) -> tuple[dict[str, Any], str, bool]:
     data = parse_json_object(body)
     model = data.get("model")
     if not isinstance(model, str) or not model:
-        raise _missing("model")
+        raise missing("model")
     if data.get(required) is None:
-        raise _missing(required)
+        raise missing(required)
     stream = data.get("stream", False)
     if stream is None:
         stream = False
@@ -94,7 +101,7 @@ def parse_response_request(body: bytes) -> EndpointRequest:
 
 def parse_message_request(body: bytes, headers: dict[str, str]) -> EndpointRequest:
     """Anthropic's Messages request; errors name the field the way Anthropic's do."""
-    data, model, stream = _common(body, "messages")
+    data, model, stream = _common(body, "messages", _anthropic_missing)
     messages = data["messages"]
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages: must be a non-empty array of messages", param="messages")

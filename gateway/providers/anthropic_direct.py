@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from gateway.endpoint_request import EndpointRequest
-from gateway.providers.http import new_session, post, read_json
+from gateway.providers.http import body_lines, new_session, post, read_json
 from gateway.providers.named_events import AnthropicTally, frames
 from gateway.providers.results import ChatResponse, ChatStream
 from gateway.routing.deployments import Deployment
@@ -71,7 +71,7 @@ class AnthropicDirect:
 
         async def events() -> AsyncIterator[bytes]:
             try:
-                async for frame in frames(response.content):
+                async for frame in frames(body_lines(response, deployment)):
                     reader.absorb(frame)
                     yield frame
             finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -22,6 +23,10 @@ def new_session() -> aiohttp.ClientSession:
     )
 
 
+def connection_failure(exc: aiohttp.ClientError, deployment: Deployment) -> UpstreamFailure:
+    return UpstreamFailure(scrub(str(exc), deployment) or type(exc).__name__, status=None, kind="connection")
+
+
 async def post(
     session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str], deployment: Deployment
 ) -> aiohttp.ClientResponse:
@@ -30,9 +35,7 @@ async def post(
     try:
         response = await session.post(url, data=data, headers={"Content-Type": "application/json", **headers})
     except aiohttp.ClientError as exc:
-        raise UpstreamFailure(
-            scrub(str(exc), deployment) or type(exc).__name__, status=None, kind="connection"
-        ) from None
+        raise connection_failure(exc, deployment) from None
     if response.status != 200:
         try:
             error = await response.content.read(_MAX_ERROR_BODY)
@@ -47,9 +50,7 @@ async def read_json(response: aiohttp.ClientResponse, deployment: Deployment) ->
     try:
         body = await response.read()
     except aiohttp.ClientError as exc:
-        raise UpstreamFailure(
-            scrub(str(exc), deployment) or type(exc).__name__, status=None, kind="connection"
-        ) from None
+        raise connection_failure(exc, deployment) from None
     finally:
         response.release()
     try:
@@ -57,3 +58,13 @@ async def read_json(response: aiohttp.ClientResponse, deployment: Deployment) ->
     except ValueError:
         raise UpstreamFailure("the provider answered with a body that is not JSON", status=502) from None
     return body, data if isinstance(data, dict) else {}
+
+
+async def body_lines(response: aiohttp.ClientResponse, deployment: Deployment) -> AsyncIterator[bytes]:
+    """A streamed body's lines as they arrive; a connection lost mid-body (the provider dropped
+    it, a truncated chunked body) raises UpstreamFailure, which the route sends as an error event."""
+    try:
+        async for line in response.content:
+            yield line
+    except aiohttp.ClientError as exc:
+        raise connection_failure(exc, deployment) from None

@@ -11,12 +11,13 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import openai
 
 from gateway.endpoint_request import EndpointRequest
 from gateway.providers.anthropic_direct import message_response
 from gateway.providers.litellm_translate import _failure, _import_litellm
-from gateway.providers.named_events import AnthropicTally, ResponsesTally, frames, named_frame
+from gateway.providers.named_events import AnthropicTally, ResponsesTally, event_name, frame_data, frames, named_frame
 from gateway.providers.openai_endpoints import absorb_completion_chunk, completion_response, responses_response
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.sse import DONE, sse
@@ -37,8 +38,55 @@ def _dump(obj: Any) -> dict[str, Any]:
     return data
 
 
+def _classified(exc: Exception, deployment: Deployment) -> UpstreamFailure:
+    """`_failure`, plus what LiteLLM's endpoint handlers raise that its chat handler does not:
+    httpx's transport errors unwrapped (a provider that drops a stream), and the HTTP status
+    as the error code (`"429"`), which is not the provider's code."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamFailure(_failure(exc, deployment).message, status=None, kind="timeout")
+    if isinstance(exc, httpx.TransportError):
+        return UpstreamFailure(_failure(exc, deployment).message, status=None, kind="connection")
+    failure = _failure(exc, deployment)
+    if failure.code is not None and failure.code.isdigit():
+        failure.code = None
+    return failure
+
+
+# Anthropic's error type -> the status LiteLLM's stream adapter derived it from.
+_STATUS_BY_ANTHROPIC_TYPE = {"rate_limit_error": 429, "overloaded_error": 529, "timeout_error": 504}
+
+
+def _stream_error(frame: bytes, deployment: Deployment) -> UpstreamFailure:
+    """LiteLLM's Anthropic stream adapter turns a provider failure mid-stream into an `error`
+    event (a lost connection as a 500 `api_error`); the route must see it as a failure, to send
+    its own error event and meter the request as failed."""
+    error = (frame_data(frame) or {}).get("error") or {}
+    message = str(error.get("message") or "the provider's stream failed")
+    if deployment.api_key is not None:
+        message = message.replace(deployment.api_key.reveal(), "***")
+    status = _STATUS_BY_ANTHROPIC_TYPE.get(str(error.get("type")))
+    if status is None:
+        return UpstreamFailure(message[:1000], status=None, kind="connection")
+    return UpstreamFailure(message[:1000], status=status)
+
+
 def _encode(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class _NoRetryClient(openai.AsyncOpenAI):
+    """An OpenAI client that never retries, whatever LiteLLM sets on it: LiteLLM's OpenAI
+    embedding handler reads `max_retries = max_retries or DEFAULT_MAX_RETRIES`, so the 0 the
+    gateway passes becomes 2, and then sets that on the client it was given. The router must be
+    the only one retrying, and must see every attempt."""
+
+    @property
+    def max_retries(self) -> int:
+        return 0
+
+    @max_retries.setter
+    def max_retries(self, value: int) -> None:
+        pass
 
 
 class LiteLLMEndpoints:
@@ -81,7 +129,7 @@ class LiteLLMEndpoints:
         try:
             return await function(model=deployment.litellm_model, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every LiteLLM exception is classified there, once
-            raise _failure(exc, deployment) from None
+            raise _classified(exc, deployment) from None
 
     async def completions(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
         kwargs = self._kwargs(deployment, request, "prompt")
@@ -116,10 +164,10 @@ class LiteLLMEndpoints:
     def _openai_client(self, deployment: Deployment) -> openai.AsyncOpenAI:
         """A client the gateway owns (and closes) for LiteLLM's OpenAI handlers: its text-completion
         handler otherwise builds one per call and never closes it, and its embedding handler's
-        cached client retries on its own (the router must see every attempt)."""
+        cached client retries on its own (see _NoRetryClient)."""
         key = deployment.api_key.reveal() if deployment.api_key is not None else "none"
         if (client := self._openai_clients.get((deployment.id, key))) is None:  # a rotated key: a new client
-            client = openai.AsyncOpenAI(api_key=key, base_url=deployment.api_base, max_retries=0)
+            client = _NoRetryClient(api_key=key, base_url=deployment.api_base, max_retries=0)
             self._openai_clients[(deployment.id, key)] = client
         return client
 
@@ -164,7 +212,7 @@ class LiteLLMEndpoints:
         try:
             result = await module.acreate(model=deployment.litellm_model, stream=request.stream, **kwargs)
         except Exception as exc:  # noqa: BLE001 - classified there, once
-            raise _failure(exc, deployment) from None
+            raise _classified(exc, deployment) from None
         if not request.stream:
             data = _dump(result)
             return message_response(_encode(data), data)
@@ -173,6 +221,8 @@ class LiteLLMEndpoints:
         async def events() -> AsyncIterator[bytes]:
             try:
                 async for frame in frames(_lines(_mapped(result, deployment))):
+                    if event_name(frame) == "error":
+                        raise _stream_error(frame, deployment)
                     reader.absorb(frame)
                     yield frame
             finally:
@@ -189,7 +239,7 @@ async def _mapped(items: Any, deployment: Deployment) -> AsyncIterator[Any]:
     except UpstreamFailure:
         raise
     except Exception as exc:  # noqa: BLE001 - classified there, once
-        raise _failure(exc, deployment) from None
+        raise _classified(exc, deployment) from None
 
 
 async def _lines(chunks: AsyncIterator[Any]) -> AsyncIterator[bytes]:

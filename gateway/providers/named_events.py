@@ -67,9 +67,11 @@ class ResponsesTally:
                 self.tally.usage = from_responses_usage(response.get("usage"))
                 if status := response.get("status"):
                     self.tally.finish_reasons.append(str(status))
+                self.settle()  # the route meters at this event, before the stream's end
 
     def settle(self) -> None:
-        """At the stream's end: the reply texts, when the gateway must count the tokens itself."""
+        """At the last event or the stream's end: the reply texts, when the gateway must count
+        the tokens itself."""
         if self.tally.usage is None:
             self.tally.texts = [str((frame_data(f) or {}).get("delta") or "") for f in self._deltas]
 
@@ -86,6 +88,9 @@ class AnthropicTally:
         name = event_name(frame)
         if name == "content_block_delta":
             self._deltas.append(frame)
+            return
+        if name == "message_stop":
+            self.settle()  # the route meters at this event, before the stream's end
             return
         if name not in ("message_start", "message_delta"):
             return
@@ -104,7 +109,8 @@ class AnthropicTally:
             self.tally.usage = from_anthropic_usage(self._usage)
 
     def settle(self) -> None:
-        """At the stream's end: the reply texts, when the gateway must count the tokens itself."""
+        """At the last event or the stream's end: the reply texts, when the gateway must count
+        the tokens itself."""
         if self.tally.usage is None:
             deltas = [(frame_data(f) or {}).get("delta") or {} for f in self._deltas]
             self.tally.texts = [str(d.get("text") or d.get("partial_json") or "") for d in deltas]

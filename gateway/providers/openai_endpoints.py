@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from gateway.endpoint_request import EndpointRequest
-from gateway.providers.http import new_session, post, read_json
+from gateway.providers.http import body_lines, new_session, post, read_json
 from gateway.providers.named_events import ResponsesTally, frames
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.sse import DONE, absorb_chunk, sse
@@ -76,7 +76,7 @@ class OpenAIEndpoints:
             body["stream_options"] = {**(request.body.get("stream_options") or {}), "include_usage": True}
         response = await self._post(deployment, "/completions", body)
         if request.stream:
-            return self._completion_stream(response, request.client_wants_usage)
+            return self._completion_stream(response, request.client_wants_usage, deployment)
         return completion_response(*await read_json(response, deployment))
 
     async def embeddings(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse:
@@ -87,15 +87,17 @@ class OpenAIEndpoints:
     async def responses(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
         response = await self._post(deployment, "/responses", {**request.body, "model": deployment.model})
         if request.stream:
-            return self._responses_stream(response)
+            return self._responses_stream(response, deployment)
         return responses_response(*await read_json(response, deployment))
 
-    def _completion_stream(self, response: aiohttp.ClientResponse, client_wants_usage: bool) -> ChatStream:
+    def _completion_stream(
+        self, response: aiohttp.ClientResponse, client_wants_usage: bool, deployment: Deployment
+    ) -> ChatStream:
         tally = StreamTally()
 
         async def events() -> AsyncIterator[bytes]:
             try:
-                async for frame in frames(response.content):
+                async for frame in frames(body_lines(response, deployment)):
                     payload = frame.removeprefix(b"data:").strip()
                     if payload == b"[DONE]":
                         break
@@ -108,12 +110,12 @@ class OpenAIEndpoints:
 
         return _stream(events(), tally, response)
 
-    def _responses_stream(self, response: aiohttp.ClientResponse) -> ChatStream:
+    def _responses_stream(self, response: aiohttp.ClientResponse, deployment: Deployment) -> ChatStream:
         reader = ResponsesTally()
 
         async def events() -> AsyncIterator[bytes]:
             try:
-                async for frame in frames(response.content):
+                async for frame in frames(body_lines(response, deployment)):
                     reader.absorb(frame)
                     yield frame
             finally:

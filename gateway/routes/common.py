@@ -191,6 +191,7 @@ class Call:
         except UpstreamFailure as failure:  # a mid-stream provider failure becomes an error event
             error = failure.to_client_error()
             self.meter.failed(error)
+            finish()  # before the event: a client may stop reading at an error
             yield error_event(error)
         except (asyncio.CancelledError, GeneratorExit):
             if not self._finished:

@@ -60,6 +60,18 @@ GROUP = """
 OPENAI_GROUPS = {"chat": "gpt-4o-mini", "instruct": "gpt-3.5-turbo-instruct", "embed": "text-embedding-3-small"}
 
 
+# The script fields a test may change; each test starts from their defaults.
+FRESH_FIELDS = (
+    "cached_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+    "omit_usage",
+    "latency_s",
+    "stream_delay_s",
+    "abort_stream_after",
+)
+
+
 def group(name: str, path: str) -> str:
     """The model group of `name` on `path` (direct or litellm)."""
     return name if path == "direct" else f"{name}-litellm"
@@ -124,7 +136,7 @@ def stack(
     url, sink = endpoint_gateway
     for mock in (openai_mock, anthropic_mock):
         fresh = MockBehaviour(accepted_keys=set(mock.accepted_keys), reply=REPLY)
-        for name in ("cached_tokens", "cache_creation_tokens", "reasoning_tokens", "omit_usage", "latency_s"):
+        for name in FRESH_FIELDS:
             setattr(mock, name, getattr(fresh, name))
         mock.failures.clear()
         mock.requests.clear()

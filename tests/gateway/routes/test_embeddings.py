@@ -33,9 +33,7 @@ def test_embeddings_meter_input_tokens_only(stack: Stack, path: str) -> None:
     assert (record.status, record.stream, record.attempts) == ("ok", False, 1)
 
 
-# Direct path only: through LiteLLM 1.106 a 503 on /embeddings reaches the mock twice for one
-# router attempt (LiteLLM retries on its own somewhere below `aembedding`); open issue.
-@pytest.mark.parametrize("path", ["direct"])
+@pytest.mark.parametrize("path", PATHS)
 def test_async_client_and_a_retried_503(stack: Stack, path: str) -> None:
     stack.openai.fail_next(ScriptedFailure(503))
 
@@ -45,8 +43,21 @@ def test_async_client_and_a_retried_503(stack: Stack, path: str) -> None:
             return result.usage.prompt_tokens
 
     assert asyncio.run(run()) == 3
+    # One request per router attempt: LiteLLM's own retries stay off (the 503, then the success).
     assert [r.path for r in stack.openai.requests] == ["/v1/embeddings"] * 2
     assert (stack.record.input_tokens, stack.record.attempts) == (3, 2)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_each_router_attempt_is_one_upstream_request(stack: Stack, path: str) -> None:
+    stack.openai.fail_next(*[ScriptedFailure(503)] * 3)  # num_retries 2: three attempts, all failing
+
+    with pytest.raises(openai.InternalServerError):
+        sdk(stack).embeddings.create(model=group("embed", path), input="one two three")
+
+    assert len(stack.openai.requests) == 3
+    assert (stack.record.http_status, stack.record.attempts) == (503, 3)
+    assert not stack.openai.failures
 
 
 def test_terminal_error_is_not_retried(stack: Stack) -> None:
