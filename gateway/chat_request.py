@@ -52,6 +52,15 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise InvalidRequest(f"messages[{index}] must be an object with a 'role'", param=f"messages[{index}]")
+        content = message.get("content")
+        # OpenAI's message content: text, an array of content parts, or null (assistant tool calls).
+        if content is not None and not isinstance(content, (str, list)):
+            raise InvalidRequest(
+                f"messages[{index}].content must be a string or an array of content parts",
+                param=f"messages[{index}].content",
+            )
+        if isinstance(content, list) and not all(isinstance(part, dict) for part in content):
+            raise InvalidRequest(f"messages[{index}].content parts must be objects", param=f"messages[{index}].content")
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", param="stream")

@@ -77,8 +77,10 @@ def _text_or_tokens(value: Any) -> bool:
 
 def parse_completion_request(body: bytes) -> EndpointRequest:
     data, model, stream = _common(body, "prompt")
-    if not _text_or_tokens(data["prompt"]):
-        raise InvalidRequest("'prompt' must be a string, an array of strings or an array of tokens", param="prompt")
+    if not _text_or_tokens(data["prompt"]) or data["prompt"] == []:
+        raise InvalidRequest(
+            "'prompt' must be a string, a non-empty array of strings or an array of tokens", param="prompt"
+        )
     return EndpointRequest(model, data, stream, _wants_usage(data))
 
 
@@ -94,8 +96,13 @@ def parse_embedding_request(body: bytes) -> EndpointRequest:
 
 def parse_response_request(body: bytes) -> EndpointRequest:
     data, model, stream = _common(body, "input")
-    if not isinstance(data["input"], (str, list)):
+    items = data["input"]
+    if not isinstance(items, (str, list)):
         raise InvalidRequest("'input' must be a string or an array of input items", param="input")
+    if isinstance(items, list):
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise InvalidRequest(f"input[{index}] must be an input item object", param=f"input[{index}]")
     return EndpointRequest(model, data, stream)
 
 

@@ -158,7 +158,12 @@ def _chat_stream(
 def completion(body: dict[str, Any], behaviour: MockBehaviour) -> bytes | list[bytes]:
     """Legacy /v1/completions: prompt tokens are the words of the prompt(s), no per-message overhead."""
     prompts = body.get("prompt")
-    prompt = sum(words(p) for p in prompts) if isinstance(prompts, list) else words(str(prompts or ""))
+    # A prompt is a string, strings, a token array or token arrays (one token per integer).
+    items = prompts if isinstance(prompts, list) else [prompts or ""]
+    prompt = sum(
+        words(p) if isinstance(p, str) else len(p) if isinstance(p, list) else 1 if isinstance(p, int) else 0
+        for p in items
+    )
     n = int(body.get("n") or 1)
     text = behaviour.reply
     completion_tokens = words(text) * n
