@@ -31,6 +31,15 @@ def _import_litellm() -> Any:
     return litellm
 
 
+_NETWORK_MODULES = ("httpx", "httpcore", "aiohttp", "anyio", "ssl", "socket", "h11", "h2")
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    return type(exc).__module__.split(".")[0] in _NETWORK_MODULES
+
+
 def _failure(exc: Exception, deployment: Deployment) -> UpstreamFailure:
     name = type(exc).__name__
     message = str(getattr(exc, "message", "") or exc) or name
@@ -41,6 +50,15 @@ def _failure(exc: Exception, deployment: Deployment) -> UpstreamFailure:
     if name == "Timeout" or isinstance(exc, TimeoutError):
         return UpstreamFailure(message[:1000], status=None, kind="timeout")
     if name == "APIConnectionError":
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and not _is_network_error(cause):
+            # LiteLLM wraps its own translation crashes (a KeyError on a message it cannot map)
+            # in APIConnectionError; that is a request this provider path cannot take, not a
+            # network failure: terminal, and the client's to fix.
+            return UpstreamFailure(
+                f"the request could not be translated for provider {deployment.provider}: {message}"[:1000],
+                status=400,
+            )
         return UpstreamFailure(message[:1000], status=None, kind="connection")
     status = getattr(exc, "status_code", None)
     retry_after = None

@@ -161,3 +161,27 @@ def test_upstream_429_passes_retry_after_and_never_echoes_the_provider_key() -> 
     assert (error.status_code, error.response_headers) == (429, {"retry-after": "7"})
     assert "sk-provider-secret" not in error.message
     assert failure.retryable
+
+
+def test_a_litellm_translation_crash_is_the_clients_400_not_a_connection_error() -> None:
+    try:
+        try:
+            message: dict[str, str] = {}
+            message["content"]  # noqa: B018 - what LiteLLM hits on a message it cannot map
+        except KeyError as crash:
+            raise APIConnectionError(message="'content'", llm_provider="anthropic", model="m") from crash
+    except APIConnectionError as wrapped:
+        failure = litellm_failure(wrapped, DEPLOYMENT)
+    assert (failure.status, failure.retryable) == (400, False)
+    assert failure.to_client_error().status_code == 400
+
+
+def test_a_real_connection_failure_stays_retryable() -> None:
+    try:
+        try:
+            raise httpx.ConnectError("connection refused")
+        except httpx.ConnectError as cause:
+            raise APIConnectionError(message="refused", llm_provider="anthropic", model="m") from cause
+    except APIConnectionError as wrapped:
+        failure = litellm_failure(wrapped, DEPLOYMENT)
+    assert (failure.kind, failure.retryable) == ("connection", True)

@@ -136,24 +136,12 @@ def no_leak(ctx: object, response: schemathesis.Response, case: Case) -> bool | 
     return None
 
 
-# Found by this run and still open (see the report in the commit): these operations run in their
-# own non-strict xfail test until they are fixed; every other operation must pass.
-KNOWN_5XX = {
-    # LiteLLM wraps every unexpected error of its Anthropic text-completion translation (for
-    # example a token id out of range) in APIConnectionError, indistinguishable from a real
-    # connection failure, so the gateway answers 502 where a 400 would be right.
-    "createCompletion": "LiteLLM reports its own translation crashes on garbage prompts as connection errors: a 502",
-}
-
-
 def validate(case: Case, response: schemathesis.Response) -> None:
     case.validate_response(response, checks=CHECKS, additional_checks=[no_leak])
 
 
 # The aliases without /v1 run the same handlers; fuzzing the /v1 paths covers them.
-full_schema = schemathesis.openapi.from_dict(openapi_document(GROUPS)).exclude(operation_id_regex="Unversioned$")
-schema = full_schema.exclude(operation_id=list(KNOWN_5XX))
-known_bugs = full_schema.include(operation_id=list(KNOWN_5XX))
+schema = schemathesis.openapi.from_dict(openapi_document(GROUPS)).exclude(operation_id_regex="Unversioned$")
 
 
 @schema.parametrize()
@@ -174,11 +162,3 @@ def test_fuzz_without_an_agent_key(case: Case, live_gateway: str) -> None:
     validate(case, response)
     if case.operation.definition.raw.get("security") and response.request.method == case.operation.method.upper():
         assert response.status_code in (401, 403), response.text  # 403: the admin API is off
-
-
-@known_bugs.parametrize()
-@FUZZ
-@pytest.mark.xfail(strict=False, reason="; ".join(KNOWN_5XX.values()))
-def test_fuzz_known_bugs_with_an_agent_key(case: Case, live_gateway: str) -> None:
-    response = case.call(base_url=live_gateway, headers={"Authorization": f"Bearer {AGENT_KEY}"}, timeout=30)
-    validate(case, response)
