@@ -19,6 +19,7 @@ from tests.gateway.conftest import SUPPORT_KEY, sdk
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm
+from litellm.exceptions import APIConnectionError
 
 AUTH = {"Authorization": f"Bearer {SUPPORT_KEY}"}
 OK_MESSAGES = [{"role": "user", "content": "hi"}]
@@ -167,7 +168,7 @@ def test_a_litellm_translation_crash_is_the_clients_400_not_a_connection_error()
     try:
         try:
             message: dict[str, str] = {}
-            message["content"]  # noqa: B018 - what LiteLLM hits on a message it cannot map
+            message["content"]  # what LiteLLM hits on a message it cannot map
         except KeyError as crash:
             raise APIConnectionError(message="'content'", llm_provider="anthropic", model="m") from crash
     except APIConnectionError as wrapped:
