@@ -39,12 +39,9 @@ def require_service(name: str, host: str, port: int) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Meterline's own overrides from the developer's shell never leak into a test, and a test
-    that loads the embedded defaults keeps its data (key store, secrets) in a temporary folder,
-    not in ./data."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Meterline's own overrides from the developer's shell never leak into a test."""
     for name in list(os.environ):
         if name.startswith("METERLINE_") and not name.startswith("METERLINE_TEST_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("METERLINE_STORAGE__DATA_DIR", str(tmp_path_factory.mktemp("data")))
     yield
