@@ -11,9 +11,10 @@ import dataclasses
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from meterline.arrow_rows import arrow_schema, rows_to_table
 
