@@ -16,20 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import struct
 import threading
 import uuid
-import zlib
 from pathlib import Path
 
 import pyarrow as pa
 
 from collector.errors import StorageUnavailable
-from meterline.layout import SPANS_TABLE, USAGE_TABLE
+from meterline.frames import frame, scan_frames
+from meterline.layout import SPANS_TABLE, USAGE_TABLE, fsync_dir
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("<II")
 _TABLE_IDS = {USAGE_TABLE: 1, SPANS_TABLE: 2}
 _TABLE_NAMES = {v: k for k, v in _TABLE_IDS.items()}
 
@@ -42,20 +40,12 @@ def _name(segment: int) -> str:
     return f"wal-{segment:012d}-{uuid.uuid4().hex[:8]}.log"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def encode(table: str, data: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, data.schema) as writer:
         writer.write_table(data)
     payload = bytes([_TABLE_IDS[table]]) + bytes(sink.getvalue())
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return frame(payload)
 
 
 def decode(payload: bytes) -> Batch:
@@ -65,19 +55,7 @@ def decode(payload: bytes) -> Batch:
 
 def scan(data: bytes) -> tuple[list[bytes], int]:
     """The intact frames' payloads at the start of `data` and the offset where they end."""
-    frames: list[bytes] = []
-    offset = 0
-    while offset + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, offset)
-        end = offset + _HEADER.size + length
-        if length == 0 or end > len(data):
-            break
-        payload = data[offset + _HEADER.size : end]
-        if zlib.crc32(payload) != crc or payload[0] not in _TABLE_NAMES:
-            break
-        frames.append(payload)
-        offset = end
-    return frames, offset
+    return scan_frames(data, lambda payload: payload[0] in _TABLE_NAMES)
 
 
 class WriteAheadLog:
@@ -131,7 +109,7 @@ class WriteAheadLog:
         self._active_name = _name(self._active)
         self._handle = os.open(self.directory / self._active_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._active_bytes = self._active_rows = 0
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     # -- appending -------------------------------------------------------------------------------
 
@@ -210,7 +188,7 @@ class WriteAheadLog:
             self._closed_bytes -= path.stat().st_size
             path.unlink()
             self.closed_segments.remove(segment)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def close(self) -> None:
         """Close the active segment, deleting it when empty."""

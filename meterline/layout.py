@@ -73,7 +73,12 @@ def publish(temp_path: Path, final_path: Path) -> None:
     with open(temp_path, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(temp_path, final_path)
-    dir_fd = os.open(final_path.parent, os.O_RDONLY)
+    fsync_dir(final_path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in `path` durable."""
+    dir_fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
-
 from gateway.endpoint_request import EndpointRequest
-from gateway.providers.http import body_lines, new_session, post, read_json
+from gateway.providers.http import body_lines, post, read_json
 from gateway.providers.named_events import AnthropicTally, frames
 from gateway.providers.results import ChatResponse, ChatStream
+from gateway.providers.session import SessionOwner
 from gateway.routing.deployments import Deployment
 from gateway.token_usage import from_anthropic_usage
 
@@ -46,25 +45,14 @@ def message_response(body: bytes, data: dict[str, object]) -> ChatResponse:
     )
 
 
-class AnthropicDirect:
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._session = new_session()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
+class AnthropicDirect(SessionOwner):
     async def messages(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
-        assert self._session is not None, "start() first"
         headers = {"anthropic-version": DEFAULT_VERSION}
         headers |= {name: request.headers[name] for name in PASSED_HEADERS if name in request.headers}
         if deployment.api_key is not None:
             headers["x-api-key"] = deployment.api_key.reveal()
         body = {**request.body, "model": deployment.model}
-        response = await post(self._session, messages_url(deployment.api_base), body, headers, deployment)
+        response = await post(self.session, messages_url(deployment.api_base), body, headers, deployment)
         if not request.stream:
             return message_response(*await read_json(response, deployment))
         reader = AnthropicTally()

@@ -15,14 +15,6 @@ from gateway.routing.failures import UpstreamFailure
 _MAX_ERROR_BODY = 64 * 1024
 
 
-def new_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-        auto_decompress=True,
-    )
-
-
 def connection_failure(exc: aiohttp.ClientError, deployment: Deployment) -> UpstreamFailure:
     return UpstreamFailure(scrub(str(exc), deployment) or type(exc).__name__, status=None, kind="connection")
 

@@ -11,6 +11,7 @@ import aiohttp
 
 from gateway.chat_request import ChatRequest
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
+from gateway.providers.session import SessionOwner
 from gateway.providers.sse import DONE, absorb_chunk, sse
 from gateway.routing.deployments import Deployment
 from gateway.routing.failures import UpstreamFailure
@@ -68,21 +69,7 @@ def _carries_ledger_data(payload: bytes) -> bool:
     return any(marker in payload for marker in _LEDGER_MARKERS)
 
 
-class OpenAIDirect:
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-            auto_decompress=True,
-        )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
+class OpenAIDirect(SessionOwner):
     def _payload(self, deployment: Deployment, request: ChatRequest) -> bytes:
         body: dict[str, Any] = {"model": deployment.model, "messages": request.messages, **request.params}
         if request.stream:
@@ -91,13 +78,12 @@ class OpenAIDirect:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
     async def chat(self, deployment: Deployment, request: ChatRequest) -> ChatResponse | ChatStream:
-        assert self._session is not None, "start() first"
         headers = {"Content-Type": "application/json"}
         if deployment.api_key is not None:
             headers["Authorization"] = f"Bearer {deployment.api_key.reveal()}"
         url = f"{deployment.api_base}/chat/completions"
         try:
-            response = await self._session.post(url, data=self._payload(deployment, request), headers=headers)
+            response = await self.session.post(url, data=self._payload(deployment, request), headers=headers)
         except aiohttp.ClientError as exc:
             raise UpstreamFailure(
                 scrub(str(exc), deployment) or type(exc).__name__, status=None, kind="connection"

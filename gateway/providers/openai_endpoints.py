@@ -10,9 +10,10 @@ from typing import Any
 import aiohttp
 
 from gateway.endpoint_request import EndpointRequest
-from gateway.providers.http import body_lines, new_session, post, read_json
+from gateway.providers.http import body_lines, post, read_json
 from gateway.providers.named_events import ResponsesTally, frames
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
+from gateway.providers.session import SessionOwner
 from gateway.providers.sse import DONE, absorb_chunk, sse
 from gateway.routing.deployments import Deployment
 from gateway.token_usage import from_responses_usage, from_usage_block
@@ -52,23 +53,12 @@ def responses_response(body: bytes, data: dict[str, Any]) -> ChatResponse:
     return ChatResponse(body, usage, data.get("id"), (str(status),) if status else (), texts)
 
 
-class OpenAIEndpoints:
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._session = new_session()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
+class OpenAIEndpoints(SessionOwner):
     async def _post(self, deployment: Deployment, path: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        assert self._session is not None, "start() first"
         headers = {}
         if deployment.api_key is not None:
             headers["Authorization"] = f"Bearer {deployment.api_key.reveal()}"
-        return await post(self._session, f"{deployment.api_base}{path}", body, headers, deployment)
+        return await post(self.session, f"{deployment.api_base}{path}", body, headers, deployment)
 
     async def completions(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
         body = {**request.body, "model": deployment.model}

@@ -16,15 +16,15 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import struct
 import threading
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from meterline.frames import HEADER_SIZE, frame, scan_frames
+from meterline.layout import fsync_dir
+
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("<II")
 _SEGMENT_BYTES = 8 * 1024 * 1024
 _WARN_LEVELS = (0.5, 0.8)
 
@@ -59,35 +59,6 @@ class Cursor:
 
 def _name(segment: int) -> str:
     return f"seg-{segment:012d}.log"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def scan_frames(data: bytes) -> tuple[list[bytes], int]:
-    """The whole, intact frames at the start of `data` and the offset where they end."""
-    frames: list[bytes] = []
-    offset = 0
-    while offset + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, offset)
-        end = offset + _HEADER.size + length
-        if end > len(data):
-            break
-        payload = data[offset + _HEADER.size : end]
-        if zlib.crc32(payload) != crc:
-            break
-        frames.append(payload)
-        offset = end
-    return frames, offset
-
-
-def frame(payload: bytes) -> bytes:
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 class Spool:
@@ -160,7 +131,7 @@ class Spool:
         path = self.directory / _name(self._active)
         self._handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._sizes[self._active] = 0
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def close(self) -> None:
         with self._lock:
@@ -231,7 +202,7 @@ class Spool:
                     frames, _ = scan_frames(data)
                     for payload in frames[: max_records - len(out)]:
                         out.append(payload)
-                        cursor = Cursor(cursor.segment, cursor.offset + _HEADER.size + len(payload))
+                        cursor = Cursor(cursor.segment, cursor.offset + HEADER_SIZE + len(payload))
                     continue
                 if cursor.segment == self._active:
                     break
