@@ -17,7 +17,15 @@ import openai
 from gateway.endpoint_request import EndpointRequest
 from gateway.providers.anthropic_direct import message_response
 from gateway.providers.litellm_translate import _failure, _import_litellm
-from gateway.providers.named_events import AnthropicTally, ResponsesTally, event_name, frame_data, frames, named_frame
+from gateway.providers.named_events import (
+    AnthropicTally,
+    ResponsesTally,
+    event_name,
+    frame_data,
+    frames,
+    litellm_estimate,
+    named_frame,
+)
 from gateway.providers.openai_endpoints import absorb_completion_chunk, completion_response, responses_response
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.sse import DONE, sse
@@ -192,7 +200,9 @@ class LiteLLMEndpoints:
         if not request.stream:
             data = _dump(result)
             return responses_response(_encode(data), data)
-        reader = ResponsesTally()
+        # LiteLLM relays a native Responses provider's events, but counts tokens itself when the
+        # provider reported none; the ledger must say the gateway counted (usage_estimated).
+        reader = ResponsesTally(litellm_estimate if deployment.provider in OPENAI_NATIVE else None)
 
         async def events() -> AsyncIterator[bytes]:
             try:

@@ -4,7 +4,7 @@ passed through as received, and tallies that read only the events the ledger nee
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from gateway.providers.results import StreamTally
@@ -49,12 +49,23 @@ def frame_data(frame: bytes) -> dict[str, Any] | None:
     return None
 
 
-class ResponsesTally:
-    """Reads usage and id from `response.completed` (or incomplete/failed), text from deltas."""
+def litellm_estimate(block: dict[str, Any]) -> bool:
+    """A usage block LiteLLM made up: when a provider's Responses stream ends without usage,
+    LiteLLM's stream fills in its own token count, with only the three totals. A provider's block
+    carries `input_tokens_details` and `output_tokens_details` (OpenAI's schema requires both)."""
+    return "input_tokens_details" not in block and "output_tokens_details" not in block
 
-    def __init__(self) -> None:
+
+class ResponsesTally:
+    """Reads usage and id from `response.completed` (or incomplete/failed), text from deltas.
+
+    `not_reported` tells a usage block that does not come from the provider; the gateway then
+    counts, as it does when the block is missing."""
+
+    def __init__(self, not_reported: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.tally = StreamTally()
         self._deltas: list[bytes] = []
+        self._not_reported = not_reported
 
     def absorb(self, frame: bytes) -> None:
         name = event_name(frame)
@@ -64,7 +75,10 @@ class ResponsesTally:
             response = (frame_data(frame) or {}).get("response") or {}
             self.tally.response_id = self.tally.response_id or response.get("id")
             if name in RESPONSES_FINAL:
-                self.tally.usage = from_responses_usage(response.get("usage"))
+                block = response.get("usage")
+                if self._not_reported is not None and isinstance(block, dict) and self._not_reported(block):
+                    block = None
+                self.tally.usage = from_responses_usage(block)
                 if status := response.get("status"):
                     self.tally.finish_reasons.append(str(status))
                 self.settle()  # the route meters at this event, before the stream's end

@@ -200,37 +200,34 @@ def test_stream_cut_by_the_provider_ends_with_an_error_event(stack: Stack, clien
     assert (record.status, record.http_status, record.stream, record.attempts) == ("error", 502, True, 1)
 
 
-def test_usage_is_counted_when_the_provider_reports_none(stack: Stack, client: openai.OpenAI) -> None:
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("stream", [False, True])
+def test_usage_is_counted_and_flagged_when_the_provider_reports_none(
+    stack: Stack, client: openai.OpenAI, path: str, stream: bool
+) -> None:
+    """LiteLLM's Responses stream fills in a count of its own when the provider sent none; the
+    ledger records the gateway's count, flagged as estimated, the same on both paths."""
     stack.openai.omit_usage = True
 
-    with client.responses.create(model="chat", input=INPUT, stream=True) as stream:
-        events = list(stream)
+    if stream:
+        with client.responses.create(model=group("chat", path), input=INPUT, stream=True) as events:
+            usage = final_response(list(events)).usage
+    else:
+        usage = client.responses.create(model=group("chat", path), input=INPUT).usage
 
-    assert final_response(events).usage is None
+    if path == "direct":
+        assert usage is None
     record = stack.record
     counted = TokenUsage(
         input_tokens=count_messages([{"role": "user", "content": INPUT}]), output_tokens=count_text(REPLY)
     )
-    assert (record.input_tokens, record.output_tokens, record.usage_estimated) == (
+    assert (record.input_tokens, record.output_tokens, record.usage_estimated, record.usage_raw) == (
         counted.input_tokens,
         counted.output_tokens,
         True,
+        None,
     )
     assert record.cost_usd == cost(MODEL, "openai", counted) > 0
-
-
-def test_litellm_counts_the_usage_itself_when_the_provider_reports_none(stack: Stack, client: openai.OpenAI) -> None:
-    """LiteLLM's Responses stream fills in its own count; the ledger records what the client saw."""
-    stack.openai.omit_usage = True
-
-    with client.responses.create(model=group("chat", "litellm"), input=INPUT, stream=True) as stream:
-        usage = final_response(list(stream)).usage
-
-    assert usage is not None and usage.input_tokens > 0 and usage.output_tokens > 0
-    record = stack.record
-    assert (record.input_tokens, record.output_tokens) == (usage.input_tokens, usage.output_tokens)
-    priced = TokenUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
-    assert record.cost_usd == cost(MODEL, "openai", priced) > 0
 
 
 @pytest.mark.parametrize(
