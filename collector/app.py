@@ -1,4 +1,5 @@
-"""OTLP/HTTP receiver: POST /v1/traces and /v1/logs, GET /health. The composition root.
+"""OTLP/HTTP receiver: POST /v1/traces and /v1/logs, GET /health. The composition root: the
+lifespan also runs the OTLP/gRPC receiver (grpc_receiver.py) on the same pipeline.
 
 Each export is answered only after its rows are fdatasync'd in the write-ahead log. Errors follow
 OTLP/HTTP: a google.rpc.Status body in the request's encoding, 400 for what cannot be read,
@@ -7,47 +8,24 @@ OTLP/HTTP: a google.rpc.Status body in the request's encoding, 400 for what cann
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-from google.protobuf.message import Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsPartialSuccess, ExportLogsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTracePartialSuccess,
-    ExportTraceServiceResponse,
-)
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collector.decode import DecodedBatch, decode_logs, decode_traces
 from collector.errors import CollectorError, PayloadTooLarge
-from collector.pipeline import IngestResult, Pipeline
+from collector.export import LOGS, TRACES, Signal, export
+from collector.grpc_receiver import GrpcReceiver, GrpcStartError
+from collector.pipeline import Pipeline
 from collector.settings import CollectorSettings
 from collector.wire import Encoding, decompress, encode_message, status_body
 from meterline.layout import DataLayout
 
 log = logging.getLogger(__name__)
-
-Decoder = Callable[[bytes, Encoding], DecodedBatch]
-Ingest = Callable[[DecodedBatch], Awaitable[IngestResult]]
-
-
-def _traces_response(result: IngestResult) -> Message:
-    if not result.rejected:
-        return ExportTraceServiceResponse()
-    partial = ExportTracePartialSuccess(rejected_spans=result.rejected, error_message=result.message)
-    return ExportTraceServiceResponse(partial_success=partial)
-
-
-def _logs_response(result: IngestResult) -> Message:
-    if not result.rejected:
-        return ExportLogsServiceResponse()
-    partial = ExportLogsPartialSuccess(rejected_log_records=result.rejected, error_message=result.message)
-    return ExportLogsServiceResponse(partial_success=partial)
 
 
 class _Receiver:
@@ -60,11 +38,25 @@ class _Receiver:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self._pipeline = await Pipeline.start(DataLayout.at(self._settings.data_dir))
+        grpc: GrpcReceiver | None = None
         try:
+            if self._settings.grpc_port:
+                grpc = await self._start_grpc(self._pipeline)
             yield
         finally:
+            if grpc is not None:
+                await grpc.stop()
             await self._pipeline.close()
             self._pipeline = None
+
+    async def _start_grpc(self, pipeline: Pipeline) -> GrpcReceiver | None:
+        try:
+            return await GrpcReceiver.start(pipeline, self._settings)
+        except GrpcStartError as exc:
+            if self._settings.grpc_required:
+                raise
+            log.warning("collector: %s; serving OTLP/HTTP only", exc)
+            return None
 
     @property
     def pipeline(self) -> Pipeline:
@@ -73,33 +65,27 @@ class _Receiver:
         return self._pipeline
 
     async def traces(self, request: Request) -> Response:
-        return await self._export(request, decode_traces, self.pipeline.ingest_spans, _traces_response)
+        return await self._export(request, TRACES)
 
     async def logs(self, request: Request) -> Response:
-        return await self._export(request, decode_logs, self.pipeline.ingest_usage, _logs_response)
+        return await self._export(request, LOGS)
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "data_dir": str(self.pipeline.layout.root)})
 
-    async def _export(
-        self, request: Request, decode: Decoder, ingest: Ingest, respond: Callable[[IngestResult], Message]
-    ) -> Response:
+    async def _export(self, request: Request, signal: Signal) -> Response:
         # Until the request names a known encoding, errors are spelled in readable JSON.
         encoding = Encoding.JSON
         try:
             encoding = Encoding.of(request.headers.get("content-type"))
             body = await self._read_body(request)
             body = decompress(body, request.headers.get("content-encoding"), self._settings.max_body_bytes)
-            # Decoding a large batch takes long enough to stall other requests; keep it off the loop.
-            batch = await asyncio.to_thread(decode, body, encoding)
-            result = await ingest(batch)
+            message = await export(self.pipeline, signal, body, encoding)
         except CollectorError as exc:
             return _error_response(request, exc, encoding)
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening; just end the request
-        if result.rejected:
-            log.warning("collector: %s rejected %d record(s): %s", request.url.path, result.rejected, result.message)
-        return Response(encode_message(respond(result), encoding), media_type=encoding.value)
+        return Response(encode_message(message, encoding), media_type=encoding.value)
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self._settings.max_body_bytes
@@ -123,7 +109,7 @@ def _error_response(request: Request, exc: CollectorError, encoding: Encoding) -
         log.info("collector: %s answered %d: %s", request.url.path, exc.status_code, exc)
     headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
     return Response(
-        status_body(exc.status_code, str(exc), encoding),
+        status_body(exc.rpc_code, str(exc), encoding),
         status_code=exc.status_code,
         media_type=encoding.value,
         headers=headers,

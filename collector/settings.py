@@ -19,6 +19,12 @@ class CollectorSettings(BaseModel):
     """Root of the Parquet tables and the DuckDB catalog (see `meterline.layout`)."""
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     """Largest OTLP request body accepted, compressed or not; larger ones get 413."""
+    grpc_host: str = "127.0.0.1"
+    """Address the OTLP/gRPC receiver binds."""
+    grpc_port: int = Field(default=0, ge=0, le=65535)
+    """Port of the OTLP/gRPC receiver (4317 from the CLI); 0 runs no gRPC receiver."""
+    grpc_required: bool = True
+    """Off: a gRPC port that cannot be bound is a warning (HTTP keeps serving), not a failed start."""
 
     @classmethod
     def from_config(cls, config: MeterlineConfig, data_dir: str | os.PathLike[str] | None = None) -> CollectorSettings:

@@ -8,10 +8,11 @@ import json
 import zlib
 from typing import Any, TypeVar
 
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from collector.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from collector.rpc_status import Status
 
 M = TypeVar("M", bound=Message)
 
@@ -120,38 +121,6 @@ def encode_message(message: Message, encoding: Encoding) -> bytes:
     return text.encode()
 
 
-def _status_type() -> type[Message]:
-    # google.rpc.Status lives in googleapis-common-protos, which Meterline does not depend on
-    # at run time; its two scalar fields are declared here in a private pool instead, so the
-    # wire form is the same and no clash arises when that package is also loaded.
-    field = descriptor_pb2.FieldDescriptorProto
-    optional = field.LABEL_OPTIONAL
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="meterline/collector/google_rpc_status.proto",
-        package="google.rpc",
-        syntax="proto3",
-        message_type=[
-            descriptor_pb2.DescriptorProto(
-                name="Status",
-                field=[
-                    field(name="code", number=1, type=field.TYPE_INT32, label=optional, json_name="code"),
-                    field(name="message", number=2, type=field.TYPE_STRING, label=optional, json_name="message"),
-                ],
-            )
-        ],
-    )
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    cls: type[Message] = message_factory.GetMessageClass(pool.FindMessageTypeByName("google.rpc.Status"))
-    return cls
-
-
-Status = _status_type()
-
-# google.rpc.Code values for the HTTP statuses the collector answers with.
-_RPC_CODES = {400: 3, 413: 8, 415: 3, 503: 14}
-
-
-def status_body(http_status: int, message: str, encoding: Encoding) -> bytes:
+def status_body(rpc_code: int, message: str, encoding: Encoding) -> bytes:
     """A google.rpc.Status, as OTLP/HTTP requires for every error response."""
-    return encode_message(Status(code=_RPC_CODES.get(http_status, 2), message=message), encoding)
+    return encode_message(Status(code=rpc_code, message=message), encoding)

@@ -39,7 +39,10 @@ def collector(args: argparse.Namespace) -> int:
     from collector.server import serve
 
     config, layout = load(args)
-    serve(config, str(layout.root), host=args.host, port=args.port)
+    if args.grpc_port is None:
+        serve(config, str(layout.root), host=args.host, port=args.port, grpc_port=4317, grpc_required=False)
+    else:
+        serve(config, str(layout.root), host=args.host, port=args.port, grpc_port=args.grpc_port)
     return 0
 
 

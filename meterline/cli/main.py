@@ -48,7 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     _shared(up, top=False)
     up.add_argument("--host", default="127.0.0.1", help="address every service binds (default: 127.0.0.1)")
     up.add_argument("--gateway-port", type=int, default=4000)
-    up.add_argument("--collector-port", type=int, default=4318)
+    up.add_argument("--collector-port", type=int, default=4318, help="collector OTLP/HTTP port (default: 4318)")
+    up.add_argument(
+        "--collector-grpc-port",
+        type=int,
+        default=None,
+        help="collector OTLP/gRPC port; 0: none (default: 4317 when free)",
+    )
     up.add_argument("--dashboard-port", type=int, default=8501)
     up.add_argument("--no-dashboard", action="store_true", help="do not start the Streamlit dashboard")
     up.add_argument("--analytics-interval", type=float, default=5.0, help="seconds between mart runs (default: 5)")
@@ -63,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     collector = verbs.add_parser("collector", help="run the OTLP collector that writes the ledger")
     _shared(collector, top=False)
     _server(collector, 4318)
+    collector.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="OTLP/gRPC port, 0 for none (default: 4317; when it is taken, HTTP only, with a warning)",
+    )
     collector.set_defaults(run=commands.collector)
 
     analytics = verbs.add_parser("analytics", help="build the spend marts")

@@ -77,7 +77,13 @@ class Supervisor:
         previous = set_on_sigterm(self.stop)
         try:
             collector = self._spawn(
-                "collector", ["collector", "--host", args.host, "--port", str(args.collector_port)], env
+                "collector",
+                [
+                    "collector",
+                    *("--host", args.host, "--port", str(args.collector_port)),
+                    *(() if args.collector_grpc_port is None else ("--grpc-port", str(args.collector_grpc_port))),
+                ],
+                env,
             )
             self._wait_ready(collector, f"{collector_url}/health", 30)
             gateway = self._spawn("gateway", ["gateway", "--host", args.host, "--port", str(args.gateway_port)], env)
@@ -117,6 +123,8 @@ class Supervisor:
             f"  gateway    {gateway_url}/v1   (OpenAI-compatible)",
             f"  collector  {collector_url}   (OTLP/HTTP)",
         ]
+        if self.args.collector_grpc_port != 0:
+            lines.append(f"  collector  {self.args.host}:{self.args.collector_grpc_port or 4317}   (OTLP/gRPC)")
         if not self.args.no_dashboard:
             lines.append(f"  dashboard  http://{self.args.host}:{self.args.dashboard_port}")
         lines.append(f"  data       {self.layout.root}")

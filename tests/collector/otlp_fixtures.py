@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,9 +101,12 @@ def all_files(root: Path) -> list[Path]:
 
 
 @contextmanager
-def running_collector(data_dir: Path, max_body_bytes: int | None = None) -> Iterator[str]:
-    """A real uvicorn server on a free port in a thread; yields its base URL."""
-    settings = CollectorSettings(data_dir=data_dir, **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}))
+def running_collector(data_dir: Path, max_body_bytes: int | None = None, grpc_port: int = 0) -> Iterator[str]:
+    """A real uvicorn server on a free port in a thread (with OTLP/gRPC on `grpc_port` unless
+    it is 0); yields its base URL."""
+    settings = CollectorSettings(data_dir=data_dir, grpc_port=grpc_port)
+    if max_body_bytes:
+        settings = settings.model_copy(update={"max_body_bytes": max_body_bytes})
     # Listening before uvicorn starts means clients simply queue until it is ready: no polling.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -111,6 +115,11 @@ def running_collector(data_dir: Path, max_body_bytes: int | None = None) -> Iter
     server = uvicorn.Server(uvicorn.Config(create_app(settings), lifespan="on", log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
+    if grpc_port:
+        # HTTP clients queue on the listening socket; the gRPC port opens only in the lifespan.
+        deadline = time.monotonic() + 30
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from collector.catalog import open_catalog
-from collector.wire import Status
+from collector.rpc_status import Status
 from meterline import semconv
 from meterline.layout import DataLayout
 from meterline.otlp_usage import to_log_record
