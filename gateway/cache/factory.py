@@ -6,7 +6,7 @@ from gateway.cache import ResponseCache
 from gateway.cache.memory import InMemoryCache
 from gateway.cache.redis_cache import RedisCache
 from meterline.config import ResponseCacheConfig
-from meterline.secret_refs import resolve
+from meterline.secrets import live_secret
 
 
 def build_cache(config: ResponseCacheConfig) -> ResponseCache | None:
@@ -16,5 +16,5 @@ def build_cache(config: ResponseCacheConfig) -> ResponseCache | None:
     if config.backend == "redis":
         if config.redis_url is None:  # the config validator already refuses this
             raise ValueError("response_cache.backend redis needs redis_url")
-        return RedisCache(resolve(config.redis_url))
+        return RedisCache(live_secret(config.redis_url))
     return InMemoryCache(max_entries=config.max_entries)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.errors import GatewayError
-from gateway.keys.hashing import KeyHasher, new_key, new_key_id
+from gateway.keys.hashing import Hasher, new_key, new_key_id
 from gateway.keys.store import AgentExists, AgentRecord, KeyRecord, KeyStore
 
 
@@ -76,7 +76,7 @@ def agent_view(agent: AgentRecord) -> dict[str, Any]:
 
 class KeyAdmin:
     def __init__(
-        self, store: KeyStore, hasher: KeyHasher, *, grace_seconds: float, clock: Callable[[], float] = time.time
+        self, store: KeyStore, hasher: Hasher, *, grace_seconds: float, clock: Callable[[], float] = time.time
     ) -> None:
         self.store = store
         self._hasher = hasher

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from gateway.keys.admin import KeyAdmin, NewKey
-from gateway.keys.hashing import KeyHasher, new_key_id
+from gateway.keys.hashing import Hasher, new_key_id
 from gateway.keys.store import AgentRecord, KeyRecord
 from meterline.config import AgentConfig
 from meterline.secret_refs import resolve
@@ -46,7 +46,7 @@ def declared_record(agent: AgentConfig) -> AgentRecord:
     )
 
 
-def _key_change(agent: AgentConfig, hasher: KeyHasher, agent_keys: list[KeyRecord], now: float,
+def _key_change(agent: AgentConfig, hasher: Hasher, agent_keys: list[KeyRecord], now: float,
                 *, mint_missing: bool) -> Change | None:  # fmt: skip
     if agent.key is not None:
         key_hash = hasher.hash(resolve(agent.key))
@@ -66,7 +66,7 @@ def plan(
     declared: list[AgentConfig],
     stored_agents: list[AgentRecord],
     stored_keys: list[KeyRecord],
-    hasher: KeyHasher,
+    hasher: Hasher,
     now: float,
     *,
     full: bool = True,

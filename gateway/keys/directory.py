@@ -6,6 +6,12 @@ reaches this one within that interval. Authentication is synchronous and touches
 HMAC, one dict lookup, one clock read (a verified token is remembered, so a JWT costs one
 signature check per token, not per request). Last use is noted in a dict and written to the
 store in one batch per refresh.
+
+Rotations (docs/secrets.md): the master key is checked against its current value and, for the
+rotation grace, the one it replaced. After the key-hashing secret rotates, a key that matches
+only under the previous secret (during the grace) still authenticates, and its hash under the
+current secret is written to the store with the next batch, so it keeps working after the grace
+on every replica. Neither costs the request path anything before a rotation happens.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from dataclasses import dataclass
 
 from gateway.auth import MASTER_AGENT_ID, AgentIdentity
 from gateway.errors import GatewayNotReady, InvalidApiKey
-from gateway.keys.hashing import KeyHasher
+from gateway.keys.hashing import Hasher, RotatingHasher
+from gateway.keys.rotating import RotatingSecret
 from gateway.keys.store import AgentRecord, KeyStore, KeyStoreError, Snapshot
 from gateway.keys.tokens import TokenError, TokenIssuer, looks_like_jwt
 from meterline.config import Limits
@@ -53,12 +60,18 @@ class KeyDirectory:
     """Sync `authenticate` / `lookup` / `len` over a snapshot the background task refreshes."""
 
     def __init__(
-        self, *, master_key: str | None, refresh_seconds: float = 2.0, clock: Callable[[], float] = time.time
+        self,
+        *,
+        master_key: str | RotatingSecret | None,
+        refresh_seconds: float = 2.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._master_key = master_key
+        self._master_key = RotatingSecret.fixed(master_key) if isinstance(master_key, str) else master_key
         self._refresh_seconds = refresh_seconds
         self._clock = clock
-        self._hasher: KeyHasher | None = None
+        self._hasher: Hasher | None = None
+        self._master: dict[str, KeyMatch] = {}
+        self._rehashed: dict[str, str] = {}
         self._tokens: TokenIssuer | None = None
         self._store: KeyStore | None = None
         self._by_hash: dict[str, KeyMatch] = {}
@@ -74,9 +87,14 @@ class KeyDirectory:
     def ready(self) -> bool:
         return self._hasher is not None
 
-    async def start(self, store: KeyStore, hasher: KeyHasher, tokens: TokenIssuer | None) -> None:
+    async def start(self, store: KeyStore, hasher: Hasher, tokens: TokenIssuer | None) -> None:
         """Load the first snapshot (before the gateway reports ready) and start refreshing."""
         self._store, self._hasher, self._tokens = store, hasher, tokens
+        self._install_master()
+        if self._master_key is not None:
+            self._master_key.on_change(self._install_master)
+        if isinstance(hasher, RotatingHasher):
+            hasher.on_change(self._install_master)
         await self.refresh()
         self._task = asyncio.create_task(self._refresh_forever(), name="key-directory-refresh")
 
@@ -108,6 +126,14 @@ class KeyDirectory:
                 log.warning("key store refresh failed, keeping the previous snapshot: %s", exc)
 
     async def _flush_used(self) -> None:
+        if self._rehashed and self._store is not None:
+            rehashed, self._rehashed = self._rehashed, {}
+            try:
+                await self._store.add_key_hashes(rehashed, self._clock())
+                log.info("key store: %d keys stored again under the current key_store.hash_secret", len(rehashed))
+            except KeyStoreError as exc:
+                self._rehashed = {**rehashed, **self._rehashed}
+                log.warning("could not store %d keys under the new hash secret: %s", len(rehashed), exc)
         if self._used and self._store is not None:
             used, self._used = self._used, {}
             try:
@@ -135,21 +161,35 @@ class KeyDirectory:
             match = KeyMatch(identity, key.key_id, key.valid_until)
             by_hash[key.key_hash] = match
             by_key_id[key.key_id] = match
-        if self._master_key:
-            # LiteLLM-proxy compatibility: the master key also serves requests, billed to `master`.
-            master = AgentIdentity(agent_id=MASTER_AGENT_ID, team="admin", key_alias="master-key")
-            by_hash[self._hasher.hash(self._master_key)] = KeyMatch(master, None, None)
+        for key_hash, key_id in snapshot.extra_hashes.items():
+            if key_id in by_key_id:
+                by_hash.setdefault(key_hash, by_key_id[key_id])
         self._agents, self._identities = dict(snapshot.agents), identities
         self._by_hash, self._by_key_id = by_hash, by_key_id
 
+    def _install_master(self) -> None:
+        """LiteLLM-proxy compatibility: the master key also serves requests, billed to `master`.
+        Rebuilt when the master key or the hashing secret rotates."""
+        if self._master_key is None or self._hasher is None:
+            return
+        master = AgentIdentity(agent_id=MASTER_AGENT_ID, team="admin", key_alias="master-key")
+        self._master = {
+            self._hasher.hash(value): KeyMatch(master, None, until) for value, until in self._master_key.accepted()
+        }
+
     def __len__(self) -> int:
-        return len(self._by_hash)
+        return len(self._by_hash) + (1 if self._master else 0)
 
     def match_key(self, key: str) -> KeyMatch | None:
         """The key's match if it is valid now (keys only, not tokens)."""
         if self._hasher is None:
             raise GatewayNotReady("The gateway is starting; the key directory is not loaded yet.")
-        match = self._by_hash.get(self._hasher.hash(key))
+        key_hash = self._hasher.hash(key)
+        match = self._by_hash.get(key_hash) or self._master.get(key_hash)
+        if match is None and (previous := self._hasher.previous()) is not None:
+            match = self._by_hash.get(previous.hash(key))
+            if match is not None and match.key_id is not None:
+                self._rehashed[match.key_id] = key_hash
         if match is None or (match.valid_until is not None and self._clock() >= match.valid_until):
             return None
         return match

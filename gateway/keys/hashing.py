@@ -3,6 +3,11 @@
 The server secret is `key_store.hash_secret` (a secret reference) or, when that is not set, one
 generated on first start and kept at `<data_dir>/secrets/key-hash.secret` (mode 0600) so that
 keys survive restarts. Every process sharing a store must share the secret.
+
+A configured secret rotates like any other reference (docs/secrets.md, "The key-hashing
+secret"): `RotatingHasher` hashes with the current secret and, for `key_store.rotation_grace_seconds`
+after a rotation, also checks presented keys against the previous one; a key found that way is
+stored again under the current secret (the directory has its plaintext at that moment).
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ import hmac
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
-from meterline.secret_refs import resolve
+from gateway.keys.rotating import RotatingSecret
+from meterline.secrets import LiveSecret, live_secret
 
 KEY_PREFIX = "ml-"
 SECRETS_DIR = "secrets"
 SECRET_BYTES = 32
+
+_log = logging.getLogger("gateway.keys")
 
 
 def new_key() -> str:
@@ -54,6 +63,50 @@ class KeyHasher:
     def __repr__(self) -> str:
         return "KeyHasher(<secret>)"
 
+    def previous(self) -> KeyHasher | None:
+        """A fixed secret has no previous one."""
+        return None
+
+
+class RotatingHasher:
+    """The current KeyHasher of a rotating secret, and the previous one during its grace."""
+
+    __slots__ = ("_current", "_listeners", "_previous", "_secret")
+
+    def __init__(self, secret: RotatingSecret) -> None:
+        self._secret = secret
+        self._current = KeyHasher(secret.current.encode())
+        self._previous: KeyHasher | None = None
+        self._listeners: list[Callable[[], None]] = []
+        secret.on_change(self._rotated)
+
+    def __repr__(self) -> str:
+        return "RotatingHasher(<secret>)"
+
+    def hash(self, key: str) -> str:
+        return self._current.hash(key)
+
+    def previous(self) -> KeyHasher | None:
+        """The hasher of the secret the last rotation replaced, while its grace lasts."""
+        return self._previous if self._secret.previous() is not None else None
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def _rotated(self) -> None:
+        try:
+            current = KeyHasher(self._secret.current.encode())
+        except ValueError:
+            _log.error("the new key_store.hash_secret is shorter than 16 bytes; keys stay hashed with the old one")
+            return
+        self._previous, self._current = self._current, current
+        for listener in self._listeners:
+            listener()
+
+
+Hasher = KeyHasher | RotatingHasher
+"""What hashes keys for the store: a fixed secret (tests, tools) or a rotating one (the gateway)."""
+
 
 def persisted_secret(path: Path) -> tuple[bytes, bool]:
     """The secret kept at `path`, created (mode 0600, exclusively) when absent.
@@ -77,14 +130,13 @@ def persisted_secret(path: Path) -> tuple[bytes, bool]:
     return value.encode(), True
 
 
-def load_secret(reference: str | None, data_dir: Path, filename: str, setting: str, log: logging.Logger) -> bytes:
-    """The configured secret (`setting`, a secret reference), else the persisted generated one.
-
-    Logs where the secret came from, never its value.
+def load_secret(reference: str | None, data_dir: Path, filename: str, setting: str, log: logging.Logger) -> LiveSecret:
+    """The configured secret (`setting`, a secret reference, live), else the persisted generated
+    one (fixed). Logs where the secret came from, never its value.
     """
     if reference:
         log.info("%s: from the configured secret reference", setting)
-        return resolve(reference).encode()
+        return live_secret(reference)
     path = data_dir / SECRETS_DIR / filename
     secret, created = persisted_secret(path)
     log.info(
@@ -93,4 +145,4 @@ def load_secret(reference: str | None, data_dir: Path, filename: str, setting: s
         "generated and kept at" if created else "using the one kept at",
         path,
     )
-    return secret
+    return LiveSecret.fixed(secret.decode("ascii"))

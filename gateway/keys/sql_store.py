@@ -41,6 +41,12 @@ SCHEMA = (
         grace_until DOUBLE PRECISION
     )""",
     "CREATE INDEX IF NOT EXISTS meterline_keys_agent ON meterline_keys (agent_id)",
+    # A key's hash under a newer hashing secret, written when the key was seen during a rotation.
+    """CREATE TABLE IF NOT EXISTS meterline_key_hashes (
+        key_hash TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        created DOUBLE PRECISION NOT NULL
+    )""",
     "CREATE TABLE IF NOT EXISTS meterline_key_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
     "INSERT INTO meterline_key_meta (name, value) VALUES ('version', 0) ON CONFLICT DO NOTHING",
 )
@@ -62,6 +68,7 @@ END_GRACE = (
     "UPDATE meterline_keys SET grace_until = CASE WHEN grace_until IS NOT NULL AND grace_until < ? "
     "THEN grace_until ELSE ? END WHERE key_id = ? AND revoked IS NULL"
 )
+INSERT_HASH = "INSERT INTO meterline_key_hashes (key_hash, key_id, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 TOUCH = "UPDATE meterline_keys SET last_used = ? WHERE key_id = ? AND (last_used IS NULL OR last_used < ?)"
 
 
@@ -144,8 +151,9 @@ class SqlKeyStore(ABC):
         def read(tx: Tx) -> Snapshot:
             agents = [_agent(r) for r in tx.fetch(f"SELECT {AGENT_COLUMNS} FROM meterline_agents")]
             keys = tx.fetch(f"SELECT {KEY_COLUMNS} FROM meterline_keys WHERE revoked IS NULL")
+            extra = {str(h): str(k) for h, k in tx.fetch("SELECT key_hash, key_id FROM meterline_key_hashes")}
             [(version,)] = tx.fetch(VERSION)
-            return Snapshot({a.agent_id: a for a in agents}, [_key(r) for r in keys], int(version))
+            return Snapshot({a.agent_id: a for a in agents}, [_key(r) for r in keys], int(version), extra)
 
         return await self._run(read)
 
@@ -221,6 +229,13 @@ class SqlKeyStore(ABC):
     async def reinstate_key(self, key_id: str) -> bool:
         sql = "UPDATE meterline_keys SET grace_until = NULL, expires = NULL WHERE key_id = ? AND revoked IS NULL"
         return await self._run(lambda tx: self._changed(tx, tx.execute(sql, (key_id,))) > 0)
+
+    async def add_key_hashes(self, hashes: dict[str, str], now: float) -> None:
+        def add(tx: Tx) -> None:
+            self._changed(tx, sum(tx.execute(INSERT_HASH, (h, key_id, now)) for key_id, h in sorted(hashes.items())))
+
+        if hashes:
+            await self._run(add)
 
     async def touch_last_used(self, used: dict[str, float]) -> None:
         if used:

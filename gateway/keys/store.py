@@ -80,6 +80,8 @@ class Snapshot:
     keys: list[KeyRecord]
     version: int = 0
     """The store's change counter when this was read (see `KeyStore.version`)."""
+    extra_hashes: dict[str, str] = field(default_factory=dict)
+    """hash -> key id: a key's hash under a newer key-hashing secret (see `add_key_hashes`)."""
 
 
 class KeyStore(Protocol):
@@ -125,6 +127,10 @@ class KeyStore(Protocol):
 
     async def reinstate_key(self, key_id: str) -> bool:
         """Clear an unrevoked key's expiry and grace end (a pre-issued key declared again)."""
+
+    async def add_key_hashes(self, hashes: dict[str, str], now: float) -> None:
+        """Store {key id: hash of the key under the current hashing secret} besides the key's
+        own hash, so keys seen during a hash-secret rotation keep working on every replica."""
 
     async def touch_last_used(self, used: dict[str, float]) -> None:
         """Record last use per key id, in one batch (never moves a time backwards)."""

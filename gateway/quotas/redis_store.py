@@ -10,7 +10,9 @@ freed when the lease runs out. For Redis Cluster all keys must share a hash slot
 prefix with a hash tag, e.g. `{meterline}:quota:`.
 
 Calls are never retried (a retried reserve could count twice); a connection error or timeout
-becomes `QuotaStoreUnavailable` and the quota service applies `quota_store.fail_mode`.
+becomes `QuotaStoreUnavailable` and the quota service applies `quota_store.fail_mode`. The URL
+may be a live secret: a rotation swaps the client (gateway/cache/redis_live.py), and settling a
+reservation made before it goes through the new client.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from gateway.cache.redis_live import LiveRedis
 from gateway.quotas.store import (
     Actual,
     CounterItem,
@@ -34,6 +37,7 @@ from gateway.quotas.store import (
     ReserveResult,
     settle_delta,
 )
+from meterline.secrets import LiveSecret
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +109,7 @@ return 1
 class RedisQuotaStore:
     def __init__(
         self,
-        url: str,
+        url: str | LiveSecret,
         prefix: str = DEFAULT_PREFIX,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -114,17 +118,21 @@ class RedisQuotaStore:
     ) -> None:
         self.prefix = prefix
         self._lease_ms = int(lease_s * 1000)
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout_s * 4,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._client: redis.asyncio.Redis = redis.asyncio.Redis.from_pool(pool)
-        self._reserve = self._client.register_script(RESERVE_LUA)
-        self._adjust = self._client.register_script(ADJUST_LUA)
+
+        def build(text: str) -> redis.asyncio.Redis:
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                text,
+                max_connections=max_connections,
+                timeout=timeout_s * 4,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                retry=Retry(NoBackoff(), 0),
+            )
+            return redis.asyncio.Redis.from_pool(pool)
+
+        self._redis = LiveRedis(url, build, retire_after=timeout_s * 4 + 1.0, name="quota store")
+        self._reserve = self._redis.client.register_script(RESERVE_LUA)
+        self._adjust = self._redis.client.register_script(ADJUST_LUA)
 
     async def reserve(self, items: Sequence[CounterItem], now: float) -> ReserveResult:
         reservation_id = uuid.uuid4().hex
@@ -152,10 +160,7 @@ class RedisQuotaStore:
         await self._adjust_counters(reservation, None)
 
     async def close(self) -> None:
-        try:
-            await self._client.aclose()
-        except (RedisError, OSError) as exc:  # closing a connection to a Redis that is already gone
-            log.debug("closing the quota store's Redis connection failed (%s)", type(exc).__name__)
+        await self._redis.aclose()
 
     async def _adjust_counters(self, reservation: Reservation, actual: Actual | None) -> None:
         args = [reservation.id]
@@ -165,6 +170,6 @@ class RedisQuotaStore:
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         try:
-            return await script(keys=keys, args=args)
+            return await script(keys=keys, args=args, client=self._redis.client)
         except (RedisError, OSError) as exc:
             raise QuotaStoreUnavailable(f"Redis quota store: {type(exc).__name__}: {exc}") from exc

@@ -35,7 +35,7 @@ from gateway.quotas.store import (
 )
 from gateway.quotas.windows import Clock, WindowCalendar, ZoneCalendar, retry_after_seconds, system_clock
 from meterline.config import MeterlineConfig
-from meterline.secret_refs import resolve
+from meterline.secrets import live_secret
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class QuotaService:
         if store is None:
             if settings.redis_url:
                 store = RedisQuotaStore(
-                    resolve(settings.redis_url),
+                    live_secret(settings.redis_url),
                     settings.key_prefix,
                     timeout_s=settings.timeout_seconds,
                     lease_s=settings.parallel_lease_seconds,

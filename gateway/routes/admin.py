@@ -18,7 +18,6 @@ from starlette.routing import Route
 
 from gateway.errors import GatewayError, GatewayNotReady, InvalidApiKey, InvalidRequest
 from gateway.keys.admin import KeyAdmin, NewKey, agent_view, key_view
-from gateway.keys.hashing import equal
 from gateway.keys.service import KeyRuntime
 from gateway.keys.store import AgentRecord
 from meterline.config import Limits
@@ -74,7 +73,7 @@ def _admin(request: Request) -> KeyAdmin:
     if keys.master_key is None:
         raise AdminDisabled("The admin API is off: no general_settings.master_key is configured.")
     scheme, _, presented = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not equal(presented.strip(), keys.master_key):
+    if scheme.lower() != "bearer" or not keys.is_master_key(presented.strip()):
         raise InvalidApiKey("The admin API needs the master key: 'Authorization: Bearer <master key>'.")
     if keys.services is None:
         raise GatewayNotReady("The gateway is starting; the key store is not open yet.")

@@ -6,7 +6,7 @@
     vault://MOUNT/PATH#field                        vault.py
 
 A backend has one method, `fetch(reference) -> SecretVersion` (`base.SecretBackend`).
-`LiveSecret` (live.py) keeps a provider key current; `SecretRegistry` (registry.py) owns every
+`LiveSecret` (live.py) keeps a secret current; `SecretRegistry` (registry.py) owns every
 secret of a process. Errors name the reference, the backend and the reason, never a value.
 """
 
@@ -14,7 +14,7 @@ from meterline.secrets.base import SecretBackend, SecretResolutionError, SecretV
 from meterline.secrets.config_refs import config_references
 from meterline.secrets.live import LiveSecret, SecretStatus
 from meterline.secrets.reference import Reference, is_reference, parse_reference
-from meterline.secrets.registry import SecretRegistry, install, installed, resolve
+from meterline.secrets.registry import SecretRegistry, install, installed, live_secret, resolve
 
 __all__ = [
     "LiveSecret",
@@ -28,6 +28,7 @@ __all__ = [
     "install",
     "installed",
     "is_reference",
+    "live_secret",
     "parse_reference",
     "resolve",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from meterline.config import MeterlineConfig
-from meterline.secrets.reference import is_reference
+from meterline.secrets.reference import is_reference, unknown_scheme
 
 
 def _settings(config: MeterlineConfig) -> Iterator[tuple[str, str | None]]:
@@ -22,15 +22,20 @@ def _settings(config: MeterlineConfig) -> Iterator[tuple[str, str | None]]:
     yield "key_store.jwt_signing_key", config.key_store.jwt_signing_key
 
 
+def _is_reference(value: object) -> bool:
+    return isinstance(value, str) and (is_reference(value) or unknown_scheme(value) is not None)
+
+
 def config_references(config: MeterlineConfig) -> list[tuple[str, str, bool]]:
-    """(field path, reference, live) for every reference in `config`; literals are left out.
-    Live ones are provider keys, refreshed while the gateway runs."""
+    """(field path, reference, provider) for every reference in `config` (and every value with
+    an unknown reference scheme, so that resolving it fails); literals are left out. `provider`:
+    a provider api_key (refreshed at once on a 401/403 as well as in the background)."""
     found: list[tuple[str, str, bool]] = []
     for index, entry in enumerate(config.model_list):
         params = entry.litellm_params
-        if isinstance(params.api_key, str) and is_reference(params.api_key):
+        if isinstance(params.api_key, str) and _is_reference(params.api_key):
             found.append((f"model_list[{index}].litellm_params.api_key", params.api_key, True))
-        if isinstance(params.api_base, str) and is_reference(params.api_base):
+        if isinstance(params.api_base, str) and _is_reference(params.api_base):
             found.append((f"model_list[{index}].litellm_params.api_base", params.api_base, False))
-    found.extend((path, value, False) for path, value in _settings(config) if value and is_reference(value))
+    found.extend((path, value, False) for path, value in _settings(config) if value and _is_reference(value))
     return found

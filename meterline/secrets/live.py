@@ -5,6 +5,10 @@ finish with the key they started with). A refresh runs every `refresh_seconds`; 
 also runs one at once, single-flight: however many callers ask while one is running, they all
 wait for that one. A failed refresh keeps the last good value, is logged (never the value),
 counted in `failures` and marks the secret `degraded` until a refresh succeeds.
+
+Components that hold something built from a secret (a connection pool from a database URL, a
+hasher from the key-hashing secret) register `on_change(listener)`: a new value is passed to
+every listener, on the event loop, right after it replaces the old one.
 """
 
 from __future__ import annotations
@@ -12,10 +16,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from meterline.secrets.base import SecretBackend, SecretResolutionError, SecretVersion
-from meterline.secrets.reference import Reference
+from meterline.secrets.base import now as now_utc
+from meterline.secrets.env import EnvBackend
+from meterline.secrets.reference import Reference, parse_reference
+
+Listener = Callable[[SecretVersion, SecretVersion], None]
+"""Called with (new, old) when a refresh brings a different value."""
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +40,7 @@ class SecretStatus:
     fetched_at: dt.datetime | None
     created_at: dt.datetime | None
     live: bool
-    """Refreshed in the background (provider keys); otherwise resolved once at startup."""
+    """Refreshed in the background (every reference; a literal value is not)."""
     failures: int = 0
     error: str | None = None
     """The last refresh's error; None while the last refresh succeeded."""
@@ -54,6 +64,16 @@ class LiveSecret:
         """Refreshes started (the first fetch excluded)."""
         self.failures = 0
         self.last_error: str | None = None
+        self._listeners: list[Listener] = []
+
+    @classmethod
+    def fixed(cls, value: str) -> LiveSecret:
+        """A value that never changes (a literal, or a secret generated and kept on disk)."""
+        return cls(parse_reference(value), EnvBackend(), SecretVersion(value, None, now_utc()), None)
+
+    def on_change(self, listener: Listener) -> None:
+        """Call `listener(new, old)` whenever a refresh brings a different value."""
+        self._listeners.append(listener)
 
     def __repr__(self) -> str:
         return f"LiveSecret({self.reference.display!r}, version={self._current.version!r})"
@@ -118,6 +138,8 @@ class LiveSecret:
         if self.last_error is not None:
             log.info("secret %s (%s): refresh works again", self.reference.display, self.reference.backend)
         self.last_error = None
+        if fresh.value != before.value:
+            self._notify(fresh, before)
         if fresh.version != before.version or fresh.value != before.value:
             log.info(
                 "secret %s (%s): version %s replaces %s",
@@ -127,6 +149,18 @@ class LiveSecret:
                 before.version,
             )
         return fresh
+
+    def _notify(self, fresh: SecretVersion, before: SecretVersion) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(fresh, before)
+            except Exception as exc:  # noqa: BLE001 - one broken listener must not stop the others
+                log.warning(
+                    "secret %s (%s): a component could not take the new version (%s)",
+                    self.reference.display,
+                    self.reference.backend,
+                    type(exc).__name__,
+                )
 
     def _failed(self, reason: str) -> SecretVersion:
         self.failures += 1

@@ -1,9 +1,9 @@
 """`SecretRegistry`: every secret of one process, by reference, with one backend of each kind.
 
-Provider keys are `live()` (refreshed in the background between `start()` and `stop()`); every
-other secret is `resolve()`d once at startup. `status()` feeds readiness and `secrets check`.
-`install()` makes a registry the one behind `meterline.secrets.resolve()`, so code that resolves
-a setting at startup uses the process's backends and settings.
+Every reference is `live()`: fetched once when first asked for (at startup, by `preload`) and
+refreshed in the background between `start()` and `stop()`. `status()` feeds readiness, /metrics
+and `secrets check`. `install()` makes a registry the one behind `meterline.secrets.resolve()`
+and `live_secret()`, so code that reads a setting uses the process's backends and settings.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ class SecretRegistry:
         self.settings = settings or SecretsConfig()
         self._backends: dict[str, SecretBackend] = dict(backends or {})
         self._live: dict[str, LiveSecret] = {}
-        self._resolved: dict[str, SecretVersion] = {}
-        self._references: dict[str, Reference] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = threading.RLock()
         self._running = False
@@ -63,13 +61,8 @@ class SecretRegistry:
         return reference, self.backend(reference.backend).fetch(reference)
 
     def resolve(self, value: str) -> str:
-        """The value a setting stands for, fetched once per process (a literal is itself)."""
-        with self._lock:
-            if value not in self._resolved:
-                reference, version = self.fetch(value)
-                self._resolved[value] = version
-                self._references[value] = reference
-            return self._resolved[value].value
+        """The current value a setting stands for (a literal is itself)."""
+        return self.live(value).reveal()
 
     def live(self, value: str) -> LiveSecret:
         """The live secret for `value` (one per reference, however many deployments share it);
@@ -86,29 +79,15 @@ class SecretRegistry:
     def preload(self, config: MeterlineConfig) -> None:
         """Resolve every reference in `config` now; the first that fails raises
         SecretResolutionError naming it, its backend, the reason and the config field."""
-        for path, value, live in config_references(config):
+        for path, value, _provider in config_references(config):
             try:
-                self.live(value) if live else self.resolve(value)
+                self.live(value)
             except SecretResolutionError as exc:
                 raise SecretResolutionError(exc.reference, exc.backend, f"{exc.reason} (at {path})") from None
 
     def status(self) -> list[SecretStatus]:
         with self._lock:
-            statuses = [s.status() for s in self._live.values() if not s.reference.is_literal]
-            for value, version in self._resolved.items():
-                reference = self._references[value]
-                if not reference.is_literal:
-                    statuses.append(
-                        SecretStatus(
-                            reference.display,
-                            reference.backend,
-                            version.version,
-                            version.fetched_at,
-                            version.created_at,
-                            live=False,
-                        )
-                    )
-            return statuses
+            return [s.status() for s in self._live.values() if not s.reference.is_literal]
 
     def degraded(self) -> list[SecretStatus]:
         return [s for s in self.status() if s.degraded]
@@ -158,7 +137,17 @@ def installed() -> SecretRegistry | None:
 
 
 def resolve(value: str) -> str:
-    """The secret a config value stands for: the referenced value, or the literal itself.
+    """The secret a config value stands for now: the referenced value, or the literal itself.
     Raises SecretResolutionError (naming reference, backend and reason, never a value)."""
-    registry = _installed if _installed is not None else SecretRegistry()
-    return registry.fetch(value)[1].value  # fetched afresh: no value outlives a test or a config reload
+    if _installed is not None:
+        return _installed.resolve(value)
+    return SecretRegistry().fetch(value)[1].value  # no process registry (CLI, tests): fetched afresh
+
+
+def live_secret(value: str) -> LiveSecret:
+    """The installed registry's live secret for `value` (refreshed in the background while the
+    gateway runs); without one (CLI, tests), a secret fetched now and never refreshed."""
+    if _installed is not None:
+        return _installed.live(value)
+    reference, first = SecretRegistry().fetch(value)
+    return LiveSecret(reference, EnvBackend(), first, None)

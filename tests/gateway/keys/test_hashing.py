@@ -50,11 +50,11 @@ def test_load_secret_logs_where_it_came_from_never_the_value(
     generated = load_secret(None, tmp_path, "key-hash.secret", "key_store.hash_secret", log)
     monkeypatch.setenv("HASH_SECRET", "configured-secret-value-0123456789")
     configured = load_secret("os.environ/HASH_SECRET", tmp_path, "x", "key_store.hash_secret", log)
-    assert configured == b"configured-secret-value-0123456789"
+    assert configured.reveal() == "configured-secret-value-0123456789"
     messages = [r.getMessage() for r in caplog.records]
     assert messages[0] == (
         f"key_store.hash_secret not configured: generated and kept at {tmp_path}/secrets/key-hash.secret "
         "(mode 0600); every replica sharing the key store needs the same secret"
     )
     assert messages[1] == "key_store.hash_secret: from the configured secret reference"
-    assert not any(generated.decode() in m or "configured-secret-value" in m for m in messages)
+    assert not any(generated.reveal() in m or "configured-secret-value" in m for m in messages)

@@ -93,7 +93,7 @@ def test_one_script_call_per_reserve_settle_and_release(prefix: str) -> None:
     async def scenario() -> list[str]:
         store = RedisQuotaStore(REDIS_URL, prefix)
         sent: list[str] = []
-        client = store._client
+        client = store._redis.client
         original: Callable[..., Awaitable[Any]] = client.execute_command
 
         async def counting(*args: Any, **options: Any) -> Any:
