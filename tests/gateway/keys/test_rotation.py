@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,7 @@ def secrets_dir(tmp_path: Path) -> Path:
     return directory
 
 
+@contextmanager
 def serve(data_dir: Path, secrets_dir: Path, clock: Clock) -> Iterator[Gateway]:
     app = create_app(config(data_dir, secrets_dir), sink=InMemorySink(), clock=clock)
     with serve_in_thread(app) as url, httpx.Client(base_url=url) as http:
@@ -114,8 +116,16 @@ def serve(data_dir: Path, secrets_dir: Path, clock: Clock) -> Iterator[Gateway]:
 
 def test_rotation_locks_out_only_what_the_grace_says(tmp_path: Path, secrets_dir: Path) -> None:
     clock = Clock(time.time())
-    running = serve(tmp_path / "data", secrets_dir, clock)
-    gateway = next(running)
+    with serve(tmp_path / "data", secrets_dir, clock) as gateway:
+        fresh, used, idle = rotate_under(gateway, secrets_dir, clock)
+    # A gateway started afresh knows only the new secrets and agrees.
+    with serve(tmp_path / "data", secrets_dir, clock) as gateway:
+        assert [gateway.chat(k) for k in (used, PREISSUED, fresh, idle)] == [200, 200, 200, 401]
+        assert gateway.admin("GET", "/admin/agents", OLD["master"]).status_code == 401
+
+
+def rotate_under(gateway: Gateway, secrets_dir: Path, clock: Clock) -> tuple[str, str, str]:
+    """Rotate all three while `gateway` runs; the keys (fresh, used, idle) for the restart."""
     used = gateway.admin("POST", "/admin/keys", OLD["master"], {"agent_id": "research-agent"}).json()["key"]
     idle = gateway.admin("POST", "/admin/keys", OLD["master"], {"agent_id": "research-agent"}).json()["key"]
     old_token = gateway.token(used)
@@ -148,11 +158,4 @@ def test_rotation_locks_out_only_what_the_grace_says(tmp_path: Path, secrets_dir
     assert gateway.chat(fresh) == 200
     assert gateway.chat(new_token) == 200
     assert gateway.chat(idle) == 401
-    running.close()
-
-    # A gateway started afresh knows only the new secrets and agrees.
-    restarted = serve(tmp_path / "data", secrets_dir, clock)
-    gateway = next(restarted)
-    assert [gateway.chat(k) for k in (used, PREISSUED, fresh, idle)] == [200, 200, 200, 401]
-    assert gateway.admin("GET", "/admin/agents", OLD["master"]).status_code == 401
-    restarted.close()
+    return fresh, used, idle
