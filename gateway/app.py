@@ -43,7 +43,7 @@ from gateway.telemetry.spool import Spool
 from gateway.upstream import Upstream
 from meterline import __version__, semconv
 from meterline.config import MeterlineConfig
-from meterline.secrets import SecretRegistry, install
+from meterline.secrets import SecretRegistry, SecretResolutionError, install
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,11 @@ def create_app(
     # Every secret reference resolves here, before anything serves: one that cannot stops startup
     # with SecretResolutionError (reference, backend, reason). Provider keys stay live.
     secrets = SecretRegistry(config.secrets)
-    secrets.preload(config)
+    try:
+        secrets.preload(config)
+    except SecretResolutionError:
+        secrets.close()  # the Vault connection a failed preload may have opened
+        raise
     install(secrets)
     keys = KeyRuntime(config, clock)
     agents = keys.directory

@@ -19,6 +19,7 @@ from meterline.config import MeterlineConfig, parse_config
 from meterline.secrets import SecretResolutionError, install
 from tests.aws import aws, moto_url
 from tests.conftest import free_port
+from tests.meterline.secrets.fake_vault import FakeVault
 from tests.servers import serve_in_thread
 
 __all__ = ["aws", "moto_url"]
@@ -52,16 +53,47 @@ def _master_key(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 AT = "(at model_list[0].litellm_params.api_key)"
 NOT_FOUND = "ResourceNotFoundException"
+SHOWN_NEVER = "sk-value-never-shown-0004"
+KNOWN = "os.environ/, file://, aws-secretsmanager://, vault://"
 
 
 @pytest.mark.parametrize(
-    ("reference", "backend", "reason"),
+    ("reference", "backend", "reason", "vault_token"),
     [
-        ("os.environ/METERLINE_TEST_NOT_SET", "env", "environment variable METERLINE_TEST_NOT_SET is not set or empty"),
-        ("file:///nonexistent/openai", "file", "no file at /nonexistent/openai"),
-        ("aws-secretsmanager://prod/none", "aws-secretsmanager", f"no such secret or version ({NOT_FOUND})"),
-        ("vault://secret/meterline#openai", "vault", "cannot reach Vault at http://127.0.0.1:{port} (ConnectError)"),
-        ("vault://secret", "vault", "needs vault://MOUNT/PATH#field"),
+        (
+            "gcp-secretmanager://projects/p/secrets/openai",
+            "unknown",
+            f"unknown reference scheme gcp-secretmanager:// (known: {KNOWN})",
+            "root-token",
+        ),
+        (
+            "os.environ/METERLINE_TEST_NOT_SET",
+            "env",
+            "environment variable METERLINE_TEST_NOT_SET is not set or empty",
+            "root-token",
+        ),
+        ("file:///nonexistent/openai", "file", "no file at /nonexistent/openai", "root-token"),
+        (
+            "aws-secretsmanager://prod/none",
+            "aws-secretsmanager",
+            f"no such secret or version ({NOT_FOUND})",
+            "root-token",
+        ),
+        (
+            "aws-secretsmanager://prod/llm/other#OPENAI_API_KEY",
+            "aws-secretsmanager",
+            "no field 'OPENAI_API_KEY' in the secret (fields: ANTHROPIC_API_KEY)",
+            "root-token",
+        ),
+        ("vault://secret/meterline#openai", "vault", "Vault answered HTTP 403: permission denied", "wrong-token"),
+        (
+            "vault://secret/absent#openai",
+            "vault",
+            "no secret or version at secret/data/absent (HTTP 404)",
+            "root-token",
+        ),
+        ("vault://secret/meterline#nope", "vault", "no field 'nope' in the secret (fields: openai)", "root-token"),
+        ("vault://secret", "vault", "needs vault://MOUNT/PATH#field", "root-token"),
     ],
 )
 def test_startup_stops_on_a_reference_it_cannot_resolve(
@@ -72,25 +104,40 @@ def test_startup_stops_on_a_reference_it_cannot_resolve(
     reference: str,
     backend: str,
     reason: str,
+    vault_token: str,
 ) -> None:
+    aws.create_secret(Name="prod/llm/other", SecretString=json.dumps({"ANTHROPIC_API_KEY": SHOWN_NEVER}))
+    vault = FakeVault()
+    vault.write("secret/meterline", {"openai": SHOWN_NEVER})
+    with serve_in_thread(vault.app()) as vault_url:
+        monkeypatch.setenv("VAULT_ADDR", vault_url)
+        monkeypatch.setenv("VAULT_TOKEN", vault_token)
+        with pytest.raises(SecretResolutionError) as caught:
+            create_app(config(reference, tmp_path), sink=InMemorySink())
+        assert str(caught.value) == f"cannot resolve secret reference {reference!r} ({backend}): {reason} {AT}"
+        # Through the CLI: one clear line on stderr, exit 2, no traceback.
+        path = tmp_path / "meterline.yaml"
+        path.write_text(
+            "model_list:\n  - model_name: chat\n"
+            f'    litellm_params: {{model: openai/gpt-4o-mini, api_key: "{reference}"}}\n'
+            f'storage: {{data_dir: "{tmp_path}"}}\n'
+        )
+        assert main(["gateway", "--config", str(path), "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert f"meterline: error: {caught.value}\n" in err
+    assert "Traceback" not in err and vault_token not in err and SHOWN_NEVER not in err
+
+
+def test_an_unreachable_vault_stops_startup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
     monkeypatch.setenv("VAULT_ADDR", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("VAULT_TOKEN", "vault-token-not-shown")
-    reason = reason.format(port=port)
     with pytest.raises(SecretResolutionError) as caught:
-        create_app(config(reference, tmp_path), sink=InMemorySink())
-    assert str(caught.value) == f"cannot resolve secret reference {reference!r} ({backend}): {reason} {AT}"
-    # Through the CLI: one clear line on stderr, exit 2, no traceback.
-    path = tmp_path / "meterline.yaml"
-    path.write_text(
-        "model_list:\n  - model_name: chat\n"
-        f'    litellm_params: {{model: openai/gpt-4o-mini, api_key: "{reference}"}}\n'
-        f'storage: {{data_dir: "{tmp_path}"}}\n'
+        create_app(config("vault://secret/meterline#openai", tmp_path), sink=InMemorySink())
+    assert str(caught.value) == (
+        "cannot resolve secret reference 'vault://secret/meterline#openai' (vault): "
+        f"cannot reach Vault at http://127.0.0.1:{port} (ConnectError) {AT}"
     )
-    assert main(["gateway", "--config", str(path), "--port", str(free_port())]) == 2
-    err = capsys.readouterr().err
-    assert f"meterline: error: {caught.value}\n" in err
-    assert "Traceback" not in err and "vault-token-not-shown" not in err
 
 
 def test_a_broken_master_key_reference_stops_startup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
