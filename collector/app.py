@@ -22,6 +22,7 @@ from collector.export import LOGS, TRACES, Signal, export
 from collector.grpc_receiver import GrpcReceiver, GrpcStartError
 from collector.pipeline import Pipeline
 from collector.settings import CollectorSettings
+from collector.storage import open_target
 from collector.wire import Encoding, decompress, encode_message, status_body
 from meterline.layout import DataLayout
 
@@ -37,7 +38,10 @@ class _Receiver:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self._pipeline = await Pipeline.start(DataLayout.at(self._settings.data_dir))
+        settings = self._settings
+        layout = DataLayout.at(settings.data_dir)
+        target = open_target(layout, settings.storage_url, settings.s3_endpoint_url, settings.s3_region)
+        self._pipeline = await Pipeline.start(layout, target=target, compaction=settings.compaction)
         grpc: GrpcReceiver | None = None
         try:
             if self._settings.grpc_port:
@@ -71,7 +75,7 @@ class _Receiver:
         return await self._export(request, LOGS)
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "data_dir": str(self.pipeline.layout.root)})
+        return JSONResponse({"status": "ok", "data_dir": self.pipeline.target.describe()})
 
     async def _export(self, request: Request, signal: Signal) -> Response:
         # Until the request names a known encoding, errors are spelled in readable JSON.

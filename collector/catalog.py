@@ -12,6 +12,11 @@ keep the column where the file has it, and type it as a date: DuckDB via its def
 wins. The views pin `hive_types={'date': DATE}` so no setting can turn it into a string. Since
 the writer derives the folder from the rows' own date, path and file never disagree. Polars
 readers: `pl.scan_parquet(layout.table_glob(t), hive_partitioning=True)` gives `pl.Date`.
+
+An S3 target has no catalog file: DuckDB could read S3 only through its httpfs extension,
+which it would download at run time. `connect` instead lists the files through pyarrow's S3
+filesystem and registers them as Arrow datasets, which DuckDB scans with its built-in Arrow
+support (projection and filter pushdown included), under the same view names.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
+from collector.storage.base import StorageTarget
+from collector.storage.local import LocalTarget
 from meterline.layout import PARTITION_KEY, SPANS_TABLE, USAGE_TABLE, DataLayout
 from meterline.span_row import span_arrow_schema
 from meterline.usage_record import usage_arrow_schema
@@ -100,3 +108,17 @@ def _connect(layout: DataLayout, read_only: bool, timeout_s: float) -> duckdb.Du
                 raise CatalogBusy(f"{layout.catalog_path} is held by another process: {exc}") from exc
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
+
+
+def connect(target: StorageTarget, timeout_s: float = 2.0) -> duckdb.DuckDBPyConnection:
+    """A read-only view of the ledger for any storage target: views `usage` and `spans` over
+    the files published when it was opened. The caller closes it, soon."""
+    if isinstance(target, LocalTarget):
+        return open_catalog(target.layout, read_only=True, timeout_s=timeout_s)
+    con = duckdb.connect()
+    for table, schema in TABLE_SCHEMAS.items():
+        paths = [part.path for files in target.partitions(table).values() for part in files]
+        dataset = ds.dataset(paths, schema=schema(), format="parquet", filesystem=target.filesystem)
+        con.register(f"{table}_files", dataset)
+        con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "{table}_files"')
+    return con

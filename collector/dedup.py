@@ -2,20 +2,21 @@
 
 Senders retry until acknowledged, so the same usage record can arrive more than once (a lost
 response, a gateway restart replaying its spool). The set of written ids is loaded from the
-ledger at startup and grows as files are published; it holds every id ever written, which is
-fine for the single-node skeleton but will need a time window once the ledger is large.
+ledger at startup (compacted files hold the same ids, so compaction changes nothing here) and
+grows as files are published; it holds every id ever written, which is fine for one node but
+will need a time window once the ledger is large.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from meterline.layout import PARTITION_KEY, USAGE_TABLE, DataLayout
+from collector.storage.base import StorageTarget
+from meterline.layout import USAGE_TABLE
 
 Row = dict[str, Any]
 
@@ -28,12 +29,13 @@ class UsageDeduplicator:
         the same id cannot both pass the check before either has written."""
 
     @classmethod
-    def load(cls, layout: DataLayout) -> UsageDeduplicator:
+    def load(cls, target: StorageTarget) -> UsageDeduplicator:
         """Every request_id in the published usage files (blocking; call it off the event loop)."""
         seen: set[str] = set()
-        for path in _published_files(layout):
-            column = pq.read_table(path, columns=["request_id"]).column("request_id")
-            seen.update(v for v in column.to_pylist() if v is not None)
+        for files in target.partitions(USAGE_TABLE).values():
+            for part in files:
+                column = pq.read_table(part.path, columns=["request_id"], filesystem=target.filesystem)
+                seen.update(v for v in column.column("request_id").to_pylist() if v is not None)
         return cls(seen)
 
     def __len__(self) -> int:
@@ -60,8 +62,3 @@ class UsageDeduplicator:
     def mark(self, rows: list[Row]) -> None:
         """Record rows as written; call only once their file is durable."""
         self._seen.update(row["request_id"] for row in rows)
-
-
-def _published_files(layout: DataLayout) -> list[Path]:
-    # The same files `layout.table_glob` names: temp files start with "." and never match.
-    return sorted(layout.table_dir(USAGE_TABLE).glob(f"{PARTITION_KEY}=*/*.parquet"))

@@ -2,8 +2,10 @@
 
 Both OTLP/HTTP (app.py) and OTLP/gRPC call `ingest_spans` / `ingest_usage`; when one returns,
 every accepted row is fdatasync'd in the write-ahead log. A background task publishes the WAL
-as Parquet by rows, bytes or age, then trims it. Exactly once: a usage row whose request_id is
-in the Parquet files or anywhere in the WAL is dropped; both survive restarts.
+as Parquet (to the storage target) by rows, bytes or age, then trims it; every
+`compaction.interval_s` it also compacts small files and applies retention, holding the publish
+lock so no file appears in a partition while it is being swapped. Exactly once: a usage row
+whose request_id is in the Parquet files or anywhere in the WAL is dropped; both survive restarts.
 """
 
 from __future__ import annotations
@@ -11,16 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
 from collector.catalog import CatalogBusy, ensure_catalog
+from collector.compaction import CompactionPolicy, CompactionReport, Compactor
 from collector.decode import DecodedBatch
 from collector.dedup import UsageDeduplicator
 from collector.errors import Overloaded
-from collector.wal import WriteAheadLog
+from collector.storage.base import StorageTarget
+from collector.storage.local import LocalTarget
+from collector.wal import WriteAheadLog, parquet_name, pending_parquet_names
 from collector.writer import ParquetWriter, build_table
 from meterline.layout import SPANS_TABLE, USAGE_TABLE, DataLayout
 
@@ -54,12 +60,18 @@ class Pipeline:
         dedup: UsageDeduplicator,
         wal: WriteAheadLog,
         policy: FlushPolicy,
+        compaction: CompactionPolicy,
     ) -> None:
         self.layout = layout
+        """Local root: the WAL, and (for a local target) the Parquet and the DuckDB catalog."""
+        self.target = writer.target
         self.wal = wal
         self._writer = writer
         self._dedup = dedup
         self._policy = policy
+        self._compaction = compaction
+        self._compactor = Compactor(writer.target, compaction, lambda: pending_parquet_names(wal.directory))
+        self._last_compaction = time.monotonic()
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._live_tables: frozenset[str] = frozenset()
         self._catalog_lock = asyncio.Lock()
@@ -69,16 +81,27 @@ class Pipeline:
         self._stopping = False
 
     @classmethod
-    async def start(cls, layout: DataLayout, policy: FlushPolicy | None = None) -> Pipeline:
-        """Load the written request ids, replay the WAL into Parquet, bring the catalog up to date."""
+    async def start(
+        cls,
+        layout: DataLayout,
+        policy: FlushPolicy | None = None,
+        target: StorageTarget | None = None,
+        compaction: CompactionPolicy | None = None,
+    ) -> Pipeline:
+        """Finish an interrupted compaction, load the written request ids, replay the WAL into
+        Parquet, bring the catalog up to date. `target` defaults to Parquet under `layout`."""
         layout.root.mkdir(parents=True, exist_ok=True)
-        dedup = await asyncio.to_thread(UsageDeduplicator.load, layout)
+        target = target or LocalTarget(layout)
+        await asyncio.to_thread(target.recover)
+        dedup = await asyncio.to_thread(UsageDeduplicator.load, target)
         wal = WriteAheadLog(layout.root / "wal")
         replayed = await asyncio.to_thread(wal.open)
         for table, data in replayed:
             if table == USAGE_TABLE:
                 dedup.mark_ids(data.column("request_id").to_pylist())
-        pipeline = cls(layout, ParquetWriter(layout), dedup, wal, policy or FlushPolicy())
+        pipeline = cls(
+            layout, ParquetWriter(target), dedup, wal, policy or FlushPolicy(), compaction or CompactionPolicy()
+        )
         if replayed:
             log.info("collector: replaying %d WAL batches into Parquet", len(replayed))
         await pipeline.publish()
@@ -149,6 +172,12 @@ class Pipeline:
             except Exception:  # the WAL keeps the data; the next round retries
                 log.exception("collector: publishing the WAL as Parquet failed; will retry")
                 await asyncio.sleep(self._policy.max_age_s)
+            if time.monotonic() - self._last_compaction >= self._compaction.interval_s:
+                self._last_compaction = time.monotonic()
+                try:
+                    await self.compact()
+                except Exception:  # inputs stay in place until a merge is verified; try next interval
+                    log.exception("collector: compaction failed; will retry")
 
     async def publish(self) -> None:
         """Close the active WAL segment and turn every closed segment into Parquet, oldest first."""
@@ -164,14 +193,24 @@ class Pipeline:
             by_table: dict[str, list[pa.Table]] = {}
             for table, data in self.wal.read_segment(segment):
                 by_table.setdefault(table, []).append(data)
-            name = f"part-{segment.removesuffix('.log')}.parquet"
+            name = parquet_name(segment)
             for table, parts in by_table.items():
                 self._writer.write_named_sync(table, pa.concat_tables(parts), name)
             self.wal.remove(segment)
 
+    async def compact(self) -> CompactionReport:
+        """Merge small files and apply retention now (publishing waits meanwhile)."""
+        async with self._publish_lock:
+            report = await asyncio.to_thread(self._compactor.run)
+        await self.refresh_catalog()
+        return report
+
     async def refresh_catalog(self) -> None:
         """Point the views at the Parquet files; a busy catalog is retried after the next publish,
-        never failed back to the sender, whose data is already durable."""
+        never failed back to the sender, whose data is already durable. An S3 target has no
+        catalog file: readers build their views per connection (`catalog.connect`)."""
+        if not isinstance(self.target, LocalTarget):
+            return
         async with self._catalog_lock:
             try:
                 self._live_tables = await asyncio.to_thread(ensure_catalog, self.layout)

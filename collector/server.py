@@ -28,5 +28,6 @@ def serve(
     )
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log.info("collector: OTLP/HTTP on http://%s:%d, data lands in %s", host, port, settings.data_dir)
+    where = settings.storage_url or settings.data_dir
+    log.info("collector: OTLP/HTTP on http://%s:%d, data lands in %s", host, port, where)
     run_until_stopped(create_app(settings), host, port)

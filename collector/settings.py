@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from collector.compaction import CompactionPolicy
 from meterline.config import MeterlineConfig
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -16,7 +17,12 @@ class CollectorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     data_dir: Path
-    """Root of the Parquet tables and the DuckDB catalog (see `meterline.layout`)."""
+    """Local root: the write-ahead log, and unless `storage_url` is set the Parquet tables and
+    the DuckDB catalog (see `meterline.layout`)."""
+    storage_url: str | None = None
+    """`s3://bucket/prefix` where the Parquet tables land instead of under `data_dir`."""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     """Largest OTLP request body accepted, compressed or not; larger ones get 413."""
     grpc_host: str = "127.0.0.1"
@@ -25,14 +31,23 @@ class CollectorSettings(BaseModel):
     """Port of the OTLP/gRPC receiver (4317 from the CLI); 0 runs no gRPC receiver."""
     grpc_required: bool = True
     """Off: a gRPC port that cannot be bound is a warning (HTTP keeps serving), not a failed start."""
+    compaction: CompactionPolicy = CompactionPolicy()
+    """Small-file compaction and retention (from `storage.compact_*` and `storage.retention_days`)."""
 
     @classmethod
     def from_config(cls, config: MeterlineConfig, data_dir: str | os.PathLike[str] | None = None) -> CollectorSettings:
         """Settings for `config`; `data_dir` (the `--data-dir` flag) wins over `storage.data_dir`."""
-        raw = os.fspath(data_dir) if data_dir is not None else config.storage.data_dir
+        storage = config.storage
+        raw = os.fspath(data_dir) if data_dir is not None else storage.data_dir
+        compaction = CompactionPolicy(
+            interval_s=storage.compact_interval_seconds,
+            min_files=storage.compact_min_files,
+            small_file_bytes=storage.compact_small_file_bytes,
+            retention_days=storage.retention_days,
+        )
+        common = {"s3_endpoint_url": storage.s3_endpoint_url, "s3_region": storage.s3_region, "compaction": compaction}
         if raw.startswith("s3://"):
             # Path() would silently fold "s3://b/p" into the local path "s3:/b/p".
-            raise ValueError(
-                f"data_dir {raw!r}: the collector writes to a local directory only (S3 is not supported yet)"
-            )
-        return cls(data_dir=Path(raw).expanduser().resolve())
+            local = Path(storage.local_dir).expanduser().resolve()
+            return cls.model_validate({"data_dir": local, "storage_url": raw, **common})
+        return cls.model_validate({"data_dir": Path(raw).expanduser().resolve(), **common})

@@ -40,6 +40,16 @@ def _name(segment: int) -> str:
     return f"wal-{segment:012d}-{uuid.uuid4().hex[:8]}.log"
 
 
+def parquet_name(segment: str) -> str:
+    """The name of the Parquet files a segment is published as (one per day it holds)."""
+    return f"part-{segment.removesuffix('.log')}.parquet"
+
+
+def pending_parquet_names(directory: Path) -> set[str]:
+    """Parquet names of every segment still on disk: files by these names may be written again."""
+    return {parquet_name(path.name) for path in directory.glob("wal-*.log")}
+
+
 def encode(table: str, data: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, data.schema) as writer:

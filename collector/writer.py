@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import os
+import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from collector.errors import BadRequest, StorageUnavailable
-from meterline.layout import PARTITION_KEY, SPANS_TABLE, USAGE_TABLE, DataLayout, atomic_target, publish
+from collector.storage.base import StorageTarget
+from collector.storage.local import LocalTarget
+from meterline.layout import PARTITION_KEY, SPANS_TABLE, USAGE_TABLE, DataLayout
 from meterline.span_row import span_table
 from meterline.usage_record import usage_table
 
@@ -33,20 +32,24 @@ def build_table(table: str, rows: list[Row]) -> pa.Table:
         raise BadRequest(f"{table} rows do not fit the table schema: {exc}") from None
 
 
+def as_target(where: StorageTarget | DataLayout) -> StorageTarget:
+    return LocalTarget(where) if isinstance(where, DataLayout) else where
+
+
 class ParquetWriter:
     """Writes one Parquet file per date partition per batch; readers only ever see finished files."""
 
-    def __init__(self, layout: DataLayout, compression: str = "zstd") -> None:
-        self._layout = layout
+    def __init__(self, target: StorageTarget | DataLayout, compression: str = "zstd") -> None:
+        self.target = as_target(target)
         self._compression = compression
 
-    async def write(self, table: str, rows: list[Row], on_published: OnPublished | None = None) -> list[Path]:
+    async def write(self, table: str, rows: list[Row], on_published: OnPublished | None = None) -> list[str]:
         """`write_sync` in a worker thread, so encoding and fsync never block the event loop."""
         return await asyncio.to_thread(self.write_sync, table, rows, on_published)
 
-    def write_sync(self, table: str, rows: list[Row], on_published: OnPublished | None = None) -> list[Path]:
-        """The published files. `on_published` sees each partition's rows right after its file is
-        durable, so a failure in a later partition still leaves the earlier ones accounted for."""
+    def write_sync(self, table: str, rows: list[Row], on_published: OnPublished | None = None) -> list[str]:
+        """The published files' paths. `on_published` sees each partition's rows right after its
+        file is durable, so a failure in a later partition still leaves the earlier ones accounted for."""
         if not rows:
             return []
         builder = _TABLE_BUILDERS[table]
@@ -59,50 +62,30 @@ class ParquetWriter:
             tables = [(day, part, builder(part)) for day, part in sorted(partitions.items())]
         except (pa.ArrowException, TypeError, ValueError) as exc:
             raise BadRequest(f"{table} rows do not fit the table schema: {exc}") from None
-        published: list[Path] = []
+        published: list[str] = []
         for day, part, arrow_table in tables:
-            published.append(self._write_partition(table, day, arrow_table))
+            published.append(self._write_partition(table, day, arrow_table, new_part_name()))
             if on_published is not None:
                 on_published(part)
         return published
 
-    def write_named_sync(self, table: str, data: pa.Table, name: str) -> list[Path]:
+    def write_named_sync(self, table: str, data: pa.Table, name: str) -> list[str]:
         """One file called `name` per date partition of `data`. Writing the same rows under the
         same name again replaces the file, which makes republishing a WAL segment idempotent."""
-        published: list[Path] = []
+        published: list[str] = []
         days = data.column(PARTITION_KEY)
         for day in sorted(set(days.to_pylist())):
             part = data.filter(pc.equal(days, pa.scalar(day, days.type)))
             published.append(self._write_partition(table, day, part, name))
         return published
 
-    def _write_partition(self, table: str, day: dt.date, arrow_table: pa.Table, name: str | None = None) -> Path:
-        folder = self._layout.partition_dir(table, day)
-        final = folder / (name or self._layout.new_part_name())
-        temp = atomic_target(final)
+    def _write_partition(self, table: str, day: dt.date, arrow_table: pa.Table, name: str) -> str:
         try:
-            _make_durable_dirs(folder)
-            pq.write_table(arrow_table, temp, compression=self._compression)
-            publish(temp, final)
+            return self.target.write(table, day, name, arrow_table, self._compression)
         except (OSError, pa.ArrowException) as exc:
-            with contextlib.suppress(OSError):  # the original error is the one worth reporting
-                temp.unlink(missing_ok=True)
             raise StorageUnavailable(f"could not write {table} partition {day}: {exc}") from exc
-        return final
 
 
-def _make_durable_dirs(folder: Path) -> None:
-    """Create `folder` and any missing parents, fsyncing each new entry's parent so a crash
-    cannot lose a published file by losing the directory that holds it."""
-    missing: list[Path] = []
-    current = folder
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        path.mkdir(exist_ok=True)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def new_part_name() -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    return f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"

@@ -137,7 +137,21 @@ class TelemetryConfig(_Strict):
 
 class StorageConfig(_Strict):
     data_dir: str = "./data"
+    """Where the ledger lands: a local directory, or `s3://bucket/prefix` (the collector's Parquet)."""
     retention_days: int = Field(default=400, ge=1)
+    """The collector removes date partitions older than this many days."""
+    local_dir: str = "./data"
+    """With an S3 `data_dir`: the local directory holding the collector's write-ahead log."""
+    s3_endpoint_url: str | None = None
+    """S3 endpoint override (MinIO, moto, a VPC endpoint); absent: AWS_ENDPOINT_URL_S3, then AWS."""
+    s3_region: str | None = None
+    """Absent: AWS_REGION / AWS_DEFAULT_REGION."""
+    compact_interval_seconds: float = Field(default=300.0, gt=0)
+    """How often the collector merges small Parquet files and applies retention."""
+    compact_min_files: int = Field(default=10, ge=2)
+    """A date partition is compacted once it holds this many small files."""
+    compact_small_file_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """Parquet files smaller than this are merged; bigger ones stay as they are."""
 
 
 class QuotaStoreConfig(_Strict):

@@ -101,10 +101,12 @@ def all_files(root: Path) -> list[Path]:
 
 
 @contextmanager
-def running_collector(data_dir: Path, max_body_bytes: int | None = None, grpc_port: int = 0) -> Iterator[str]:
+def running_collector(
+    data_dir: Path, max_body_bytes: int | None = None, grpc_port: int = 0, **settings_fields: Any
+) -> Iterator[str]:
     """A real uvicorn server on a free port in a thread (with OTLP/gRPC on `grpc_port` unless
-    it is 0); yields its base URL."""
-    settings = CollectorSettings(data_dir=data_dir, grpc_port=grpc_port)
+    it is 0); yields its base URL. `settings_fields` are further CollectorSettings fields."""
+    settings = CollectorSettings(data_dir=data_dir, grpc_port=grpc_port, **settings_fields)
     if max_body_bytes:
         settings = settings.model_copy(update={"max_body_bytes": max_body_bytes})
     # Listening before uvicorn starts means clients simply queue until it is ready: no polling.

@@ -6,6 +6,7 @@ from pathlib import Path
 from collector.decode import DecodedBatch
 from collector.dedup import UsageDeduplicator
 from collector.pipeline import IngestResult, Pipeline
+from collector.storage.local import LocalTarget
 from collector.writer import ParquetWriter
 from meterline.layout import DataLayout
 from tests.collector.otlp_fixtures import make_usage, read_rows
@@ -25,12 +26,12 @@ def test_drops_written_ids_and_repeats_within_a_batch() -> None:
 
 def test_load_reads_every_request_id_in_the_ledger(tmp_path: Path) -> None:
     layout = DataLayout.at(tmp_path)
-    assert len(UsageDeduplicator.load(layout)) == 0
+    assert len(UsageDeduplicator.load(LocalTarget(layout))) == 0
     writer = ParquetWriter(layout)
     writer.write_sync("usage", [make_usage("a").as_row(), make_usage("b").as_row()])
     writer.write_sync("usage", [make_usage("c").as_row()])
 
-    dedup = UsageDeduplicator.load(layout)
+    dedup = UsageDeduplicator.load(LocalTarget(layout))
 
     assert len(dedup) == 3 and all(i in dedup for i in "abc")
 

@@ -33,7 +33,7 @@ def test_rows_land_in_one_file_per_date_partition(tmp_path: Path) -> None:
         "usage", _rows(), on_published=lambda rows: seen.append([r["request_id"] for r in rows])
     )
 
-    assert [p.parent.name for p in paths] == ["date=2025-03-14", "date=2025-03-15"]
+    assert [Path(p).parent.name for p in paths] == ["date=2025-03-14", "date=2025-03-15"]
     assert seen == [["a", "c"], ["b"]]
     assert [p.suffix for p in all_files(tmp_path)] == [".parquet", ".parquet"]
     rows = read_rows(layout, "usage")
@@ -53,7 +53,7 @@ def test_polars_reads_the_hive_date_as_the_files_date_type(tmp_path: Path) -> No
 
 def test_async_write_runs_off_the_loop_and_returns_paths(tmp_path: Path) -> None:
     paths = asyncio.run(ParquetWriter(DataLayout.at(tmp_path)).write("usage", _rows()[:1]))
-    assert len(paths) == 1 and paths[0].exists()
+    assert len(paths) == 1 and Path(paths[0]).exists()
 
 
 def test_nothing_to_write_writes_nothing(tmp_path: Path) -> None:
