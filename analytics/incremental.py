@@ -1,23 +1,26 @@
 """Refresh the marts: rebuild only the local days whose ledger partitions changed.
 
-A changed partition (file added, removed or rewritten) marks the local days it held before
-and holds now. Each such day is recomputed from every partition holding rows of that day, so
-the result equals a full rebuild. Days go in batches, which bounds memory on a big ledger; a
-full rebuild is the same loop over every day. A file lock keeps two runs from interleaving.
+A changed partition (file added, removed or rewritten, even with the same rows) marks the
+local days it held before and holds now. Each such day is recomputed from every partition
+holding rows of that day, so the result equals a full rebuild; a full rebuild is the same
+work over every day. A file lock keeps two runs from interleaving.
+
+Memory stays bounded whatever the ledger's size: spend is one streaming aggregation (sums
+over any number of rows), and latency quantiles, which need a day's values together, are
+computed one local day at a time from the one or two partitions holding it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fcntl
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import polars as pl
 
 from analytics import latency_daily, spend_daily, spend_monthly
-from analytics.ledger import billable, local_date, scan_files
 from analytics.mart_state import (
     STATE_VERSION,
     MartState,
@@ -26,28 +29,12 @@ from analytics.mart_state import (
     load_state,
     save_state,
 )
+from analytics.partitions import billable_rows, partition_rows, survey
 from meterline.layout import DataLayout, atomic_target, publish
 
 Progress = Callable[[int, int], None]
-"""Called with (days done, days to do) after each batch."""
+"""Called with (days done, days to do) as the rebuild goes."""
 
-BATCH_DAYS = 4
-
-
-@dataclass(frozen=True)
-class DayMart:
-    name: str
-    schema: pl.Schema
-    keys: tuple[str, ...]
-    rows: Callable[[pl.LazyFrame], pl.LazyFrame]
-
-
-DAY_MARTS: tuple[DayMart, ...] = (
-    DayMart(spend_daily.MART, spend_daily.SPEND_DAILY_SCHEMA, spend_daily.GROUP_KEYS, spend_daily.daily_rows),
-    DayMart(
-        latency_daily.MART, latency_daily.LATENCY_DAILY_SCHEMA, latency_daily.GROUP_KEYS, latency_daily.latency_rows
-    ),
-)
 MART_NAMES: tuple[str, ...] = (spend_daily.MART, spend_monthly.MART, latency_daily.MART)
 
 
@@ -64,15 +51,16 @@ def refresh(layout: DataLayout, timezone: str = "UTC", progress: Progress | None
             or not all(layout.mart_file(name).exists() for name in MART_NAMES)
         )
         old = {} if full or state is None else state.partitions
-        changed = sorted(
-            name for name in set(current) | set(old) if name not in old or old[name].files != current.get(name)
-        )
-        fresh = {name: _days_of(layout, name, current[name], timezone) for name in changed if name in current}
         parts = {
-            name: PartitionState(files, fresh[name] if name in fresh else old[name].days)
+            name: old[name] if name in old and old[name].files == files else survey(layout, name, files, timezone)
             for name, files in current.items()
         }
-        affected = sorted({dt.date.fromisoformat(d) for n in changed for d in [*_days(old, n), *fresh.get(n, [])]})
+        changed = [
+            name
+            for name in sorted(set(parts) | set(old))
+            if name not in parts or name not in old or parts[name] is not old[name]
+        ]
+        affected = sorted({dt.date.fromisoformat(d) for n in changed for d in [*_days(old, n), *_days(parts, n)]})
         if full or affected:
             _rebuild(layout, timezone, parts, affected, full, progress)
             save_state(layout, MartState(timezone=timezone, partitions=parts))
@@ -87,20 +75,16 @@ def _rebuild(
     full: bool,
     progress: Progress | None,
 ) -> None:
-    new: dict[str, list[pl.DataFrame]] = {mart.name: [] for mart in DAY_MARTS}
-    for done, batch in _batches(days):
-        isos = {d.isoformat() for d in batch}
-        files = [str(layout.usage_dir / n / f) for n, p in sorted(parts.items()) if isos & set(p.days) for f in p.files]
-        # Filter to the batch's days before de-duplicating: copies of one request share its day.
-        rows = billable(scan_files(files).filter(local_date(timezone).is_in(batch)), timezone)
-        frames = pl.collect_all([mart.rows(rows) for mart in DAY_MARTS])
-        for mart, frame in zip(DAY_MARTS, frames, strict=True):
-            new[mart.name].append(frame)
-        if progress is not None:
-            progress(done, len(days))
-    for mart in DAY_MARTS:
-        kept = _kept(layout, mart.name, mart.schema, "date", days, full)
-        _write(layout, mart.name, pl.concat([kept, *new[mart.name]]).sort(mart.keys, nulls_last=True))
+    isos = {d.isoformat() for d in days}
+    holders = {name: part for name, part in parts.items() if isos & set(part.days)}
+    latency = _latency_days(layout, timezone, holders, days, progress)
+    spend = spend_daily.daily_rows(billable_rows(layout, holders, days, timezone)).collect(engine="streaming")
+    for name, schema, keys, new in (
+        (spend_daily.MART, spend_daily.SPEND_DAILY_SCHEMA, spend_daily.GROUP_KEYS, [spend]),
+        (latency_daily.MART, latency_daily.LATENCY_DAILY_SCHEMA, latency_daily.GROUP_KEYS, latency),
+    ):
+        kept = _kept(layout, name, schema, "date", days, full)
+        _write(layout, name, pl.concat([kept, *new]).sort(keys, nulls_last=True))
     months = sorted({d.replace(day=1) for d in days})
     daily = pl.scan_parquet(layout.mart_file(spend_daily.MART)).filter(pl.col("date").dt.month_start().is_in(months))
     kept = _kept(layout, spend_monthly.MART, spend_monthly.SPEND_MONTHLY_SCHEMA, "month", months, full)
@@ -108,20 +92,44 @@ def _rebuild(
     _write(layout, spend_monthly.MART, monthly.sort(spend_monthly.GROUP_KEYS, nulls_last=True))
 
 
-def _batches(days: list[dt.date]) -> Iterator[tuple[int, list[dt.date]]]:
-    for start in range(0, len(days), BATCH_DAYS):
-        batch = days[start : start + BATCH_DAYS]
-        yield start + len(batch), batch
+def _latency_days(
+    layout: DataLayout,
+    timezone: str,
+    holders: dict[str, PartitionState],
+    days: list[dt.date],
+    progress: Progress | None,
+) -> list[pl.DataFrame]:
+    """Latency mart rows for `days`, reading each partition once, in date order.
+
+    A local day's rows sit in one or two UTC partitions; its values wait in `pending` until the
+    last partition holding the day has been read, then become quantiles and are dropped. So at
+    most about a partition's worth of latencies is ever held.
+    """
+    wanted = {d.isoformat(): d for d in days}
+    last_holder = {iso: name for name in sorted(holders) for iso in holders[name].days if iso in wanted}
+    pending: dict[dt.date, list[pl.DataFrame]] = defaultdict(list)
+    out: list[pl.DataFrame] = []
+    done = 0
+    for name in sorted(holders):
+        part = holders[name]
+        mine = [wanted[iso] for iso in part.days if iso in wanted]
+        rows = partition_rows(layout, name, part, mine, timezone).select(latency_daily.INPUT_COLUMNS).collect()
+        for (day,), frame in rows.partition_by("date", as_dict=True).items():
+            pending[day].append(frame)
+        for day in (wanted[iso] for iso in part.days if last_holder.get(iso) == name):
+            frames = pending.pop(day, [])
+            if frames:
+                out.append(latency_daily.latency_rows(pl.concat(frames).lazy()).collect())
+            done += 1
+            if progress is not None:
+                progress(done, len(days))
+    if progress is not None and done < len(days):  # days no partition holds any more
+        progress(len(days), len(days))
+    return out
 
 
 def _days(parts: dict[str, PartitionState], name: str) -> list[str]:
     return parts[name].days if name in parts else []
-
-
-def _days_of(layout: DataLayout, name: str, files: dict[str, list[int]], timezone: str) -> list[str]:
-    paths = [str(layout.usage_dir / name / f) for f in files]
-    days = scan_files(paths).select(local_date(timezone).unique().sort()).collect().to_series()
-    return [d.isoformat() for d in days]
 
 
 def _kept(

@@ -25,6 +25,8 @@ LATENCY_DAILY_SCHEMA = pl.Schema(
 """`streams` counts the requests with a time to first token; its quantiles are over those."""
 LATENCY_DAILY_COLUMNS: tuple[str, ...] = tuple(LATENCY_DAILY_SCHEMA.names())
 GROUP_KEYS: tuple[str, ...] = ("date", "model")
+INPUT_COLUMNS: tuple[str, ...] = (*GROUP_KEYS, "latency_ms", "ttft_ms")
+"""The billable-row columns the quantiles need."""
 
 
 def latency_rows(rows: pl.LazyFrame) -> pl.LazyFrame:

@@ -1,12 +1,15 @@
-"""What the last mart run saw: every ledger partition's files and the local days they held.
+"""What the last mart run saw: every ledger partition's files, its time range, the local
+days it held, and whether its rows needed de-duplicating.
 
-Kept at `<data_dir>/marts/_state.json`. A partition whose file list (names, sizes, mtimes)
-differs from the recorded one has changed; the days it held before and holds now are the
-days to rebuild.
+Kept at `<data_dir>/marts/_state.json`. A partition whose file set (names, sizes, mtimes,
+inodes) differs from the recorded one has changed, even when the rows are the same ones (a
+compaction rewriting its files, a retention job deleting it): the days it held before and
+holds now are the days to rebuild.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -14,11 +17,12 @@ from pathlib import Path
 
 from meterline.layout import DataLayout, atomic_target
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 """Bump when a mart's definition changes: a state of another version forces a full rebuild."""
 
 Files = dict[str, list[int]]
-"""Part file name -> [size in bytes, mtime in ns]."""
+"""Part file name -> [size in bytes, mtime in ns, inode]: a file replaced under the same name
+(an atomic rename) gets a new inode even if its size and mtime happen to match."""
 
 
 @dataclass
@@ -26,6 +30,11 @@ class PartitionState:
     files: Files
     days: list[str]
     """Local days (ISO) of the partition's rows in the state's time zone."""
+    lo_us: int | None = None
+    hi_us: int | None = None
+    """The earliest and latest `ts_start` (epoch microseconds); None for a partition without rows."""
+    unique: bool = True
+    """No request_id appears twice (False mid-compaction, when merged and small parts coexist)."""
 
 
 @dataclass
@@ -51,7 +60,7 @@ def list_partitions(layout: DataLayout) -> dict[str, Files]:
                 stat = part.stat()
             except FileNotFoundError:  # removed by a compaction between glob and stat
                 continue
-            files[part.name] = [stat.st_size, stat.st_mtime_ns]
+            files[part.name] = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
         if files:
             found[folder.name] = files
     return found
@@ -64,7 +73,10 @@ def load_state(layout: DataLayout) -> MartState | None:
         return MartState(
             timezone=raw["timezone"],
             version=raw["version"],
-            partitions={name: PartitionState(p["files"], p["days"]) for name, p in raw["partitions"].items()},
+            partitions={
+                name: PartitionState(p["files"], p["days"], p["lo_us"], p["hi_us"], p["unique"])
+                for name, p in raw["partitions"].items()
+            },
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -77,7 +89,7 @@ def save_state(layout: DataLayout, state: MartState) -> None:
     document = {
         "version": state.version,
         "timezone": state.timezone,
-        "partitions": {n: {"files": p.files, "days": p.days} for n, p in sorted(state.partitions.items())},
+        "partitions": {n: dataclasses.asdict(p) for n, p in sorted(state.partitions.items())},
     }
     temp.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")
     os.replace(temp, final)

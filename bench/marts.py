@@ -1,11 +1,13 @@
 """Mart refresh on a generated ledger: full rebuild, one-day incremental run, peak memory.
 
-    .venv/bin/python -m bench.marts --rows 10000000 [--days 30] [--dir /tmp/meterline-bench]
+    .venv/bin/python -m bench.marts --rows 100000000 [--days 30] [--runs 2] [--dir /tmp/meterline-bench]
 
-Writes `--rows` usage rows over `--days` UTC partitions, one part file per chunk of 1M rows,
-never holding the ledger in memory; then times `analytics.incremental.refresh` from nothing
-(full rebuild), and again after one more day's partition lands (incremental). Each run is a
-child process so its peak RSS (ru_maxrss) is its own.
+Writes `--rows` usage rows over `--days` UTC partitions, never holding the ledger in memory:
+each past day as one compacted part file (row groups of 1M rows), the way the collector's
+compaction leaves it. Then, `--runs` times, times `analytics.incremental.refresh` from nothing
+(full rebuild), and again after one more day's partition lands as four uncompacted part files
+(incremental; those pay the duplicate check). Each refresh is a child process so its peak RSS
+(ru_maxrss) is its own. Request ids are `req_` + 32 characters, as long as the gateway's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from analytics.ledger import usage_schema
 from meterline.layout import USAGE_TABLE, DataLayout
@@ -41,7 +45,7 @@ def chunk_frame(rows: int, day: dt.date, seed: int, offset: int) -> pl.DataFrame
     tokens_out = rng.integers(1, 2_000, rows)
     frame = pl.DataFrame(
         {
-            "request_id": pl.int_range(offset, offset + rows, eager=True).cast(pl.String).str.zfill(12),
+            "request_id": "req_" + pl.int_range(offset, offset + rows, eager=True).cast(pl.String).str.zfill(32),
             "ts_start": pl.Series(micros).cast(pl.Duration("us")) + pl.Series([start]).dt.cast_time_unit("us"),
             "latency_ms": rng.gamma(2.0, 400.0, rows),
             "ttft_ms": np.where(rng.random(rows) < 0.5, rng.gamma(2.0, 80.0, rows), np.nan),
@@ -68,14 +72,22 @@ def chunk_frame(rows: int, day: dt.date, seed: int, offset: int) -> pl.DataFrame
     ).cast(usage_schema())
 
 
-def write_day(layout: DataLayout, day: dt.date, rows: int, seed: int, offset: int) -> None:
+def write_day(layout: DataLayout, day: dt.date, rows: int, seed: int, offset: int, files: int = 1) -> None:
+    """`rows` rows dated `day` in `files` part files, each written in row groups of `CHUNK` rows."""
     folder = layout.partition_dir(USAGE_TABLE, day)
     folder.mkdir(parents=True, exist_ok=True)
     done = 0
-    while done < rows:
-        n = min(CHUNK, rows - done)
-        chunk_frame(n, day, seed * 1000 + done // CHUNK, offset + done).write_parquet(folder / layout.new_part_name())
-        done += n
+    for index in range(files):
+        end = rows * (index + 1) // files
+        with pq.ParquetWriter(folder / layout.new_part_name(), _arrow_schema(), compression="zstd") as writer:
+            while done < end:
+                n = min(CHUNK, end - done)
+                writer.write_table(chunk_frame(n, day, seed * 1000 + done // CHUNK, offset + done).to_arrow())
+                done += n
+
+
+def _arrow_schema() -> pa.Schema:
+    return usage_schema().to_frame().to_arrow().schema
 
 
 def measure(data_dir: Path, timezone: str) -> dict[str, float]:
@@ -99,19 +111,30 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/meterline-bench-marts"))
     parser.add_argument("--timezone", default="Asia/Shanghai")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="reuse a ledger already generated in --dir")
     args = parser.parse_args()
-    shutil.rmtree(args.dir, ignore_errors=True)
     layout = DataLayout.at(args.dir)
     per_day = args.rows // args.days
-    started = time.perf_counter()
-    for n in range(args.days):
-        write_day(layout, FIRST + dt.timedelta(days=n), per_day, n, n * per_day)
-    print(f"generated {per_day * args.days:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
-    full = measure(args.dir, args.timezone)
-    print(f"full rebuild: {full['seconds']:.2f} s, peak RSS {full['peak_rss_mb']:.0f} MB", flush=True)
-    write_day(layout, FIRST + dt.timedelta(days=args.days), per_day, args.days, args.days * per_day)
-    incremental = measure(args.dir, args.timezone)
-    print(f"one-day incremental: {incremental['seconds']:.2f} s, peak RSS {incremental['peak_rss_mb']:.0f} MB")
+    new_day = FIRST + dt.timedelta(days=args.days)
+    if not args.keep:
+        shutil.rmtree(args.dir, ignore_errors=True)
+        started = time.perf_counter()
+        for n in range(args.days):
+            write_day(layout, FIRST + dt.timedelta(days=n), per_day, n, n * per_day)
+        print(f"generated {per_day * args.days:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
+    for run in range(1, args.runs + 1):
+        shutil.rmtree(layout.marts_dir, ignore_errors=True)
+        shutil.rmtree(layout.partition_dir(USAGE_TABLE, new_day), ignore_errors=True)
+        full = measure(args.dir, args.timezone)
+        print(f"run {run}: full rebuild: {full['seconds']:.2f} s, peak RSS {full['peak_rss_mb']:.0f} MB", flush=True)
+        write_day(layout, new_day, per_day, args.days, args.days * per_day, files=4)
+        incremental = measure(args.dir, args.timezone)
+        print(
+            f"run {run}: one-day incremental: {incremental['seconds']:.2f} s,"
+            f" peak RSS {incremental['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
     print(f"self peak RSS (generator) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

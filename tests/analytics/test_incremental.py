@@ -44,7 +44,7 @@ def test_adding_a_day_rebuilds_only_its_local_days(built: DataLayout, tmp_path: 
 
     refresh(built, TZ, progress=lambda done, total: seen.append((done, total)))
 
-    assert seen == [(2, 2)]  # UTC 6 Nov feeds Shanghai's 6 and 7 Nov, nothing else
+    assert seen == [(1, 2), (2, 2)]  # UTC 6 Nov feeds Shanghai's 6 and 7 Nov, nothing else
     assert mart_bytes(built) == full_rebuild(built, tmp_path)
 
 

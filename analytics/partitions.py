@@ -1,0 +1,98 @@
+"""Ledger partitions as the marts read them: surveyed once per file set, then scanned as
+billable rows (one row per request, the answering model, the local `date`).
+
+Copies of one request share its partition (they are the same record, and the partition is
+the record's own `date`), so duplicates are a per-partition matter, and within a partition a
+matter between files: one part file never holds a request twice (the collector writes each
+batch after dropping ids already in the ledger or earlier in the batch, and compaction writes
+each request once). So a single-file partition is read as is, a partition of several files is
+checked once per file set, and only one caught mid-compaction (the merged part beside the
+small parts it replaces) pays for de-duplication.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+
+import polars as pl
+
+from analytics.ledger import scan_files, usage_schema
+from analytics.local_day import fixed_offset_us, local_date_expr, local_days
+from analytics.mart_state import Files, PartitionState
+from meterline.layout import DataLayout
+
+
+def paths(layout: DataLayout, name: str, files: Files) -> list[str]:
+    return [str(layout.usage_dir / name / file) for file in sorted(files)]
+
+
+def survey(layout: DataLayout, name: str, files: Files, timezone: str) -> PartitionState:
+    """The partition's time range, its local days and whether any request_id repeats."""
+    parts = scan_files(paths(layout, name, files))
+    lo, hi = (
+        parts.select(pl.col("ts_start").min().dt.epoch("us").alias("lo"), pl.col("ts_start").max().dt.epoch("us"))
+        .collect()
+        .row(0)
+    )
+    days = [] if lo is None else [d.isoformat() for d in local_days(timezone, lo, hi)]
+    return PartitionState(files, days, lo, hi, unique=len(files) == 1 or _distinct_ids(parts))
+
+
+def _distinct_ids(parts: pl.LazyFrame) -> bool:
+    """Whether every request_id is distinct, by 64-bit hashes: as many distinct hashes as rows
+    proves it; fewer (a copy, or a collision) sends the partition down the exact path."""
+    facts = parts.select(pl.len().alias("rows"), pl.col("request_id").hash().n_unique().alias("ids")).collect()
+    return bool(facts.item(0, "rows") == facts.item(0, "ids"))
+
+
+def partition_rows(
+    layout: DataLayout, name: str, part: PartitionState, days: Collection[dt.date], timezone: str
+) -> pl.LazyFrame:
+    """One partition's billable rows whose local date is one of `days`, lazily."""
+    if part.lo_us is None or part.hi_us is None:
+        return _dated(usage_schema().to_frame().lazy(), timezone, None, sorted(days))
+    rows = _dated(
+        scan_files(paths(layout, name, part.files)),
+        timezone,
+        fixed_offset_us(timezone, part.lo_us, part.hi_us),
+        sorted(days),
+    )
+    return rows if part.unique else rows.unique(subset="request_id", keep="any")
+
+
+def billable_rows(
+    layout: DataLayout, parts: Mapping[str, PartitionState], days: Collection[dt.date], timezone: str
+) -> pl.LazyFrame:
+    """The billable rows of `parts` whose local date is one of `days`, lazily.
+
+    Partitions whose rows are unique and share a fixed UTC offset are read as one scan (so the
+    streaming engine sees one big source); the others each get their own.
+    """
+    wanted = sorted(days)
+    by_offset: dict[int | None, list[str]] = defaultdict(list)
+    frames: list[pl.LazyFrame] = []
+    for name, part in sorted(parts.items()):
+        if part.lo_us is None or part.hi_us is None:
+            continue
+        offset = fixed_offset_us(timezone, part.lo_us, part.hi_us)
+        if part.unique:
+            by_offset[offset].extend(paths(layout, name, part.files))
+        else:
+            # Filter before de-duplicating: copies of one request share its local date too.
+            dated = _dated(scan_files(paths(layout, name, part.files)), timezone, offset, wanted)
+            frames.append(dated.unique(subset="request_id", keep="any"))
+    frames += [_dated(scan_files(files), timezone, offset, wanted) for offset, files in by_offset.items()]
+    if not frames:
+        return _dated(usage_schema().to_frame().lazy(), timezone, None, wanted)
+    return pl.concat(frames, how="vertical")
+
+
+def _dated(rows: pl.LazyFrame, timezone: str, offset_us: int | None, days: list[dt.date]) -> pl.LazyFrame:
+    """A record without a model (an error before any provider answered) is attributed to the
+    alias the agent asked for."""
+    return rows.with_columns(
+        pl.coalesce("model", "model_requested").alias("model"),
+        local_date_expr(timezone, offset_us).alias("date"),
+    ).filter(pl.col("date").is_in(days))
