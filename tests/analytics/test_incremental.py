@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from analytics.incremental import MART_NAMES, refresh
-from analytics.mart_state import load_state, state_path
+from analytics.mart_state import list_partitions, load_state, state_path
+from collector.compaction import CompactionPolicy, Compactor
+from collector.storage.local import LocalTarget
 from meterline.layout import USAGE_TABLE, DataLayout
 from tests.analytics.ledger_gen import generated_records
 from tests.ledger_fixtures import write_ledger
@@ -100,3 +104,61 @@ def test_state_records_partition_files_and_local_days(built: DataLayout) -> None
     first = state.partitions[f"date={FIRST.isoformat()}"]
     assert len(first.files) == 1
     assert first.days == [FIRST.isoformat(), (FIRST + dt.timedelta(days=1)).isoformat()]
+
+
+def compactor(layout: DataLayout, retention_days: int = 400) -> Compactor:
+    policy = CompactionPolicy(min_files=2, retention_days=retention_days)
+    return Compactor(LocalTarget(layout), policy, today=lambda: FIRST + dt.timedelta(days=5))
+
+
+def test_compaction_rewriting_a_partition_is_noticed_and_changes_no_number(built: DataLayout, tmp_path: Path) -> None:
+    day = FIRST + dt.timedelta(days=3)
+    for n in range(3):  # three more small parts, as the collector publishes them
+        write_ledger(built, generated_records(day, 1, per_day=10, seed=20 + n, tag=f"late{n}"))
+    refresh(built, TZ)
+    before = mart_bytes(built)
+    folder = built.partition_dir(USAGE_TABLE, day)
+    assert len(list(folder.glob("*.parquet"))) == 4
+
+    report = compactor(built).run()
+    seen: list[tuple[int, int]] = []
+    refresh(built, TZ, progress=lambda done, total: seen.append((done, total)))
+
+    assert report.partitions_compacted == 1 and len(list(folder.glob("*.parquet"))) == 1
+    assert seen == [(1, 2), (2, 2)]  # same rows, new file set: its two local days were rebuilt
+    state = load_state(built)
+    assert state is not None and set(state.partitions[folder.name].files) == {p.name for p in folder.glob("*.parquet")}
+    assert mart_bytes(built) == before == full_rebuild(built, tmp_path)
+
+
+def test_retention_dropping_old_partitions_matches_a_full_rebuild(built: DataLayout, tmp_path: Path) -> None:
+    report = compactor(built, retention_days=3).run()  # today is FIRST + 5: FIRST and FIRST + 1 go
+
+    refresh(built, TZ)
+
+    assert report.partitions_dropped == [
+        f"usage/{FIRST.isoformat()}",
+        f"usage/{(FIRST + dt.timedelta(days=1)).isoformat()}",
+    ]
+    assert mart_bytes(built) == full_rebuild(built, tmp_path)
+    days = set(pl.read_parquet(built.mart_file("spend_daily"))["date"])
+    # Shanghai's FIRST + 2 is part UTC FIRST + 1 (dropped), part FIRST + 2 (kept): it stays, smaller.
+    assert min(days) == FIRST + dt.timedelta(days=2)
+
+
+def test_a_part_replaced_under_its_name_with_the_same_size_and_mtime_is_a_new_file_set(layout: DataLayout) -> None:
+    folder = layout.partition_dir(USAGE_TABLE, FIRST)
+    folder.mkdir(parents=True)
+    part = folder / "part-a.parquet"
+    part.write_bytes(b"A" * 64)
+    before = list_partitions(layout)
+    stat = part.stat()
+    temp = folder / ".part-a.parquet.tmp"
+    temp.write_bytes(b"B" * 64)  # same size, other content
+    os.utime(temp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(temp, part)  # how every writer publishes
+
+    after = list_partitions(layout)
+
+    assert part.stat().st_size == stat.st_size and part.stat().st_mtime_ns == stat.st_mtime_ns
+    assert after != before
