@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,36 +36,58 @@ from meterline.layout import DataLayout, atomic_target, publish
 Progress = Callable[[int, int], None]
 """Called with (days done, days to do) as the rebuild goes."""
 
+logger = logging.getLogger(__name__)
+
 MART_NAMES: tuple[str, ...] = (spend_daily.MART, spend_monthly.MART, latency_daily.MART)
 
 
+ATTEMPTS = 3
+"""Runs tried when a part file vanishes mid-run (compaction swapped its partition folder)."""
+
+
 def refresh(layout: DataLayout, timezone: str = "UTC", progress: Progress | None = None) -> dict[str, int]:
-    """Bring every mart up to date with the ledger; returns each mart's row count."""
+    """Bring every mart up to date with the ledger; returns each mart's row count.
+
+    A part listed before the collector's compaction swapped its partition and opened after it is
+    gone; the run then starts over from a fresh listing (nothing was written yet), as often as
+    `ATTEMPTS` allows.
+    """
     layout.marts_dir.mkdir(parents=True, exist_ok=True)
     with _lock(layout):
-        current = list_partitions(layout)
-        state = load_state(layout)
-        full = (
-            state is None
-            or state.timezone != timezone
-            or state.version != STATE_VERSION
-            or not all(layout.mart_file(name).exists() for name in MART_NAMES)
-        )
-        old = {} if full or state is None else state.partitions
-        parts = {
-            name: old[name] if name in old and old[name].files == files else survey(layout, name, files, timezone)
-            for name, files in current.items()
-        }
-        changed = [
-            name
-            for name in sorted(set(parts) | set(old))
-            if name not in parts or name not in old or parts[name] is not old[name]
-        ]
-        affected = sorted({dt.date.fromisoformat(d) for n in changed for d in [*_days(old, n), *_days(parts, n)]})
-        if full or affected:
-            _rebuild(layout, timezone, parts, affected, full, progress)
-            save_state(layout, MartState(timezone=timezone, partitions=parts))
-        return {name: _height(layout, name) for name in MART_NAMES}
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return _refresh(layout, timezone, progress)
+            except FileNotFoundError:
+                if attempt == ATTEMPTS:
+                    raise
+                logger.info("a ledger part vanished under the mart run (compaction); starting over")
+    raise AssertionError("unreachable")
+
+
+def _refresh(layout: DataLayout, timezone: str, progress: Progress | None) -> dict[str, int]:
+    current = list_partitions(layout)
+    state = load_state(layout)
+    full = (
+        state is None
+        or state.timezone != timezone
+        or state.version != STATE_VERSION
+        or not all(layout.mart_file(name).exists() for name in MART_NAMES)
+    )
+    old = {} if full or state is None else state.partitions
+    parts = {
+        name: old[name] if name in old and old[name].files == files else survey(layout, name, files, timezone)
+        for name, files in current.items()
+    }
+    changed = [
+        name
+        for name in sorted(set(parts) | set(old))
+        if name not in parts or name not in old or parts[name] is not old[name]
+    ]
+    affected = sorted({dt.date.fromisoformat(d) for n in changed for d in [*_days(old, n), *_days(parts, n)]})
+    if full or affected:
+        _rebuild(layout, timezone, parts, affected, full, progress)
+        save_state(layout, MartState(timezone=timezone, partitions=parts))
+    return {name: _height(layout, name) for name in MART_NAMES}
 
 
 def _rebuild(

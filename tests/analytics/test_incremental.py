@@ -6,10 +6,12 @@ import datetime as dt
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
+from analytics import incremental
 from analytics.incremental import MART_NAMES, refresh
 from analytics.mart_state import list_partitions, load_state, state_path
 from collector.compaction import CompactionPolicy, Compactor
@@ -162,3 +164,24 @@ def test_a_part_replaced_under_its_name_with_the_same_size_and_mtime_is_a_new_fi
 
     assert part.stat().st_size == stat.st_size and part.stat().st_mtime_ns == stat.st_mtime_ns
     assert after != before
+
+
+def test_a_part_vanishing_mid_run_starts_the_run_over(
+    layout: DataLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_ledger(layout, generated_records(FIRST, 2, per_day=20))
+    calls: list[str] = []
+    real = incremental.survey
+
+    def racing(*args: Any) -> Any:
+        calls.append(args[1])
+        if len(calls) == 1:
+            raise FileNotFoundError("No such file or directory (os error 2): part swapped by compaction")
+        return real(*args)
+
+    monkeypatch.setattr(incremental, "survey", racing)
+
+    refresh(layout, TZ)
+
+    assert calls[0] == calls[1]  # the first partition surveyed again, from a fresh listing
+    assert mart_bytes(layout) == full_rebuild(layout, tmp_path)
