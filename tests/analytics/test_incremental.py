@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from analytics import incremental
+from analytics import incremental, partitions
 from analytics.incremental import MART_NAMES, refresh
 from analytics.mart_state import list_partitions, load_state, state_path
 from collector.compaction import CompactionPolicy, Compactor
@@ -171,7 +171,7 @@ def test_a_part_vanishing_mid_run_starts_the_run_over(
 ) -> None:
     write_ledger(layout, generated_records(FIRST, 2, per_day=20))
     calls: list[str] = []
-    real = incremental.survey
+    real = partitions.survey
 
     def racing(*args: Any) -> Any:
         calls.append(args[1])
