@@ -38,11 +38,17 @@ class Period:
     def last_day(self) -> dt.date:
         return (self.end - dt.timedelta(days=1)).date()
 
+    @property
+    def length(self) -> dt.timedelta:
+        """Elapsed time, not wall-clock time: a day with a DST switch lasts 23 or 25 hours.
+        (Python subtracts two datetimes sharing a tzinfo by their wall clocks, hence UTC.)"""
+        return self.end.astimezone(dt.UTC) - self.start.astimezone(dt.UTC)
+
     def elapsed_fraction(self, now: dt.datetime) -> float:
-        return min(1.0, max(0.0, (now - self.start) / (self.end - self.start)))
+        return min(1.0, max(0.0, (now - self.start.astimezone(dt.UTC)) / self.length))
 
     def days_left(self, now: dt.datetime) -> float:
-        return max(0.0, (self.end - now) / dt.timedelta(days=1))
+        return max(0.0, (self.end.astimezone(dt.UTC) - now) / dt.timedelta(days=1))
 
 
 def period_of(now: dt.datetime, kind: PeriodKind, timezone: str) -> Period:
