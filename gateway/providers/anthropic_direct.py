@@ -52,7 +52,7 @@ class AnthropicDirect(SessionOwner):
         if deployment.api_key is not None:
             headers["x-api-key"] = deployment.api_key.reveal()
         body = {**request.body, "model": deployment.model}
-        response = await post(self.session, messages_url(deployment.api_base), body, headers, deployment)
+        response = await post(self.client, messages_url(deployment.api_base), body, headers, deployment)
         if not request.stream:
             return message_response(*await read_json(response, deployment))
         reader = AnthropicTally()

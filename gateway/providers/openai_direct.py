@@ -7,59 +7,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from gateway.chat_request import ChatRequest
+from gateway.providers.h1 import ConnectionFailed, Response
+from gateway.providers.http import body_lines, connection_failure, post_bytes
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.session import SessionOwner
 from gateway.providers.sse import DONE, absorb_chunk, sse
 from gateway.routing.deployments import Deployment
-from gateway.routing.failures import UpstreamFailure
 from gateway.token_usage import from_usage_block
-
-_MAX_ERROR_BODY = 64 * 1024
-
-
-def _retry_after(headers: Any) -> float | None:
-    if ms := headers.get("retry-after-ms"):
-        try:
-            return float(ms) / 1000.0
-        except ValueError:
-            return None
-    if value := headers.get("retry-after"):
-        try:
-            return float(value)
-        except ValueError:
-            return None  # an HTTP date; treated as no hint
-    return None
-
-
-def scrub(text: str, deployment: Deployment) -> str:
-    """Never let a provider echo our provider key back to an agent or a log."""
-    if deployment.api_key is not None:
-        text = text.replace(deployment.api_key.reveal(), "***")
-    return text
-
-
-def failure_from_response(status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamFailure:
-    message, code = f"HTTP {status}", None
-    try:
-        error = json.loads(body).get("error") or {}
-        if isinstance(error, dict):
-            message = str(error.get("message") or message)
-            code = error.get("code") if isinstance(error.get("code"), str) else None
-        elif isinstance(error, str):
-            message = error
-    except (ValueError, AttributeError):
-        pass
-    return UpstreamFailure(
-        scrub(message, deployment)[:1000],
-        status=status,
-        retry_after=_retry_after(headers),
-        code=code,
-        context_window=code == "context_length_exceeded",
-    )
-
 
 _LEDGER_MARKERS = (b'"usage":{', b'"usage": {', b'"finish_reason":"', b'"finish_reason": "')
 
@@ -82,24 +37,13 @@ class OpenAIDirect(SessionOwner):
         if deployment.api_key is not None:
             headers["Authorization"] = f"Bearer {deployment.api_key.reveal()}"
         url = f"{deployment.api_base}/chat/completions"
-        try:
-            response = await self.session.post(url, data=self._payload(deployment, request), headers=headers)
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure(
-                scrub(str(exc), deployment) or type(exc).__name__, status=None, kind="connection"
-            ) from None
-        if response.status != 200:
-            try:
-                body = await response.content.read(_MAX_ERROR_BODY)
-            finally:
-                response.release()
-            raise failure_from_response(response.status, body, response.headers, deployment)
+        response = await post_bytes(self.client, url, self._payload(deployment, request), headers, deployment)
         if request.stream:
-            return self._stream(response, request.client_wants_usage)
+            return self._stream(response, request.client_wants_usage, deployment)
         try:
             body = await response.read()
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure(str(exc) or type(exc).__name__, status=None, kind="connection") from None
+        except ConnectionFailed as exc:
+            raise connection_failure(exc, deployment) from None
         finally:
             response.release()
         data = json.loads(body)
@@ -113,7 +57,7 @@ class OpenAIDirect(SessionOwner):
             texts=[] if usage else [str((c.get("message") or {}).get("content") or "") for c in choices],
         )
 
-    def _stream(self, response: aiohttp.ClientResponse, client_wants_usage: bool) -> ChatStream:
+    def _stream(self, response: Response, client_wants_usage: bool, deployment: Deployment) -> ChatStream:
         tally = StreamTally()
         unparsed: list[bytes] = []
 
@@ -129,7 +73,7 @@ class OpenAIDirect(SessionOwner):
         async def events() -> AsyncIterator[bytes]:
             first = True
             try:
-                async for raw in response.content:
+                async for raw in body_lines(response, deployment):
                     line = raw.strip()
                     if not line.startswith(b"data:"):
                         continue

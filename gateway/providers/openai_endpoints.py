@@ -7,9 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from gateway.endpoint_request import EndpointRequest
+from gateway.providers.h1 import Response
 from gateway.providers.http import body_lines, post, read_json
 from gateway.providers.named_events import ResponsesTally, frames
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
@@ -54,11 +53,11 @@ def responses_response(body: bytes, data: dict[str, Any]) -> ChatResponse:
 
 
 class OpenAIEndpoints(SessionOwner):
-    async def _post(self, deployment: Deployment, path: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
+    async def _post(self, deployment: Deployment, path: str, body: dict[str, Any]) -> Response:
         headers = {}
         if deployment.api_key is not None:
             headers["Authorization"] = f"Bearer {deployment.api_key.reveal()}"
-        return await post(self.session, f"{deployment.api_base}{path}", body, headers, deployment)
+        return await post(self.client, f"{deployment.api_base}{path}", body, headers, deployment)
 
     async def completions(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
         body = {**request.body, "model": deployment.model}
@@ -80,9 +79,7 @@ class OpenAIEndpoints(SessionOwner):
             return self._responses_stream(response, deployment)
         return responses_response(*await read_json(response, deployment))
 
-    def _completion_stream(
-        self, response: aiohttp.ClientResponse, client_wants_usage: bool, deployment: Deployment
-    ) -> ChatStream:
+    def _completion_stream(self, response: Response, client_wants_usage: bool, deployment: Deployment) -> ChatStream:
         tally = StreamTally()
 
         async def events() -> AsyncIterator[bytes]:
@@ -100,7 +97,7 @@ class OpenAIEndpoints(SessionOwner):
 
         return _stream(events(), tally, response)
 
-    def _responses_stream(self, response: aiohttp.ClientResponse, deployment: Deployment) -> ChatStream:
+    def _responses_stream(self, response: Response, deployment: Deployment) -> ChatStream:
         reader = ResponsesTally()
 
         async def events() -> AsyncIterator[bytes]:
@@ -115,7 +112,7 @@ class OpenAIEndpoints(SessionOwner):
         return _stream(events(), reader.tally, response)
 
 
-def _stream(iterator: AsyncIterator[bytes], tally: StreamTally, response: aiohttp.ClientResponse) -> ChatStream:
+def _stream(iterator: AsyncIterator[bytes], tally: StreamTally, response: Response) -> ChatStream:
     async def close() -> None:
         await iterator.aclose()  # type: ignore[attr-defined]
         response.close()

@@ -1,30 +1,22 @@
-"""The pooled aiohttp session every direct forward owns: opened at start, closed at shutdown."""
+"""The pooled HTTP client every direct forward owns: opened at start, closed at shutdown."""
 
 from __future__ import annotations
 
-import aiohttp
-
-
-def new_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-        auto_decompress=True,
-    )
+from gateway.providers.h1 import HttpClient
 
 
 class SessionOwner:
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HttpClient | None = None
 
     async def start(self) -> None:
-        self._session = new_session()
+        self._client = HttpClient()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            self._client.close()
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None, "start() first"
-        return self._session
+    def client(self) -> HttpClient:
+        assert self._client is not None, "start() first"
+        return self._client

@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
+from gateway.providers.http import failure_from_response
 from gateway.providers.litellm_translate import _failure as litellm_failure
-from gateway.providers.openai_direct import failure_from_response
 from gateway.routing.deployments import build_deployment
 from gateway.telemetry.sink import InMemorySink
 from meterline.config import ModelDeployment
