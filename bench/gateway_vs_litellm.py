@@ -244,7 +244,7 @@ def main() -> None:
         meterline = [sys.executable, "-m", "meterline", "--config", str(meterline_yaml)]
         collector = server(
             "collector",
-            [*meterline, "collector", "--port", str(collector_port)],
+            [*meterline, "collector", "--port", str(collector_port), "--grpc-port", "0"],
             f"http://127.0.0.1:{collector_port}/health",
             LOAD_CPUS,
         )

@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 from meterline.usage_record import UsageRecord
 
@@ -59,6 +61,7 @@ class GatewayMetrics:
         self._model_groups = frozenset(model_groups) if model_groups is not None else None
         self._clock = clock
         self._unpriced_logged_at: dict[str, float] = {}
+        self._children: dict[tuple[object, ...], Any] = {}
         r = self.registry
         self.requests = Counter(
             "meterline_requests_total",
@@ -136,26 +139,22 @@ class GatewayMetrics:
         response-cache hit, what the upstream call would have cost."""
         group = self._group_label(record.model_requested)
         model = record.model or ""
-        self.requests.labels(
-            model_group=group,
-            model=model,
-            status=record.status,
-            http_status=str(record.http_status),
-            stream="true" if record.stream else "false",
-        ).inc()
-        self.request_duration.labels(model_group=group, status=record.status).observe(record.latency_ms / 1000.0)
+        child = self._child
+        status = record.status
+        child(self.requests, group, model, status, str(record.http_status), "true" if record.stream else "false").inc()
+        child(self.request_duration, group, status).observe(record.latency_ms / 1000.0)
         if record.ttft_ms is not None:
-            self.ttft.labels(model_group=group).observe(record.ttft_ms / 1000.0)
+            child(self.ttft, group).observe(record.ttft_ms / 1000.0)
         if record.cache_hit:
             if cost_saved_usd > 0:
-                self.cost_saved.labels(model=model).inc(cost_saved_usd)
+                child(self.cost_saved, model).inc(cost_saved_usd)
             return
         for kind, field_name in TOKEN_KINDS:
             count: int = getattr(record, field_name)
             if count > 0:
-                self.tokens.labels(model=model, kind=kind).inc(count)
+                child(self.tokens, model, kind).inc(count)
         if record.cost_usd > 0:
-            self.cost.labels(model=model).inc(record.cost_usd)
+            child(self.cost, model).inc(record.cost_usd)
         elif priced and record.input_tokens + record.output_tokens > 0:
             self._unpriced_usage(record, model)
 
@@ -165,8 +164,18 @@ class GatewayMetrics:
             raise ValueError(
                 f"unknown upstream attempt outcome {outcome!r}; expected one of {sorted(ATTEMPT_OUTCOMES)}"
             )
-        self.attempts.labels(deployment=deployment, outcome=outcome).inc()
-        self.attempt_duration.labels(deployment=deployment).observe(seconds)
+        self._child(self.attempts, deployment, outcome).inc()
+        self._child(self.attempt_duration, deployment).observe(seconds)
+
+    def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """`metric.labels(*values)`, cached: prometheus_client validates and joins the labels on
+        every call, which costs more than the increment itself. Label values are bounded (see the
+        module docstring), so the cache is too."""
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def set_telemetry_pending(self, n: int) -> None:
         self.telemetry_pending.set(n)

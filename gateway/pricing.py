@@ -53,15 +53,23 @@ class PriceBook:
             digest = hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()[:12]
         self._table: dict[str, Any] = {k: v for k, v in table.items() if isinstance(v, dict)}
         self._tiers: dict[int, tuple[dict[str, float], dict[str, list[tuple[int, float]]]]] = {}
+        # (model, provider) -> entry, so a request looks its model up once, not per candidate name.
+        self._entries: dict[tuple[str, str | None], dict[str, Any] | None] = {}
         self.version = f"litellm-{importlib.metadata.version('litellm')}+{digest}"
 
     def entry(self, model: str, provider: str | None) -> dict[str, Any] | None:
-        candidates = [f"{provider}/{model}", model] if provider else [model]
-        for name in candidates:
-            found: dict[str, Any] | None = self._table.get(name)
+        try:
+            return self._entries[(model, provider)]
+        except KeyError:
+            pass
+        found: dict[str, Any] | None = None
+        for name in [f"{provider}/{model}", model] if provider else [model]:
+            found = self._table.get(name)
             if found is not None:
-                return found
-        return None
+                break
+        if len(self._entries) < 10_000:  # models come from the config and providers; bounded anyway
+            self._entries[(model, provider)] = found
+        return found
 
     def is_priced(self, model: str, provider: str | None) -> bool:
         entry = self.entry(model, provider)
@@ -82,7 +90,10 @@ class PriceBook:
         return cached
 
     def rates(self, entry: dict[str, Any], input_tokens: int) -> dict[str, float]:
+        """The rates that apply at `input_tokens`; the returned dict must not be changed."""
         base, tiers = self._parsed(entry)
+        if not tiers:
+            return base
         rates = dict(base)
         for kind, steps in tiers.items():
             for threshold, rate in steps:
