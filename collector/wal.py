@@ -8,15 +8,19 @@ closed one into Parquet files named after it (so publishing a segment again afte
 overwrites the same files instead of duplicating rows) and then deletes it.
 
 On open, a truncated or corrupt tail (a crash mid-append) is cut off with one log line; those
-bytes were never acknowledged.
+bytes were never acknowledged. An open log holds an exclusive flock on its directory, so a second
+collector (or `meterline collector compact`) on the same data cannot run beside it; the kernel
+drops the lock when the process dies, however it dies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -48,6 +52,27 @@ def parquet_name(segment: str) -> str:
 def pending_parquet_names(directory: Path) -> set[str]:
     """Parquet names of every segment still on disk: files by these names may be written again."""
     return {parquet_name(path.name) for path in directory.glob("wal-*.log")}
+
+
+class WalInUse(Exception):
+    """Another process holds the write-ahead log's directory."""
+
+
+def lock_directory(directory: Path, wait_s: float = 0.0) -> int:
+    """An fd holding an exclusive flock on `directory` (closing it releases the lock); waits up
+    to `wait_s` for a previous holder to go (a restart racing the old process's exit)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise WalInUse(f"{directory} is in use by another collector process") from None
+        time.sleep(0.1)
 
 
 def encode(table: str, data: pa.Table) -> bytes:
@@ -82,13 +107,14 @@ class WriteAheadLog:
         self._lock = threading.Lock()
         self._queue: list[tuple[bytes, int, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self._dir_lock: int | None = None
 
     # -- recovery ------------------------------------------------------------------------------
 
     def open(self) -> list[Batch]:
         """Cut damaged tails, start a fresh active segment and return every batch still in the
         log (blocking). Those segments stay in `closed_segments` until published."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._dir_lock = lock_directory(self.directory, wait_s=5.0)
         batches: list[Batch] = []
         for path in sorted(self.directory.glob("wal-*.log")):
             segment = int(path.name[4:16])
@@ -201,10 +227,13 @@ class WriteAheadLog:
         fsync_dir(self.directory)
 
     def close(self) -> None:
-        """Close the active segment, deleting it when empty."""
+        """Close the active segment, deleting it when empty, and release the directory."""
         with self._lock:
             if self._handle is not None:
                 os.close(self._handle)
                 self._handle = None
                 if not self._active_bytes:
                     (self.directory / self._active_name).unlink(missing_ok=True)
+            if self._dir_lock is not None:
+                os.close(self._dir_lock)
+                self._dir_lock = None

@@ -38,11 +38,33 @@ def gateway(args: argparse.Namespace) -> int:
 def collector(args: argparse.Namespace) -> int:
     from collector.server import serve
 
-    config, layout = load(args)
+    config, _source = load_config(args.config)
+    data_dir = args.data_dir or config.storage.data_dir  # a path or s3://bucket/prefix
     if args.grpc_port is None:
-        serve(config, str(layout.root), host=args.host, port=args.port, grpc_port=4317, grpc_required=False)
+        serve(config, data_dir, host=args.host, port=args.port, grpc_port=4317, grpc_required=False)
     else:
-        serve(config, str(layout.root), host=args.host, port=args.port, grpc_port=args.grpc_port)
+        serve(config, data_dir, host=args.host, port=args.port, grpc_port=args.grpc_port)
+    return 0
+
+
+def collector_compact(args: argparse.Namespace) -> int:
+    from collector.maintenance import compact_once
+    from collector.settings import CollectorSettings
+    from collector.wal import WalInUse
+
+    config, _source = load_config(args.config)
+    settings = CollectorSettings.from_config(config, args.data_dir)
+    try:
+        report = compact_once(settings)
+    except WalInUse as exc:
+        interval = settings.compaction.interval_s
+        raise UsageError(f"{exc}; a running collector compacts every {interval:g} s by itself") from None
+    print(
+        f"compacted {report.files_merged} files ({report.rows_merged} rows) in {report.partitions_compacted} "
+        f"partitions; removed {len(report.partitions_dropped)} expired partitions"
+    )
+    for partition in report.partitions_dropped:
+        print(f"  removed {partition}")
     return 0
 
 

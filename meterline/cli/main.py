@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="OTLP/gRPC port, 0 for none (default: 4317; when it is taken, HTTP only, with a warning)",
     )
     collector.set_defaults(run=commands.collector)
+    collector_actions = collector.add_subparsers(dest="collector_verb", metavar="ACTION")
+    compact = collector_actions.add_parser(
+        "compact", help="merge small Parquet files and remove expired partitions once (collector stopped)"
+    )
+    _shared(compact, top=False)
+    compact.set_defaults(run=commands.collector_compact)
 
     analytics = verbs.add_parser("analytics", help="build the spend marts")
     analytics_verbs = analytics.add_subparsers(dest="analytics_verb", required=True, metavar="ACTION")
