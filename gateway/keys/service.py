@@ -25,11 +25,13 @@ from gateway.keys.store import KeyStore, KeyStoreError
 from gateway.keys.tokens import MAX_TOKEN_SECONDS, TokenIssuer
 from meterline.config import MeterlineConfig
 from meterline.layout import DataLayout
-from meterline.secrets import live_secret
+from meterline.secrets import is_reference, live_secret
 
 log = logging.getLogger("gateway.keys")
 
 HASH_SECRET_FILE = "key-hash.secret"
+MASTER_RECHECK_SECONDS = 10.0
+"""A master key that matches nothing refreshes the master key reference at most this often."""
 JWT_SECRET_FILE = "jwt-signing.secret"
 
 
@@ -110,7 +112,10 @@ class KeyRuntime:
         """The current master key, or the previous one during the rotation grace."""
         if self.master is None:
             return False
-        return any(equal(presented, value) for value, _until in self.master.accepted())
+        if any(equal(presented, value) for value, _until in self.master.accepted()):
+            return True
+        self.master.secret.refresh_soon(MASTER_RECHECK_SECONDS)  # rotated already? the next try knows
+        return False
 
     async def start(self) -> None:
         """Open the store, upsert the declared agents and load the first snapshot."""
@@ -123,15 +128,18 @@ class KeyRuntime:
             raise
         self.services = services
         if isinstance(services.hasher, RotatingHasher):
-            services.hasher.on_change(self._hash_secret_rotated)
+            services.hasher.on_change(self._declared_changed)
+        for agent in self.config.agents:
+            if agent.key is not None and is_reference(agent.key):
+                live_secret(agent.key).on_change(lambda new, old: self._declared_changed())
         if self.master_key is None:
             log.info("admin API off: no general_settings.master_key configured (/admin/* answers 403)")
         else:
             log.info("admin API on /admin/agents and /admin/keys (master key required)")
 
-    def _hash_secret_rotated(self) -> None:
-        """Pre-issued config keys are known in plaintext: store them under the new secret now
-        (the old records end after the grace, like any rotated config key)."""
+    def _declared_changed(self) -> None:
+        """A pre-issued key's reference or the hashing secret rotated: store the config's keys
+        as they are now (the records they replace end after the grace, like any rotated key)."""
         task = asyncio.get_running_loop().create_task(self._rehash_declared())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -143,7 +151,7 @@ class KeyRuntime:
             await upsert_declared(self.services, self.config)
             await self.directory.refresh()
         except KeyStoreError as exc:
-            log.warning("key store: could not store the pre-issued keys under the new hash secret: %s", exc)
+            log.warning("key store: could not store the rotated pre-issued keys: %s", exc)
 
     async def close(self) -> None:
         for task in list(self._background):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,6 +66,7 @@ class LiveSecret:
         self.failures = 0
         self.last_error: str | None = None
         self._listeners: list[Listener] = []
+        self._soon_at = float("-inf")
 
     @classmethod
     def fixed(cls, value: str) -> LiveSecret:
@@ -120,6 +122,19 @@ class LiveSecret:
             task = self._inflight = asyncio.get_running_loop().create_task(self._refresh())
             task.add_done_callback(self._finished)
         return await asyncio.shield(task)
+
+    def refresh_soon(self, min_interval: float) -> None:
+        """Start a refresh in the background, unless one is running or this started one less than
+        `min_interval` seconds ago. For a presented value that matches nothing: it may be the next
+        version, rotated in the backend and not fetched yet (never awaited: no I/O for the caller)."""
+        if self.refresh_seconds is None or self._inflight is not None:
+            return
+        started = time.monotonic()
+        if started - self._soon_at < min_interval:
+            return
+        self._soon_at = started
+        task = self._inflight = asyncio.get_running_loop().create_task(self._refresh())
+        task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[SecretVersion]) -> None:
         if self._inflight is task:

@@ -33,8 +33,18 @@ from tests.servers import serve_in_thread
 
 PREISSUED = "preissued-key-rotation-test"
 GRACE = 600
-OLD = {"master": "sk-master-old-0123456789", "hash": "hash-secret-old-0123456789", "jwt": "jwt-old-" + "0" * 32}
-NEW = {"master": "sk-master-new-9876543210", "hash": "hash-secret-new-9876543210", "jwt": "jwt-new-" + "9" * 32}
+OLD = {
+    "master": "sk-master-old-0123456789",
+    "hash": "hash-secret-old-0123456789",
+    "jwt": "jwt-old-" + "0" * 32,
+    "agent": "research-agent-key-old-0001",
+}
+NEW = {
+    "master": "sk-master-new-9876543210",
+    "hash": "hash-secret-new-9876543210",
+    "jwt": "jwt-new-" + "9" * 32,
+    "agent": "research-agent-key-new-0002",
+}
 _mtime = iter(range(1_800_000_000, 1_900_000_000, 10))
 
 
@@ -45,14 +55,15 @@ def write(path: Path, value: str) -> None:
     os.utime(path, ns=(stamp, stamp))
 
 
-def references(secrets_dir: Path) -> dict[str, str]:
-    return {name: f"file://{secrets_dir / name}?refresh=0.05" for name in OLD}
+def references(secrets_dir: Path, refresh: float) -> dict[str, str]:
+    return {name: f"file://{secrets_dir / name}?refresh={refresh}" for name in OLD}
 
 
-def config(data_dir: Path, secrets_dir: Path) -> MeterlineConfig:
-    refs = references(secrets_dir)
+def config(data_dir: Path, secrets_dir: Path, refresh: float = 0.05) -> MeterlineConfig:
+    refs = references(secrets_dir, refresh)
     text = DEFAULT_CONFIG_YAML.replace("storage:\n  data_dir: ./data", f"storage:\n  data_dir: {data_dir}")
     text = text.replace("key: demo-key-support-bot", f"key: {PREISSUED}")
+    text = text.replace("key: demo-key-research-agent", f"key: {refs['agent']}")
     text += f"""general_settings:
   master_key: {refs["master"]}
 key_store:
@@ -108,8 +119,8 @@ def secrets_dir(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def serve(data_dir: Path, secrets_dir: Path, clock: Clock) -> Iterator[Gateway]:
-    app = create_app(config(data_dir, secrets_dir), sink=InMemorySink(), clock=clock)
+def serve(data_dir: Path, secrets_dir: Path, clock: Clock, refresh: float = 0.05) -> Iterator[Gateway]:
+    app = create_app(config(data_dir, secrets_dir, refresh), sink=InMemorySink(), clock=clock)
     with serve_in_thread(app) as url, httpx.Client(base_url=url) as http:
         yield Gateway(url, http, app.state.secrets)
 
@@ -120,7 +131,8 @@ def test_rotation_locks_out_only_what_the_grace_says(tmp_path: Path, secrets_dir
         fresh, used, idle = rotate_under(gateway, secrets_dir, clock)
     # A gateway started afresh knows only the new secrets and agrees.
     with serve(tmp_path / "data", secrets_dir, clock) as gateway:
-        assert [gateway.chat(k) for k in (used, PREISSUED, fresh, idle)] == [200, 200, 200, 401]
+        keys = (used, PREISSUED, fresh, NEW["agent"], idle, OLD["agent"])
+        assert [gateway.chat(k) for k in keys] == [200, 200, 200, 200, 401, 401]
         assert gateway.admin("GET", "/admin/agents", OLD["master"]).status_code == 401
 
 
@@ -141,6 +153,8 @@ def rotate_under(gateway: Gateway, secrets_dir: Path, clock: Clock) -> tuple[str
     assert gateway.chat(used) == 200
     assert gateway.chat(PREISSUED) == 200
     assert gateway.chat(old_token) == 200
+    wait_for(lambda: gateway.chat(NEW["agent"]) == 200, "the rotated pre-issued key to be stored")
+    assert gateway.chat(OLD["agent"]) == 200
     new_token = gateway.token(used)
     assert jwt.decode(new_token, NEW["jwt"], algorithms=["HS256"])["sub"] == "research-agent"
     with pytest.raises(jwt.InvalidSignatureError):
@@ -157,5 +171,19 @@ def rotate_under(gateway: Gateway, secrets_dir: Path, clock: Clock) -> tuple[str
     assert gateway.chat(PREISSUED) == 200
     assert gateway.chat(fresh) == 200
     assert gateway.chat(new_token) == 200
+    assert gateway.chat(NEW["agent"]) == 200
     assert gateway.chat(idle) == 401
+    assert gateway.chat(OLD["agent"]) == 401
     return fresh, used, idle
+
+
+def test_a_master_key_rotated_before_the_refresh_works_at_the_second_try(tmp_path: Path, secrets_dir: Path) -> None:
+    """Rotated in the backend and used at once: the miss starts a refresh (at most one per 10 s),
+    so the operator's retry is let in without waiting for the hour-long refresh interval."""
+    clock = Clock(time.time())
+    with serve(tmp_path / "data", secrets_dir, clock, refresh=3600) as gateway:
+        write(secrets_dir / "master", NEW["master"])
+        assert gateway.admin("GET", "/admin/agents", NEW["master"]).status_code == 401
+        wait_for(lambda: gateway.admin("GET", "/admin/agents", NEW["master"]).status_code == 200, "the new key")
+        assert gateway.admin("GET", "/admin/agents", OLD["master"]).status_code == 200  # in its grace
+        assert gateway.registry.live(references(secrets_dir, 3600)["master"]).refreshes == 1

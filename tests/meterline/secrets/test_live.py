@@ -123,3 +123,42 @@ def test_resolution_error_message_is_exact() -> None:
     assert str(error) == (
         "cannot resolve secret reference 'vault://secret/x#k' (vault): no secret or version at secret/data/x (HTTP 404)"
     )
+
+
+def test_listeners_hear_a_new_value_once_and_a_broken_one_stops_no_other(caplog: pytest.LogCaptureFixture) -> None:
+    backend = ScriptedBackend()
+    secret = live(backend)
+    heard: list[tuple[str, str]] = []
+
+    def broken(new: SecretVersion, old: SecretVersion) -> None:
+        raise RuntimeError(new.value)
+
+    secret.on_change(broken)
+    secret.on_change(lambda new, old: heard.append((new.value, old.value)))
+
+    async def scenario() -> None:
+        await secret.refresh_now()  # same value: nobody is told
+        backend.value, backend.version = "sk-live-two", "v2"
+        await secret.refresh_now()
+        backend.version = "v3"  # a new version with the same value: nothing to rebuild
+        await secret.refresh_now()
+
+    asyncio.run(scenario())
+    assert heard == [("sk-live-two", "sk-live-one")]
+    assert "a component could not take the new version (RuntimeError)" in caplog.text
+    assert "sk-live-two" not in caplog.text
+
+
+def test_refresh_soon_starts_at_most_one_refresh_per_interval() -> None:
+    backend = ScriptedBackend()
+    secret = live(backend)
+
+    async def scenario() -> int:
+        backend.value = "sk-live-two"
+        for _ in range(5):
+            secret.refresh_soon(60)
+            await asyncio.sleep(0.05)
+        return backend.fetches
+
+    assert asyncio.run(scenario()) == 2  # the first fetch, then one refresh
+    assert secret.reveal() == "sk-live-two"

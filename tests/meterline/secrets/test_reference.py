@@ -56,6 +56,14 @@ def test_a_literal_never_shows_itself() -> None:
         ("aws-secretsmanager://", "names no secret"),
         ("aws-secretsmanager://k?stage=AWSCURRENT", "unknown parameter(s) stage"),
         ("os.environ/K?refresh=0", "refresh must be a positive number of seconds"),
+        (
+            "gcp-sm://projects/p/secrets/k",
+            "unknown reference scheme gcp-sm:// (known: os.environ/, file://, aws-secretsmanager://, vault://)",
+        ),
+        (
+            "env://OPENAI_API_KEY",
+            "unknown reference scheme env:// (known: os.environ/, file://, aws-secretsmanager://, vault://)",
+        ),
     ],
 )
 def test_malformed_references(text: str, reason: str) -> None:
@@ -63,3 +71,10 @@ def test_malformed_references(text: str, reason: str) -> None:
         parse_reference(text)
     assert caught.value.reason == reason
     assert caught.value.reference == text
+
+
+@pytest.mark.parametrize(
+    "url", ["https://oapi.dingtalk.com/robot/send?access_token=t", "redis://:pw@h:6379/0", "postgresql://u:p@h/db"]
+)
+def test_urls_a_setting_takes_stay_literals(url: str) -> None:
+    assert parse_reference(url).is_literal
