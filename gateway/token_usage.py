@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from gateway.json_codec import dumps_sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ def from_usage_block(block: Any) -> TokenUsage | None:
         cache_read_input_tokens=_int(prompt_details.get("cached_tokens") or data.get("cache_read_input_tokens")),
         cache_creation_input_tokens=_int(data.get("cache_creation_input_tokens")),
         reasoning_output_tokens=_int(completion_details.get("reasoning_tokens")),
-        raw=json.dumps({k: v for k, v in data.items() if k != "cost"}, separators=(",", ":"), sort_keys=True),
+        raw=dumps_sorted({k: v for k, v in data.items() if k != "cost"}),
     )
 
 
@@ -56,7 +57,7 @@ def from_responses_usage(block: Any) -> TokenUsage | None:
         output_tokens=_int(block.get("output_tokens")),
         cache_read_input_tokens=_int(input_details.get("cached_tokens")),
         reasoning_output_tokens=_int(output_details.get("reasoning_tokens")),
-        raw=json.dumps({k: v for k, v in block.items() if k != "cost"}, separators=(",", ":"), sort_keys=True),
+        raw=dumps_sorted({k: v for k, v in block.items() if k != "cost"}),
     )
 
 
@@ -72,5 +73,5 @@ def from_anthropic_usage(block: Any) -> TokenUsage | None:
         output_tokens=_int(block.get("output_tokens")),
         cache_read_input_tokens=cache_read,
         cache_creation_input_tokens=cache_creation,
-        raw=json.dumps(block, separators=(",", ":"), sort_keys=True),
+        raw=dumps_sorted(block),
     )

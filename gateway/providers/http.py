@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from gateway.json_codec import dumps, loads
 from gateway.providers.h1 import ConnectionFailed, HttpClient, Response
 from gateway.routing.deployments import Deployment
 from gateway.routing.failures import UpstreamFailure
@@ -37,7 +37,7 @@ def scrub(text: str, deployment: Deployment) -> str:
 def failure_from_response(status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamFailure:
     message, code = f"HTTP {status}", None
     try:
-        error = json.loads(body).get("error") or {}
+        error = loads(body).get("error") or {}
         if isinstance(error, dict):
             message = str(error.get("message") or message)
             code = error.get("code") if isinstance(error.get("code"), str) else None
@@ -62,7 +62,7 @@ async def post(
     client: HttpClient, url: str, body: dict[str, Any], headers: dict[str, str], deployment: Deployment
 ) -> Response:
     """The provider's 200 response, unread; anything else raises UpstreamFailure."""
-    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    data = dumps(body)
     return await post_bytes(client, url, data, {"Content-Type": "application/json", **headers}, deployment)
 
 
@@ -93,7 +93,7 @@ async def read_json(response: Response, deployment: Deployment) -> tuple[bytes, 
     finally:
         response.release()
     try:
-        data = json.loads(body)
+        data = loads(body)
     except ValueError:
         raise UpstreamFailure("the provider answered with a body that is not JSON", status=502) from None
     return body, data if isinstance(data, dict) else {}

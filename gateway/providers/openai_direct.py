@@ -3,17 +3,18 @@ parse only what the ledger needs. No LiteLLM on this path."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from gateway.chat_request import ChatRequest
+from gateway.json_codec import dumps, loads
 from gateway.providers.h1 import ConnectionFailed, Response
 from gateway.providers.http import body_lines, connection_failure, post_bytes
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.session import SessionOwner
 from gateway.providers.sse import DONE, absorb_chunk, sse
 from gateway.routing.deployments import Deployment
+from gateway.routing.failures import UpstreamFailure
 from gateway.token_usage import from_usage_block
 
 _LEDGER_MARKERS = (b'"usage":{', b'"usage": {', b'"finish_reason":"', b'"finish_reason": "')
@@ -30,7 +31,7 @@ class OpenAIDirect(SessionOwner):
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {**request.stream_options, "include_usage": True}
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return dumps(body)
 
     async def chat(self, deployment: Deployment, request: ChatRequest) -> ChatResponse | ChatStream:
         headers = {"Content-Type": "application/json"}
@@ -46,7 +47,10 @@ class OpenAIDirect(SessionOwner):
             raise connection_failure(exc, deployment) from None
         finally:
             response.release()
-        data = json.loads(body)
+        try:
+            data = loads(body)
+        except ValueError:
+            raise UpstreamFailure("the provider answered with a body that is not JSON", status=502) from None
         choices = data.get("choices") or []
         usage = from_usage_block(data.get("usage"))
         return ChatResponse(
@@ -65,7 +69,7 @@ class OpenAIDirect(SessionOwner):
             # No usage from the provider: the gateway counts, so it needs every text.
             if tally.usage is None:
                 for payload in unparsed:
-                    for choice in json.loads(payload).get("choices") or []:
+                    for choice in loads(payload).get("choices") or []:
                         if isinstance(content := (choice.get("delta") or {}).get("content"), str):
                             tally.texts.append(content)
             unparsed.clear()
@@ -84,7 +88,7 @@ class OpenAIDirect(SessionOwner):
                     # finish reasons and usage. The rest pass through as received.
                     if first or _carries_ledger_data(payload):
                         first = False
-                        data = json.loads(payload)
+                        data = loads(payload)
                         had_usage = "usage" in data
                         out = absorb_chunk(data, tally, client_wants_usage)
                         if out is None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from gateway.json_codec import dumps
 from gateway.providers.results import StreamTally
 from gateway.token_usage import from_usage_block
 
@@ -12,7 +12,7 @@ DONE = b"data: [DONE]\n\n"
 
 
 def sse(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    return b"data: " + dumps(data) + b"\n\n"
 
 
 def absorb_chunk(data: dict[str, Any], tally: StreamTally, client_wants_usage: bool) -> dict[str, Any] | None:
