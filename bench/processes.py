@@ -80,6 +80,8 @@ class Server:
     cwd: str
     log: Path
     ready_headers: dict[str, str] = field(default_factory=dict)
+    ready_any_status: bool = False
+    """Ready at any HTTP answer (a server with no GET route), not only at 200."""
     process: subprocess.Popen[bytes] | None = None
     ready_s: float = 0.0
     peak_rss_mib: float = 0.0
@@ -102,7 +104,8 @@ class Server:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
                 try:
-                    if client.get(self.ready_url, headers=self.ready_headers).status_code == 200:
+                    status = client.get(self.ready_url, headers=self.ready_headers).status_code
+                    if status == 200 or self.ready_any_status:
                         break
                 except httpx.HTTPError:
                     pass
