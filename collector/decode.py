@@ -14,14 +14,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from collector.errors import BadRequest
+from collector.usage_columns import UsageColumns
 from collector.wire import Encoding, parse_request
 from meterline import semconv
-from meterline.otlp_usage import UsageDecodeError, from_log_record, is_usage_log
+from meterline.otlp_usage import UsageDecodeError, is_usage_log
 from meterline.span_row import SpanRow
 
 Row = dict[str, Any]
@@ -37,8 +40,15 @@ class DecodedBatch:
     """Rows ready for one table, plus what was rejected and why."""
 
     rows: list[Row] = field(default_factory=list)
+    """Span rows (traces)."""
+    table: pa.Table | None = None
+    """Usage records (logs), already in the ledger's Arrow schema."""
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return self.table.num_rows if self.table is not None else len(self.rows)
 
     def reject(self, where: str, reason: str) -> None:
         self.rejected += 1
@@ -73,24 +83,25 @@ def decode_traces(body: bytes, encoding: Encoding) -> DecodedBatch:
 
 
 def decode_logs(body: bytes, encoding: Encoding) -> DecodedBatch:
-    """Usage records from the `meterline.usage` log records; other logs are not stored (yet)."""
+    """Usage records from the `meterline.usage` log records, as `batch.table` (the ledger's
+    Arrow schema); other logs are not stored (yet)."""
     request = parse_request(body, encoding, ExportLogsServiceRequest)
     batch = DecodedBatch()
+    columns = UsageColumns()
     for r, resource_logs in enumerate(request.resource_logs):
         for s, scope_logs in enumerate(resource_logs.scope_logs):
             for i, log in enumerate(scope_logs.log_records):
                 if not is_usage_log(log):
                     continue
-                where = f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]"
                 try:
-                    row = from_log_record(log)
+                    columns.add(log)
                 except UsageDecodeError as exc:
-                    batch.reject(where, str(exc))
-                    continue
-                if not row["request_id"]:
-                    batch.reject(where, "empty request_id")
-                    continue
-                batch.rows.append(row)
+                    batch.reject(f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]", str(exc))
+    try:
+        batch.table = columns.table()
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        # Whole columns convert at once, so one bad value fails them all; name the batch, not a record.
+        raise BadRequest(f"usage records do not fit the ledger schema: {exc}") from None
     return batch
 
 
@@ -140,8 +151,13 @@ def _attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
     return {kv.key: _value(kv.value) for kv in pairs}
 
 
+_PLAIN = frozenset({"string_value", "int_value", "bool_value"})
+
+
 def _value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
+    if kind in _PLAIN:  # nearly every attribute: answer before the rarer kinds are tried
+        return getattr(value, kind)
     if kind == "array_value":
         return [_value(v) for v in value.array_value.values]
     if kind == "kvlist_value":

@@ -56,6 +56,18 @@ class UsageDeduplicator:
             out.append(row)
         return out
 
+    def fresh_mask(self, request_ids: list[str]) -> list[bool]:
+        """For each id: neither written nor repeated earlier in the list."""
+        seen = self._seen
+        batch: set[str] = set()
+        keep: list[bool] = []
+        for request_id in request_ids:
+            fresh = request_id not in seen and request_id not in batch
+            if fresh:
+                batch.add(request_id)
+            keep.append(fresh)
+        return keep
+
     def mark_ids(self, request_ids: Iterable[str | None]) -> None:
         self._seen.update(i for i in request_ids if i is not None)
 

@@ -135,26 +135,29 @@ class Pipeline:
 
     async def ingest_usage(self, batch: DecodedBatch) -> IngestResult:
         self._admit()
+        data = batch.table if batch.table is not None else build_table(USAGE_TABLE, batch.rows)
+        ids: list[str] = data.column("request_id").to_pylist()
         # A request carrying an id that another request is committing waits for that commit, so
         # it neither duplicates the row nor drops it while the commit might still fail.
-        while waits := {self._inflight[r["request_id"]] for r in batch.rows if r["request_id"] in self._inflight}:
+        while waits := {self._inflight[i] for i in ids if i in self._inflight}:
             await asyncio.wait(waits)
-        fresh = self._dedup.fresh(batch.rows)
+        keep = self._dedup.fresh_mask(ids)
+        fresh = [i for i, k in zip(ids, keep, strict=True) if k]
         if fresh:
-            data = build_table(USAGE_TABLE, fresh)
+            if len(fresh) < len(ids):
+                data = data.filter(pa.array(keep, type=pa.bool_()))
             committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            ids = [row["request_id"] for row in fresh]
-            for request_id in ids:
+            for request_id in fresh:
                 self._inflight[request_id] = committed
             try:
                 await self.wal.append(USAGE_TABLE, data)
-                self._dedup.mark(fresh)
+                self._dedup.mark_ids(fresh)
             finally:
-                for request_id in ids:
+                for request_id in fresh:
                     del self._inflight[request_id]
                 committed.set_result(None)
             self._after_append()
-        return IngestResult(len(fresh), len(batch.rows) - len(fresh), batch.rejected, batch.message)
+        return IngestResult(len(fresh), len(ids) - len(fresh), batch.rejected, batch.message)
 
     def _after_append(self) -> None:
         if self.wal.active_rows >= self._policy.max_rows or self.wal.active_bytes >= self._policy.max_bytes:

@@ -16,6 +16,7 @@ from collector.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from collector.wire import Encoding, decompress
 from meterline import semconv
 from meterline.otlp_usage import to_log_record
+from meterline.usage_record import usage_table
 from tests.collector.otlp_fixtures import logs_request, make_usage, otlp_json
 
 UTC = dt.UTC
@@ -167,7 +168,7 @@ def test_usage_logs_decode_and_bad_ones_are_rejected_with_reason(encoding: Encod
 
     batch = decode_logs(body, encoding)
 
-    assert batch.rows == [good.as_row()]
+    assert batch.table is not None and batch.table.equals(usage_table([good.as_row()]))
     assert batch.rejected == 1
     assert batch.message == "resource_logs[0].scope_logs[0].log_records[1]: missing required attribute 'agent_id'"
 
@@ -175,7 +176,8 @@ def test_usage_logs_decode_and_bad_ones_are_rejected_with_reason(encoding: Encod
 def test_empty_request_id_is_rejected() -> None:
     body = logs_request(to_log_record(make_usage(""))).SerializeToString()
     batch = decode_logs(body, Encoding.PROTOBUF)
-    assert (batch.rows, batch.rejected) == ([], 1)
+    assert (batch.accepted, batch.rejected) == (0, 1)
+    assert batch.message == "resource_logs[0].scope_logs[0].log_records[0]: empty request_id"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,62 @@
+"""The fast column decoder must accept, convert and refuse exactly what `from_log_record` does."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from collector.usage_columns import UsageColumns
+from meterline.otlp_usage import UsageDecodeError, from_log_record, to_log_record
+from meterline.usage_record import usage_table
+from tests.collector.otlp_fixtures import make_usage
+
+
+def _with(log: LogRecord, key: str, value: AnyValue | None) -> LogRecord:
+    kept = [kv for kv in log.attributes if kv.key != key]
+    if value is not None:
+        kept.append(KeyValue(key=key, value=value))
+    del log.attributes[:]
+    log.attributes.extend(kept)
+    return log
+
+
+def test_regular_and_irregular_records_decode_as_from_log_record_does() -> None:
+    late = dt.datetime(2025, 3, 15, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    logs = [
+        to_log_record(make_usage("plain")),
+        to_log_record(make_usage("streamed", stream=True, ttft_ms=81.5, tags={}, ts_end=late, date=late.date())),
+        _with(to_log_record(make_usage("int-cost")), "cost_usd", AnyValue(int_value=2)),  # the slow path
+        _with(to_log_record(make_usage("defaults")), "input_tokens", None),  # a missing column with a default
+        _with(to_log_record(make_usage("ids-from-record")), "trace_id", None),  # trace_id from the LogRecord
+        _with(to_log_record(make_usage("extra")), "meterline.future_column", AnyValue(string_value="x")),
+    ]
+    columns = UsageColumns()
+    for log in logs:
+        columns.add(log)
+
+    expected = usage_table([from_log_record(log) for log in logs])
+    assert columns.table().equals(expected)
+    assert columns.table().column("cost_usd").to_pylist() == [0.000387, 0.000387, 2.0, 0.000387, 0.000387, 0.000387]
+    assert columns.table().column("input_tokens").to_pylist() == [1200, 1200, 1200, 0, 1200, 1200]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("team", None, "missing required attribute 'team'"),
+        ("input_tokens", AnyValue(string_value="many"), "attribute 'input_tokens': expected int, got string_value"),
+        ("date", AnyValue(string_value="14/03/2025"), "attribute 'date': Invalid isoformat string"),
+        ("request_id", AnyValue(string_value=""), "empty request_id"),
+    ],
+)
+def test_bad_records_are_refused_with_the_same_reason_and_nothing_kept(
+    key: str, value: AnyValue | None, says: str
+) -> None:
+    columns = UsageColumns()
+    with pytest.raises(UsageDecodeError) as caught:
+        columns.add(_with(to_log_record(make_usage("bad")), key, value))
+    assert str(caught.value).startswith(says)
+    assert columns.table().num_rows == 0
