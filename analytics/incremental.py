@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -126,23 +125,19 @@ def _latency_days(
 
     A local day's rows sit in one or two UTC partitions; its values wait in `pending` until the
     last partition holding the day has been read, then become quantiles and are dropped. So at
-    most about a partition's worth of latencies is ever held.
+    most about a partition's worth of latencies (16 bytes a request) is ever held.
     """
     wanted = {d.isoformat(): d for d in days}
     last_holder = {iso: name for name in sorted(holders) for iso in holders[name].days if iso in wanted}
-    pending: dict[dt.date, list[pl.DataFrame]] = defaultdict(list)
+    pending = latency_daily.DayLatencies()
     out: list[pl.DataFrame] = []
     done = 0
     for name in sorted(holders):
         part = holders[name]
         mine = [wanted[iso] for iso in part.days if iso in wanted]
-        rows = partition_rows(layout, name, part, mine, timezone).select(latency_daily.INPUT_COLUMNS).collect()
-        for (day,), frame in rows.partition_by("date", as_dict=True).items():
-            pending[day].append(frame)
+        pending.add(partition_rows(layout, name, part, mine, timezone).select(latency_daily.INPUT_COLUMNS).collect())
         for day in (wanted[iso] for iso in part.days if last_holder.get(iso) == name):
-            frames = pending.pop(day, [])
-            if frames:
-                out.append(latency_daily.latency_rows(pl.concat(frames).lazy()).collect())
+            out.append(pending.finish(day))
             done += 1
             if progress is not None:
                 progress(done, len(days))

@@ -1,11 +1,17 @@
 """The `latency_daily` mart: latency and time-to-first-token quantiles per local day and model.
 
-Quantiles do not add up across days, so every day is computed from its own ledger rows;
-interpolation is linear between the two nearest ranks (DuckDB's `quantile_cont`).
+Quantiles do not add up across days, so every day is computed from its own ledger rows, and
+they are exact: NumPy's selection (`np.quantile`, linear interpolation between the two nearest
+ranks, as DuckDB's `quantile_cont` and Polars' "linear"), which for a few quantiles of a large
+group costs a fraction of sorting it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections import defaultdict
+
+import numpy as np
 import polars as pl
 
 MART = "latency_daily"
@@ -29,17 +35,37 @@ INPUT_COLUMNS: tuple[str, ...] = (*GROUP_KEYS, "latency_ms", "ttft_ms")
 """The billable-row columns the quantiles need."""
 
 
-def latency_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Mart rows from `billable` ledger rows, sorted by the keys."""
-    return (
-        rows.group_by(GROUP_KEYS)
-        .agg(
-            pl.len().cast(pl.Int64).alias("requests"),
-            *(pl.col("latency_ms").quantile(q, "linear").alias(f"latency_{n}_ms") for n, q in QUANTILES),
-            pl.col("ttft_ms").count().cast(pl.Int64).alias("streams"),
-            *(pl.col("ttft_ms").quantile(q, "linear").alias(f"ttft_{n}_ms") for n, q in QUANTILES),
-        )
-        .select(LATENCY_DAILY_COLUMNS)
-        .cast(LATENCY_DAILY_SCHEMA)
-        .sort(GROUP_KEYS, nulls_last=True)
-    )
+class DayLatencies:
+    """Latency and TTFT values per (local day, model), held until their day is complete.
+
+    A local day's rows arrive from one or two UTC partitions; `add` takes each partition's rows,
+    `finish` turns one day's values into mart rows and drops them.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[dt.date, str | None], list[tuple[np.ndarray, np.ndarray, int]]] = defaultdict(list)
+
+    def add(self, rows: pl.DataFrame) -> None:
+        """Rows with at least the `INPUT_COLUMNS` (billable rows: local `date`, answering `model`)."""
+        for (day, model), group in rows.partition_by(list(GROUP_KEYS), as_dict=True).items():
+            latency = group["latency_ms"].drop_nulls().to_numpy()
+            ttft = group["ttft_ms"].drop_nulls().to_numpy()
+            self._values[(day, model)].append((latency, ttft, group.height))
+
+    def finish(self, day: dt.date) -> pl.DataFrame:
+        """The mart rows of `day`, sorted by model; its values are dropped."""
+        keys = sorted((key for key in self._values if key[0] == day), key=lambda key: (key[1] is None, key[1] or ""))
+        rows = []
+        for key in keys:
+            chunks = self._values.pop(key)
+            latency = np.concatenate([chunk[0] for chunk in chunks])
+            ttft = np.concatenate([chunk[1] for chunk in chunks])
+            requests = sum(chunk[2] for chunk in chunks)
+            rows.append((*key, requests, *_quantiles(latency), len(ttft), *_quantiles(ttft)))
+        return pl.DataFrame(rows, schema=LATENCY_DAILY_SCHEMA, orient="row")
+
+
+def _quantiles(values: np.ndarray) -> list[float | None]:
+    if len(values) == 0:
+        return [None] * len(QUANTILES)
+    return [float(v) for v in np.quantile(values, [q for _, q in QUANTILES], method="linear")]

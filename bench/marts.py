@@ -94,15 +94,24 @@ def measure(data_dir: Path, timezone: str) -> dict[str, float]:
     code = (
         "import json,resource,sys,time\n"
         "from analytics.incremental import refresh\nfrom meterline.layout import DataLayout\n"
+        "c=lambda u: u.ru_utime+u.ru_stime; u0=resource.getrusage(resource.RUSAGE_SELF)\n"
         "t=time.perf_counter(); rows=refresh(DataLayout.at(sys.argv[1]), sys.argv[2]); s=time.perf_counter()-t\n"
-        "print(json.dumps({'seconds': s, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024,"
-        " 'rows': rows}))"
+        "u=resource.getrusage(resource.RUSAGE_SELF)\n"
+        "print(json.dumps({'seconds': s, 'peak_rss_mb': u.ru_maxrss/1024, 'cpu_seconds': c(u)-c(u0),"
+        " 'rows': rows, 'load': open('/proc/loadavg').read().split()[0]}))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(data_dir), timezone], check=True, capture_output=True, text=True
     )
     result: dict[str, float] = json.loads(out.stdout)
     return result
+
+
+def _summary(result: dict[str, float]) -> str:
+    return (
+        f"{result['seconds']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB,"
+        f" CPU {result['cpu_seconds']:.1f} s, load average {result['load']}"
+    )
 
 
 def main() -> None:
@@ -127,14 +136,10 @@ def main() -> None:
         shutil.rmtree(layout.marts_dir, ignore_errors=True)
         shutil.rmtree(layout.partition_dir(USAGE_TABLE, new_day), ignore_errors=True)
         full = measure(args.dir, args.timezone)
-        print(f"run {run}: full rebuild: {full['seconds']:.2f} s, peak RSS {full['peak_rss_mb']:.0f} MB", flush=True)
+        print(f"run {run}: full rebuild: {_summary(full)}", flush=True)
         write_day(layout, new_day, per_day, args.days, args.days * per_day, files=4)
         incremental = measure(args.dir, args.timezone)
-        print(
-            f"run {run}: one-day incremental: {incremental['seconds']:.2f} s,"
-            f" peak RSS {incremental['peak_rss_mb']:.0f} MB",
-            flush=True,
-        )
+        print(f"run {run}: one-day incremental: {_summary(incremental)}", flush=True)
     print(f"self peak RSS (generator) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
