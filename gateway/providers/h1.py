@@ -165,14 +165,17 @@ class Response:
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives; raises ConnectionFailed if it ends early."""
         while True:
-            while self._chunks:
-                data = self._chunks.popleft()
-                self._buffered -= len(data)
-                if self._paused and self._buffered < _HIGH_WATER // 4:
+            if self._chunks:
+                # Everything that has arrived, in one piece: the reader handles it in one go.
+                data = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._chunks)
+                self._chunks.clear()
+                self._buffered = 0
+                if self._paused:
                     self._paused = False
                     if self._connection.transport is not None:
                         self._connection.transport.resume_reading()
                 yield data
+                continue
             if self.complete:
                 return
             if self._error is not None:
@@ -197,16 +200,25 @@ class Response:
 
     async def lines(self) -> AsyncIterator[bytes]:
         """The body line by line, each with its line ending (the last may have none)."""
+        async for batch in self.line_batches():
+            for line in batch:
+                yield line
+
+    async def line_batches(self) -> AsyncIterator[list[bytes]]:
+        """The body's lines as they arrive, each batch the complete lines of one read."""
         pending = b""
         async for chunk in self.chunks():
             data = pending + chunk if pending else chunk
+            batch: list[bytes] = []
             start = 0
             while (end := data.find(b"\n", start)) >= 0:
-                yield data[start : end + 1]
+                batch.append(data[start : end + 1])
                 start = end + 1
             pending = data[start:]
+            if batch:
+                yield batch
         if pending:
-            yield pending
+            yield [pending]
 
     def release(self) -> None:
         """Done with the response: a completely read one frees its connection for the next request."""

@@ -107,3 +107,12 @@ async def body_lines(response: Response, deployment: Deployment) -> AsyncIterato
             yield line
     except ConnectionFailed as exc:
         raise connection_failure(exc, deployment) from None
+
+
+async def body_line_batches(response: Response, deployment: Deployment) -> AsyncIterator[list[bytes]]:
+    """`body_lines`, grouped: the complete lines of each network read together."""
+    try:
+        async for lines in response.line_batches():
+            yield lines
+    except ConnectionFailed as exc:
+        raise connection_failure(exc, deployment) from None

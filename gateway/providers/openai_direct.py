@@ -9,7 +9,7 @@ from typing import Any
 from gateway.chat_request import ChatRequest
 from gateway.json_codec import dumps, loads
 from gateway.providers.h1 import ConnectionFailed, Response
-from gateway.providers.http import body_lines, connection_failure, post_bytes
+from gateway.providers.http import body_line_batches, connection_failure, post_bytes
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.session import SessionOwner
 from gateway.providers.sse import DONE, absorb_chunk, sse
@@ -18,6 +18,10 @@ from gateway.routing.failures import UpstreamFailure
 from gateway.token_usage import from_usage_block
 
 _LEDGER_MARKERS = (b'"usage":{', b'"usage": {', b'"finish_reason":"', b'"finish_reason": "')
+
+
+def _event(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"
 
 
 def _carries_ledger_data(payload: bytes) -> bool:
@@ -75,28 +79,40 @@ class OpenAIDirect(SessionOwner):
             unparsed.clear()
 
         async def events() -> AsyncIterator[bytes]:
+            # Events that arrived together leave together: one send (one syscall) per network read,
+            # never held back waiting for more.
             first = True
+            done = False
             try:
-                async for raw in body_lines(response, deployment):
-                    line = raw.strip()
-                    if not line.startswith(b"data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        break
-                    # Parse only the chunks that carry what the ledger needs: the first (its id),
-                    # finish reasons and usage. The rest pass through as received.
-                    if first or _carries_ledger_data(payload):
-                        first = False
-                        data = loads(payload)
-                        had_usage = "usage" in data
-                        out = absorb_chunk(data, tally, client_wants_usage)
-                        if out is None:
+                async for lines in body_line_batches(response, deployment):
+                    out: list[bytes] = []
+                    for raw in lines:
+                        line = raw.strip()
+                        if not line.startswith(b"data:"):
                             continue
-                        yield sse(out) if had_usage and "usage" not in out else b"data: " + payload + b"\n\n"
-                    else:
-                        unparsed.append(payload)
-                        yield b"data: " + payload + b"\n\n"
+                        payload = line[5:].strip()
+                        if payload == b"[DONE]":
+                            done = True
+                            break
+                        # Parse only the chunks that carry what the ledger needs: the first (its id),
+                        # finish reasons and usage. The rest pass through as received.
+                        if first or _carries_ledger_data(payload):
+                            first = False
+                            data = loads(payload)
+                            had_usage = "usage" in data
+                            chunk = absorb_chunk(data, tally, client_wants_usage)
+                            if chunk is not None:
+                                out.append(sse(chunk) if had_usage and "usage" not in chunk else _event(payload))
+                        else:
+                            unparsed.append(payload)
+                            out.append(_event(payload))
+                    if done:
+                        count_unparsed()
+                        out.append(DONE)
+                        yield b"".join(out)
+                        return
+                    if out:
+                        yield b"".join(out)
                 count_unparsed()
                 yield DONE
             finally:

@@ -48,7 +48,7 @@ async def chat_completions(request: Request) -> Response:
         return _estimate(chat, texts)
 
     if isinstance(answer, ChatStream):
-        return call.stream(answer, lambda event: event == DONE, estimate, lambda error: sse(error.body()))
+        return call.stream(answer, lambda event: event.endswith(DONE), estimate, lambda error: sse(error.body()))
     response = call.respond(answer, estimate)
     if cache_key is not None:
         await _store(call, cache_key, answer)

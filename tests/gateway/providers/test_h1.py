@@ -241,3 +241,18 @@ def test_an_unreachable_provider_is_a_connection_failure(run: Run) -> None:
             await client.post("ftp://example.invalid/x", b"{}", {})
 
     run(test)
+
+
+def test_lines_that_arrive_together_come_as_one_batch(run: Run) -> None:
+    events = b"data: one\n\ndata: two\n\ndata: [DONE]\n\n"
+
+    async def test() -> None:
+        async with Server(serve_forever(ok(events), [])) as server:
+            client = HttpClient()
+            response = await client.post(server.url, b"{}", {})
+            batches = [batch async for batch in response.line_batches()]
+            assert batches == [[b"data: one\n", b"\n", b"data: two\n", b"\n", b"data: [DONE]\n", b"\n"]]
+            response.release()
+            client.close()
+
+    run(test)
