@@ -73,13 +73,17 @@ class AlarmEngine:
             lines = [f"Budget: {budget.name} ({scope})", f"Period {old} is over; {period.key} has started."]
             title = f"Resolved: budget {budget.name}, {old}"
             candidates.append(
-                (old, "resolved", Message(title, lines, "resolved", dashboard_link(alerts.dashboard_url, scope, old)))
+                (
+                    old,
+                    "resolved",
+                    Message(title, lines, "resolved", dashboard_link(alerts.dashboard_url, scope, old, budget.name)),
+                )
             )
         today = now.astimezone(period.start.tzinfo).date()
         since = min(period.first_day, today - dt.timedelta(days=max(alerts.anomaly_window_days, RANGE_DAYS)))
         spend = scope_spend(self._layout, _scope(budget), period.first_day, today, since)
         facts = _facts(budget, scope, period, now, today, spend)
-        link = dashboard_link(alerts.dashboard_url, scope, period.key)
+        link = dashboard_link(alerts.dashboard_url, scope, period.key, budget.name)
         crossed = [t for t in sorted(budget.thresholds) if facts.percent >= t]
         for threshold in crossed:
             lower = [t for t in crossed if t < threshold]

@@ -28,11 +28,13 @@ class Message:
         return cls(**json.loads(text))
 
 
-def dashboard_link(dashboard_url: str | None, scope: str, period: str) -> str | None:
-    """`{dashboard_url}/?scope=...&period=...`: the dashboard filtered to the alarm's scope."""
+def dashboard_link(dashboard_url: str | None, scope: str, period: str, budget: str | None = None) -> str | None:
+    """`{dashboard_url}/?scope=...&budget=...&period=...`: the dashboard filtered to the alarm's
+    scope and period, showing the budget (dashboards/filters.py reads these)."""
     if not dashboard_url:
         return None
-    return f"{dashboard_url.rstrip('/')}/?{urllib.parse.urlencode({'scope': scope, 'period': period})}"
+    params = {"scope": scope, **({"budget": budget} if budget else {}), "period": period}
+    return f"{dashboard_url.rstrip('/')}/?{urllib.parse.urlencode(params)}"
 
 
 def usd(value: float) -> str:

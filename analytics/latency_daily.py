@@ -14,6 +14,8 @@ from collections import defaultdict
 import numpy as np
 import polars as pl
 
+from meterline.layout import DataLayout
+
 MART = "latency_daily"
 
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
@@ -69,3 +71,11 @@ def _quantiles(values: np.ndarray) -> list[float | None]:
     if len(values) == 0:
         return [None] * len(QUANTILES)
     return [float(v) for v in np.quantile(values, [q for _, q in QUANTILES], method="linear")]
+
+
+def read_latency_daily(layout: DataLayout, since: dt.date, until: dt.date) -> pl.DataFrame:
+    """Mart rows with `since <= date <= until`; no mart yet -> no rows."""
+    path = layout.mart_file(MART)
+    if not path.exists():
+        return LATENCY_DAILY_SCHEMA.to_frame()
+    return pl.scan_parquet(path, schema=LATENCY_DAILY_SCHEMA).filter(pl.col("date").is_between(since, until)).collect()

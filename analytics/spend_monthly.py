@@ -6,9 +6,12 @@ days as the dashboard shows them, and an incremental run re-reads no ledger to r
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 from analytics.spend_daily import DIMENSIONS, SPEND_DAILY_SCHEMA, measures
+from meterline.layout import DataLayout
 
 MART = "spend_monthly"
 
@@ -28,3 +31,12 @@ def monthly_rows(daily: pl.LazyFrame) -> pl.LazyFrame:
         .cast(SPEND_MONTHLY_SCHEMA)
         .sort(GROUP_KEYS, nulls_last=True)
     )
+
+
+def read_spend_monthly(layout: DataLayout, since: dt.date, until: dt.date) -> pl.DataFrame:
+    """Mart rows of the months from `since`'s to `until`'s; no mart yet -> no rows."""
+    path = layout.mart_file(MART)
+    if not path.exists():
+        return SPEND_MONTHLY_SCHEMA.to_frame()
+    months = pl.col("month").is_between(since.replace(day=1), until.replace(day=1))
+    return pl.scan_parquet(path, schema=SPEND_MONTHLY_SCHEMA).filter(months).collect()

@@ -1,4 +1,5 @@
-"""What the spend page shows, as plain functions over the `spend_daily` mart.
+"""What the spend page shows, as plain functions over the marts (spend_daily, spend_monthly,
+latency_daily).
 
 Kept free of Streamlit so every number on the page is tested without a browser; the page
 (`dashboards/app.py`) only lays these results out.
@@ -7,12 +8,16 @@ Kept free of Streamlit so every number on the page is tested without a browser; 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
 
+from analytics.latency_daily import read_latency_daily
 from analytics.spend_daily import read_spend_daily
+from analytics.spend_monthly import read_spend_monthly
 from analytics.usd import sum_usd
+from dashboards.filters import in_scope
 from meterline.layout import DataLayout
 
 
@@ -20,11 +25,6 @@ from meterline.layout import DataLayout
 class SpendTotals:
     today_usd: float
     month_to_date_usd: float
-
-
-def utc_today() -> dt.date:
-    """Today as the ledger dates it: the mart's `date` is the UTC partition date."""
-    return dt.datetime.now(dt.UTC).date()
 
 
 def load_spend(layout: DataLayout, since: dt.date, until: dt.date) -> pl.DataFrame:
@@ -37,9 +37,10 @@ def has_data(layout: DataLayout) -> bool:
     return read_spend_daily(layout).height > 0
 
 
-def spend_totals(layout: DataLayout, today: dt.date) -> SpendTotals:
-    """Spend on `today` and from the 1st of its month through `today`, whatever range is shown."""
-    month = load_spend(layout, today.replace(day=1), today)
+def spend_totals(layout: DataLayout, today: dt.date, scope: Mapping[str, str] | None = None) -> SpendTotals:
+    """Spend of `scope` (default: everything) on `today` and from the 1st of its month through
+    `today` (local days), whatever range is shown."""
+    month = in_scope(load_spend(layout, today.replace(day=1), today), scope or {})
     sums = month.select(
         sum_usd("cost_usd").alias("month"),
         sum_usd(pl.col("cost_usd").filter(pl.col("date") == today)).alias("today"),
@@ -68,6 +69,38 @@ def spend_by_day(daily: pl.DataFrame) -> pl.DataFrame:
     if per_day.height == 0:
         return pl.DataFrame(schema={"date": pl.Date()})
     return per_day.pivot(on="agent_id", index="date", values="cost_usd", sort_columns=True).fill_null(0.0).sort("date")
+
+
+def spent(daily: pl.DataFrame) -> float:
+    """The exact total of `cost_usd` (0.0 for no rows)."""
+    total: float | None = daily.select(sum_usd("cost_usd")).item()
+    return total or 0.0
+
+
+def load_monthly(layout: DataLayout, since: dt.date, until: dt.date) -> pl.DataFrame:
+    """`spend_monthly` rows for the months from `since` through `until`."""
+    return read_spend_monthly(layout, since, until)
+
+
+def spend_by_month(monthly: pl.DataFrame) -> pl.DataFrame:
+    """One row per month, one cost_usd column per agent (0.0 where it spent nothing)."""
+    per_month = monthly.group_by("month", "agent_id").agg(sum_usd("cost_usd"))
+    if per_month.height == 0:
+        return pl.DataFrame(schema={"month": pl.Date()})
+    pivot = per_month.pivot(on="agent_id", index="month", values="cost_usd", sort_columns=True)
+    return pivot.fill_null(0.0).sort("month")
+
+
+def load_latency(layout: DataLayout, since: dt.date, until: dt.date) -> pl.DataFrame:
+    return read_latency_daily(layout, since, until)
+
+
+def latency_by_day(latency: pl.DataFrame, column: str) -> pl.DataFrame:
+    """One row per date, one `column` value per model (quantiles never add up, so no sums)."""
+    if latency.height == 0:
+        return pl.DataFrame(schema={"date": pl.Date()})
+    pivot = latency.pivot(on="model", index="date", values=column, sort_columns=True)
+    return pivot.sort("date")
 
 
 def format_usd(value: float) -> str:

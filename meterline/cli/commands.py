@@ -105,7 +105,9 @@ def _alarms(config: MeterlineConfig, layout: DataLayout) -> None:
 
 
 def dashboard(args: argparse.Namespace) -> int:
-    _config, layout = load(args)
+    from dashboards.filters import BUDGETS_ENV, TIMEZONE_ENV, budgets_env_value
+
+    config, layout = load(args)
     app = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
     command = [
         sys.executable, "-m", "streamlit", "run", str(app),
@@ -114,7 +116,13 @@ def dashboard(args: argparse.Namespace) -> int:
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
-    env = {**os.environ, "METERLINE_DATA_DIR": str(layout.root)}
+    env = {
+        **os.environ,
+        "METERLINE_DATA_DIR": str(layout.root),
+        TIMEZONE_ENV: config.timezone,
+        # Budgets without their channels: the page never holds a webhook or a secret reference.
+        BUDGETS_ENV: budgets_env_value([b.model_dump() for b in config.budgets]),
+    }
     # exec, not a child process: SIGTERM from `meterline up` must reach Streamlit itself, or
     # stopping this wrapper would orphan the server.
     os.execve(sys.executable, command, env)

@@ -91,7 +91,8 @@ def test_crossing_50_and_80_sends_two_messages_per_channel_once(
     assert "Top agents: support-bot $60.00, triage-bot $22.50" in text
     assert "Top models: gpt-4o $60.00, gpt-4o-mini $22.50" in text
     assert "Forecast: $82.61 by the end of the period" in text and "run rate" in text
-    link = "https://meterline.example.com/?" + urllib.parse.urlencode({"scope": "team:support", "period": "2026-11"})
+    query = {"scope": "team:support", "budget": "support-monthly", "period": "2026-11"}
+    link = "https://meterline.example.com/?" + urllib.parse.urlencode(query)
     assert f"[Open the dashboard]({link})" in text
     assert len(slack.received) == 2
     for message in slack.received:
