@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from gateway.errors import GatewayError, GatewayNotReady, ModelNotAllowed, ModelNotFound, error_response
 from gateway.metering import Answer, RequestMeter
 from gateway.providers.results import ChatResponse, ChatStream
 from gateway.quotas.service import Admission
 from gateway.request_body import read_body
+from gateway.routes.event_stream import EventStreamResponse
 from gateway.routing.failures import UpstreamFailure
 from gateway.routing.router import Routed
 from gateway.state import GatewayState
@@ -161,13 +162,11 @@ class Call:
         is_last: Callable[[bytes], bool],
         estimate: Callable[[list[str]], TokenUsage],
         error_event: Callable[[GatewayError], bytes],
-    ) -> StreamingResponse:
+    ) -> EventStreamResponse:
         """Relay a stream; metered just before its last event, so a client that has read the
         whole stream is already in the ledger queue, or when the stream ends any other way."""
         headers = {**self.headers, "cache-control": "no-cache"}
-        return StreamingResponse(
-            self._relay(stream, is_last, estimate, error_event), media_type="text/event-stream", headers=headers
-        )
+        return EventStreamResponse(self._relay(stream, is_last, estimate, error_event), headers)
 
     async def _relay(
         self,
