@@ -13,6 +13,7 @@ small parts it replaces) pays for de-duplication.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 
@@ -30,21 +31,19 @@ def paths(layout: DataLayout, name: str, files: Files) -> list[str]:
 
 def survey(layout: DataLayout, name: str, files: Files, timezone: str) -> PartitionState:
     """The partition's time range, its local days and whether any request_id repeats."""
-    parts = scan_files(paths(layout, name, files))
-    lo, hi = (
-        parts.select(pl.col("ts_start").min().dt.epoch("us").alias("lo"), pl.col("ts_start").max().dt.epoch("us"))
-        .collect()
-        .row(0)
-    )
+    facts = [
+        pl.col("ts_start").min().dt.epoch("us").alias("lo"),
+        pl.col("ts_start").max().dt.epoch("us").alias("hi"),
+        pl.len().alias("rows"),
+    ]
+    if len(files) > 1:
+        # 64-bit hashes: as many distinct hashes as rows proves every id distinct; fewer (a copy,
+        # or a collision) sends the partition down the exact de-duplicating path.
+        facts.append(pl.col("request_id").hash().n_unique().alias("ids"))
+    found = scan_files(paths(layout, name, files)).select(facts).collect().row(0, named=True)
+    lo, hi = found["lo"], found["hi"]
     days = [] if lo is None else [d.isoformat() for d in local_days(timezone, lo, hi)]
-    return PartitionState(files, days, lo, hi, unique=len(files) == 1 or _distinct_ids(parts))
-
-
-def _distinct_ids(parts: pl.LazyFrame) -> bool:
-    """Whether every request_id is distinct, by 64-bit hashes: as many distinct hashes as rows
-    proves it; fewer (a copy, or a collision) sends the partition down the exact path."""
-    facts = parts.select(pl.len().alias("rows"), pl.col("request_id").hash().n_unique().alias("ids")).collect()
-    return bool(facts.item(0, "rows") == facts.item(0, "ids"))
+    return PartitionState(files, days, lo, hi, unique=found.get("ids", found["rows"]) == found["rows"])
 
 
 def partition_rows(
@@ -91,8 +90,26 @@ def billable_rows(
 
 def _dated(rows: pl.LazyFrame, timezone: str, offset_us: int | None, days: list[dt.date]) -> pl.LazyFrame:
     """A record without a model (an error before any provider answered) is attributed to the
-    alias the agent asked for."""
+    alias the agent asked for.
+
+    The filter on raw `ts_start` (a superset of the days) goes down to the Parquet reader, which
+    skips row groups outside it: the collector writes in arrival order, so the neighbour
+    partition an incremental run reads for one local day is mostly skipped.
+    """
+    if days:
+        rows = rows.filter(pl.col("ts_start").is_between(*_utc_span(timezone, days[0], days[-1]), closed="left"))
     return rows.with_columns(
         pl.coalesce("model", "model_requested").alias("model"),
         local_date_expr(timezone, offset_us).alias("date"),
     ).filter(pl.col("date").is_in(days))
+
+
+_SLACK = dt.timedelta(hours=3)
+"""More than any offset change, so a midnight that a DST switch moves stays inside the span."""
+
+
+def _utc_span(timezone: str, first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    zone = zoneinfo.ZoneInfo(timezone)
+    start = dt.datetime.combine(first, dt.time(), zone).astimezone(dt.UTC) - _SLACK
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC) + _SLACK
+    return start, end

@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.marts --rows 100000000 [--days 30] [--runs 2] [--dir /tmp/meterline-bench]
 
 Writes `--rows` usage rows over `--days` UTC partitions, never holding the ledger in memory:
-each past day as one compacted part file (row groups of 1M rows), the way the collector's
-compaction leaves it. Then, `--runs` times, times `analytics.incremental.refresh` from nothing
+each past day as one compacted part file (row groups of 1M rows, in time order), the way the
+collector's compaction leaves it. Then, `--runs` times, times `analytics.incremental.refresh` from nothing
 (full rebuild), and again after one more day's partition lands as four uncompacted part files
 (incremental; those pay the duplicate check). Each refresh is a child process so its peak RSS
 (ru_maxrss) is its own. Request ids are `req_` + 32 characters, as long as the gateway's.
@@ -36,10 +36,14 @@ AGENTS = [f"agent-{i:03d}" for i in range(200)]
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4", "o3", "gemini-2.5-pro", "llama-3.3-70b"]
 
 
-def chunk_frame(rows: int, day: dt.date, seed: int, offset: int) -> pl.DataFrame:
+def chunk_frame(
+    rows: int, day: dt.date, seed: int, offset: int, span: tuple[float, float] = (0.0, 1.0)
+) -> pl.DataFrame:
+    """`rows` requests started within the `span` fraction of `day`, in time order (the order the
+    collector receives and writes them)."""
     rng = np.random.default_rng(seed)
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
-    micros = rng.integers(0, 86_400_000_000, rows)
+    micros = np.sort(rng.integers(int(span[0] * 86_400_000_000), int(span[1] * 86_400_000_000), rows))
     agent = rng.integers(0, len(AGENTS), rows)
     tokens_in = rng.integers(10, 8_000, rows)
     tokens_out = rng.integers(1, 2_000, rows)
@@ -82,7 +86,8 @@ def write_day(layout: DataLayout, day: dt.date, rows: int, seed: int, offset: in
         with pq.ParquetWriter(folder / layout.new_part_name(), _arrow_schema(), compression="zstd") as writer:
             while done < end:
                 n = min(CHUNK, end - done)
-                writer.write_table(chunk_frame(n, day, seed * 1000 + done // CHUNK, offset + done).to_arrow())
+                span = (done / rows, (done + n) / rows)
+                writer.write_table(chunk_frame(n, day, seed * 1000 + done // CHUNK, offset + done, span).to_arrow())
                 done += n
 
 

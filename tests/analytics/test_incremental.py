@@ -185,3 +185,33 @@ def test_a_part_vanishing_mid_run_starts_the_run_over(
 
     assert calls[0] == calls[1]  # the first partition surveyed again, from a fresh listing
     assert mart_bytes(layout) == full_rebuild(layout, tmp_path)
+
+
+def test_a_request_in_two_parts_of_a_partition_is_counted_once(layout: DataLayout, tmp_path: Path) -> None:
+    records = generated_records(FIRST, 2, per_day=30)
+    write_ledger(layout, records)
+    refresh(layout, TZ)
+    once = mart_bytes(layout)
+    day = [r for r in records if r.date == FIRST]
+    write_ledger(layout, day[:10])  # copies, as a crash between merge and delete could leave them
+
+    refresh(layout, TZ)
+
+    state = load_state(layout)
+    assert state is not None
+    assert not state.partitions[f"date={FIRST.isoformat()}"].unique
+    assert state.partitions[f"date={(FIRST + dt.timedelta(days=1)).isoformat()}"].unique
+    assert mart_bytes(layout) == once
+
+
+def test_a_partition_of_several_distinct_parts_is_read_without_de_duplication(layout: DataLayout) -> None:
+    write_ledger(layout, generated_records(FIRST, 1, per_day=30))
+    write_ledger(layout, generated_records(FIRST, 1, per_day=30, seed=8, tag="b"))
+
+    refresh(layout, TZ)
+
+    state = load_state(layout)
+    assert state is not None
+    part = state.partitions[f"date={FIRST.isoformat()}"]
+    assert (len(part.files), part.unique) == (2, True)
+    assert pl.read_parquet(layout.mart_file("spend_daily"))["requests"].sum() == 60
