@@ -36,6 +36,12 @@ class GatewayState:
     background: set[asyncio.Task[None]] = field(default_factory=set)
     """Work a response does not wait for (quota settlement); awaited at shutdown."""
 
+    def __post_init__(self) -> None:
+        # Read when /metrics is scraped, not set on every request.
+        exporter = self.exporter
+        self.metrics.telemetry_pending.set_function(lambda: exporter.pending)
+        self.metrics.telemetry_spool_bytes.set_function(lambda: exporter.spool_bytes)
+
     def later(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` after the response, keeping a reference until it is done."""
         task = asyncio.get_running_loop().create_task(work)
@@ -73,5 +79,3 @@ class GatewayState:
                 record, meter.trace.parent_span_id, route, response_id, finish_reasons, tuple(meter.attempts)
             )
         self.exporter.submit(record, span)
-        self.metrics.set_telemetry_pending(self.exporter.pending)
-        self.metrics.telemetry_spool_bytes.set(self.exporter.spool_bytes)
