@@ -39,9 +39,12 @@ def require_service(name: str, host: str, port: int) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Meterline's own overrides from the developer's shell never leak into a test."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Meterline's own overrides from the developer's shell never leak into a test, and a test
+    that runs on the embedded defaults (`storage.data_dir: ./data`) writes its key store and
+    spool under a scratch directory, never into the checkout."""
     for name in list(os.environ):
         if name.startswith("METERLINE_") and not name.startswith("METERLINE_TEST_"):
             monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     yield
