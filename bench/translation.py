@@ -9,9 +9,10 @@ LiteLLM's `anthropic/` translation, and each runs alone pinned to core 0:
 - `meterline`: the gateway with an agent key, agent limits, spans and usage records exported to a
   running collector, the model group on `anthropic/claude-haiku-4-5`; wrk (or bench/load.py)
   posts OpenAI chat completions from core 1.
-CPU is utime+stime of the process over the measured window, divided by calls.
+CPU is utime+stime of the process over the measured window, divided by calls; bare and meterline
+rounds alternate and the medians are reported, since other load on the machine drifts.
 
-    .venv/bin/python -m bench.translation [--seconds 10] [--concurrency 1,16]
+    .venv/bin/python -m bench.translation [--seconds 10] [--rounds 3] [--concurrency 1,16]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", default="1,16")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated bare/meterline rounds; medians reported")
     parser.add_argument("--out", type=Path, default=ROOT / "data/bench/translation.json")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -166,21 +169,30 @@ def main() -> None:
                     body["stream"] = True
                 for concurrency in levels:
                     row: dict[str, object]
-                    bare = _run_bare(api_base, stream, concurrency, warmup, args.seconds)
-                    run_load(url, body, AGENT_KEY, concurrency, warmup, LOAD_CPUS)
-                    cpu0 = gateway.cpu_seconds()
-                    load = run_load(url, body, AGENT_KEY, concurrency, args.seconds, LOAD_CPUS)
-                    cpu = gateway.cpu_seconds() - cpu0
-                    ours = cpu / load.requests * 1000 if load.requests else 0.0
+                    # Alternated rounds, medians: the machine's load drifts between measurements.
+                    bare_cpu, bare_rps, ours_cpu, ours_rps, errors = [], [], [], [], 0
+                    for _ in range(args.rounds):
+                        bare = _run_bare(api_base, stream, concurrency, warmup, args.seconds)
+                        bare_cpu.append(bare["cpu_ms_per_call"])
+                        bare_rps.append(bare["rps"])
+                        run_load(url, body, AGENT_KEY, concurrency, warmup, LOAD_CPUS)
+                        cpu0 = gateway.cpu_seconds()
+                        load = run_load(url, body, AGENT_KEY, concurrency, args.seconds, LOAD_CPUS)
+                        cpu = gateway.cpu_seconds() - cpu0
+                        ours_cpu.append(cpu / load.requests * 1000 if load.requests else 0.0)
+                        ours_rps.append(load.rps)
+                        errors += load.errors
                     row = {
                         "mode": "stream" if stream else "non-stream",
                         "concurrency": concurrency,
-                        "bare_rps": bare["rps"],
-                        "bare_cpu_ms": bare["cpu_ms_per_call"],
-                        "meterline_rps": load.rps,
-                        "meterline_cpu_ms": ours,
-                        "meterline_errors": load.errors,
-                        "ratio": ours / bare["cpu_ms_per_call"],
+                        "bare_rps": statistics.median(bare_rps),
+                        "bare_cpu_ms": statistics.median(bare_cpu),
+                        "meterline_rps": statistics.median(ours_rps),
+                        "meterline_cpu_ms": statistics.median(ours_cpu),
+                        "meterline_errors": errors,
+                        "ratio": statistics.median(ours_cpu) / statistics.median(bare_cpu),
+                        "bare_cpu_ms_rounds": bare_cpu,
+                        "meterline_cpu_ms_rounds": ours_cpu,
                     }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
@@ -191,10 +203,10 @@ def main() -> None:
     head = "| mode | conc. | bare acompletion calls/s | bare CPU ms/call | meterline req/s | meterline CPU ms/req |"
     lines = [head + " ratio |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
-        errors = f" ({row['meterline_errors']} errors)" if row["meterline_errors"] else ""
+        failed = f" ({row['meterline_errors']} errors)" if row["meterline_errors"] else ""
         lines.append(
             f"| {row['mode']} | {row['concurrency']} | {row['bare_rps']:,.0f} | {row['bare_cpu_ms']:.2f} | "
-            f"{row['meterline_rps']:,.0f}{errors} | {row['meterline_cpu_ms']:.2f} | {row['ratio']:.2f}x |"
+            f"{row['meterline_rps']:,.0f}{failed} | {row['meterline_cpu_ms']:.2f} | {row['ratio']:.2f}x |"
         )
     table = "\n".join(lines)
     print("\n" + table)
