@@ -21,20 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
 from gateway.routing.router import Attempt
-from gateway.telemetry.spans import attempt_span, attributes, server_span
+from gateway.telemetry import otlp_wire
+from gateway.telemetry.otlp_wire import usage_log_record
+from gateway.telemetry.spans import attributes
 from gateway.telemetry.spool import Spool, SpoolFull
-from meterline.otlp_usage import to_log_record
+from gateway.telemetry.trace_context import new_span_id
 from meterline.usage_record import UsageRecord
 
 log = logging.getLogger(__name__)
@@ -71,8 +68,8 @@ class TelemetryExporter:
     ) -> None:
         self._traces_url = endpoint.rstrip("/") + "/v1/traces"
         self._logs_url = endpoint.rstrip("/") + "/v1/logs"
-        self._resource = Resource(attributes=attributes(dict(resource)))
-        self._scope = InstrumentationScope(name="meterline.gateway")
+        self._resource_bytes = Resource(attributes=attributes(dict(resource))).SerializeToString()
+        self._scope_bytes = InstrumentationScope(name="meterline.gateway").SerializeToString()
         self._interval_s = interval_s
         self._batch_size = batch_size
         self._timeout_s = timeout_s
@@ -163,7 +160,7 @@ class TelemetryExporter:
         records, self._unspooled = self._unspooled, []
         if not records:
             return False
-        payloads = [to_log_record(r).SerializeToString() for r in records]
+        payloads = [usage_log_record(r) for r in records]
         try:
             await asyncio.to_thread(self._spool.append, payloads)
         except SpoolFull as exc:
@@ -249,40 +246,27 @@ class TelemetryExporter:
 
     def _wrap_logs(self, log_records: list[bytes]) -> bytes:
         """An ExportLogsServiceRequest around already serialized LogRecords, without parsing them."""
-        scope_logs = _field(1, self._scope.SerializeToString()) + b"".join(_field(2, r) for r in log_records)
-        resource_logs = _field(1, self._resource.SerializeToString()) + _field(2, scope_logs)
+        scope_logs = _field(1, self._scope_bytes) + b"".join(_field(2, r) for r in log_records)
+        resource_logs = _field(1, self._resource_bytes) + _field(2, scope_logs)
         return _field(1, resource_logs)
 
     def _encode_logs(self, usage: list[UsageRecord]) -> bytes:
-        request = ExportLogsServiceRequest(
-            resource_logs=[
-                ResourceLogs(
-                    resource=self._resource,
-                    scope_logs=[ScopeLogs(scope=self._scope, log_records=[to_log_record(r) for r in usage])],
-                )
-            ]
-        )
-        return bytes(request.SerializeToString())
+        return self._wrap_logs([usage_log_record(r) for r in usage])
 
     def _encode_spans(self, drafts: list[SpanDraft]) -> bytes:
-        spans = []
+        """An ExportTraceServiceRequest written directly as bytes (see otlp_wire)."""
+        spans: list[bytes] = []
         for d in drafts:
+            reasons = list(d.finish_reasons)
             spans.append(
-                server_span(
-                    d.record,
-                    parent_span_id=d.parent_span_id,
-                    route=d.route,
-                    response_id=d.response_id,
-                    finish_reasons=list(d.finish_reasons),
+                otlp_wire.server_span(
+                    d.record, parent_span_id=d.parent_span_id, route=d.route, response_id=d.response_id,
+                    finish_reasons=reasons,
                 )
-            )
-            spans.extend(attempt_span(d.record, attempt) for attempt in d.attempts)
-        request = ExportTraceServiceRequest(
-            resource_spans=[
-                ResourceSpans(resource=self._resource, scope_spans=[ScopeSpans(scope=self._scope, spans=spans)])
-            ]
-        )
-        return bytes(request.SerializeToString())
+            )  # fmt: skip
+            spans.extend(otlp_wire.attempt_span(d.record, attempt, new_span_id()) for attempt in d.attempts)
+        scope_spans = _field(1, self._scope_bytes) + b"".join(_field(2, span) for span in spans)
+        return _field(1, _field(1, self._resource_bytes) + _field(2, scope_spans))
 
     async def _post(self, url: str, body: bytes, response_type: Any) -> bool:
         """True when the batch is done with (accepted, or rejected as undeliverable); False to retry."""
