@@ -3,6 +3,7 @@ parse only what the ledger needs. No LiteLLM on this path."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from gateway.routing.deployments import Deployment
 from gateway.routing.failures import UpstreamFailure
 from gateway.token_usage import from_usage_block
 
-_LEDGER_MARKERS = (b'"usage":{', b'"usage": {', b'"finish_reason":"', b'"finish_reason": "')
+_LEDGER_MARKER = re.compile(rb'"usage": ?\{|"finish_reason": ?"')
 
 
 def _event(payload: bytes) -> bytes:
@@ -26,7 +27,7 @@ def _event(payload: bytes) -> bytes:
 
 def _carries_ledger_data(payload: bytes) -> bool:
     """A chunk with usage or a finish reason; substring tests are far cheaper than parsing every chunk."""
-    return any(marker in payload for marker in _LEDGER_MARKERS)
+    return _LEDGER_MARKER.search(payload) is not None
 
 
 class OpenAIDirect(SessionOwner):
