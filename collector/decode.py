@@ -18,14 +18,17 @@ import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector.errors import BadRequest
-from collector.usage_columns import UsageColumns
+from collector.raw_logs import parse_raw_logs
+from collector.usage_columns import BadKeyValue, UsageColumns
 from collector.wire import Encoding, parse_request
 from meterline import semconv
 from meterline.otlp_usage import UsageDecodeError, is_usage_log
 from meterline.span_row import SpanRow
+from meterline.usage_record import USAGE_EVENT_NAME
 
 Row = dict[str, Any]
 
@@ -84,10 +87,23 @@ def decode_traces(body: bytes, encoding: Encoding) -> DecodedBatch:
 
 def decode_logs(body: bytes, encoding: Encoding) -> DecodedBatch:
     """Usage records from the `meterline.usage` log records, as `batch.table` (the ledger's
-    Arrow schema); other logs are not stored (yet)."""
-    request = parse_request(body, encoding, ExportLogsServiceRequest)
+    Arrow schema); other logs are not stored (yet). Protobuf bodies take the raw-attribute path
+    (raw_logs.py), JSON ones the message path; both accept and refuse the same records."""
     batch = DecodedBatch()
     columns = UsageColumns()
+    if encoding is Encoding.PROTOBUF:
+        _raw_usage(parse_raw_logs(body), columns, batch)
+    else:
+        _usage(parse_request(body, encoding, ExportLogsServiceRequest), columns, batch)
+    try:
+        batch.table = columns.table()
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        # Whole columns convert at once, so one bad value fails them all; name the batch, not a record.
+        raise BadRequest(f"usage records do not fit the ledger schema: {exc}") from None
+    return batch
+
+
+def _usage(request: ExportLogsServiceRequest, columns: UsageColumns, batch: DecodedBatch) -> None:
     for r, resource_logs in enumerate(request.resource_logs):
         for s, scope_logs in enumerate(resource_logs.scope_logs):
             for i, log in enumerate(scope_logs.log_records):
@@ -97,12 +113,25 @@ def decode_logs(body: bytes, encoding: Encoding) -> DecodedBatch:
                     columns.add(log)
                 except UsageDecodeError as exc:
                     batch.reject(f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]", str(exc))
-    try:
-        batch.table = columns.table()
-    except (pa.ArrowException, TypeError, ValueError) as exc:
-        # Whole columns convert at once, so one bad value fails them all; name the batch, not a record.
-        raise BadRequest(f"usage records do not fit the ledger schema: {exc}") from None
-    return batch
+
+
+def _raw_usage(request: Any, columns: UsageColumns, batch: DecodedBatch) -> None:
+    for r, resource_logs in enumerate(request.resource_logs):
+        for s, scope_logs in enumerate(resource_logs.scope_logs):
+            for i, raw in enumerate(scope_logs.log_records):
+                if raw.event_name != USAGE_EVENT_NAME:
+                    continue
+
+                def full(raw: Any = raw) -> LogRecord:
+                    record: LogRecord = LogRecord.FromString(raw.SerializeToString())
+                    return record
+
+                try:
+                    columns.add_raw(raw.attributes, raw.trace_id, raw.span_id, full)
+                except UsageDecodeError as exc:
+                    batch.reject(f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]", str(exc))
+                except BadKeyValue as exc:
+                    raise BadRequest(f"body is not a protobuf ExportLogsServiceRequest: {exc}") from None
 
 
 def _span_row(span: Span, service: str | None, scope_name: str | None, resource_json: str) -> Row:

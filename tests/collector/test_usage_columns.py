@@ -60,3 +60,33 @@ def test_bad_records_are_refused_with_the_same_reason_and_nothing_kept(
         columns.add(_with(to_log_record(make_usage("bad")), key, value))
     assert str(caught.value).startswith(says)
     assert columns.table().num_rows == 0
+
+
+def test_the_raw_byte_path_decodes_exactly_as_the_message_path() -> None:
+    """Protobuf bodies go through `add_raw` (cached KeyValue bytes, scalars read from the bytes);
+    JSON bodies through `add`. Twice, so the second pass answers from the cache."""
+    from collector.decode import decode_logs
+    from collector.wire import Encoding
+    from tests.collector.otlp_fixtures import logs_request, otlp_json
+
+    records = [
+        to_log_record(make_usage("plain")),
+        to_log_record(make_usage("ünïcödé-" + "x" * 200, agent_id="ágent", input_tokens=-5, output_tokens=2**40)),
+        to_log_record(make_usage("flags", stream=True, usage_estimated=True, cost_usd=-0.25, latency_ms=0.0)),
+        _with(to_log_record(make_usage("int-cost")), "cost_usd", AnyValue(int_value=3)),
+        _with(to_log_record(make_usage("bool-as-int")), "stream", AnyValue(int_value=1)),
+        _with(to_log_record(make_usage("no-team")), "team", None),
+        _with(to_log_record(make_usage("long-key")), "k" * 300, AnyValue(string_value="ignored")),
+    ]
+    request = logs_request(*records)
+    for _ in range(2):
+        raw = decode_logs(request.SerializeToString(), Encoding.PROTOBUF)
+        message = decode_logs(otlp_json(request), Encoding.JSON)
+        assert raw.table is not None and message.table is not None
+        assert raw.table.equals(message.table)
+        assert (raw.rejected, raw.message) == (message.rejected, message.message)
+    assert raw.table is not None
+    ids = ["plain", "ünïcödé-" + "x" * 200, "flags", "int-cost", "long-key"]
+    assert raw.table.column("request_id").to_pylist() == ids
+    assert raw.table.column("output_tokens").to_pylist()[1] == 2**40
+    assert raw.rejected == 2  # stream sent as an int; team missing
