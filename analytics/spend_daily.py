@@ -12,7 +12,7 @@ import datetime as dt
 import polars as pl
 
 from analytics.ledger import billable, scan_usage
-from analytics.usd import sum_usd
+from analytics.usd import sum_exact, sum_usd
 from meterline.layout import DataLayout
 
 MART = "spend_daily"
@@ -63,6 +63,30 @@ def daily_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
     return (
         rows.group_by(GROUP_KEYS)
         .agg(measures(from_mart=False))
+        .select(SPEND_DAILY_COLUMNS)
+        .cast(SPEND_DAILY_SCHEMA)
+        .sort(GROUP_KEYS, nulls_last=True)
+    )
+
+
+def partial_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Sums of some of the `billable` rows of each group, money still fixed-point: partials of
+    one day from several partitions add up (`combine`) to exactly the `daily_rows` answer."""
+    counts = [
+        pl.len().cast(pl.Int64).alias("requests"),
+        (pl.col("status") != "ok").sum().cast(pl.Int64).alias("errors"),
+    ]
+    money = [sum_exact("cost_usd").alias("cost_usd"), sum_exact("cost_saved_usd").alias("cost_saved_usd")]
+    return rows.group_by(GROUP_KEYS).agg(*counts, *(pl.col(c).sum() for c in TOKEN_COLUMNS), *money)
+
+
+def combine(partials: pl.LazyFrame) -> pl.LazyFrame:
+    """Mart rows from `partial_rows` results, sorted by the keys."""
+    sums = [pl.col(c).sum() for c in ("requests", "errors", *TOKEN_COLUMNS)]
+    money = [pl.col(c).sum().cast(pl.Float64) for c in ("cost_usd", "cost_saved_usd")]
+    return (
+        partials.group_by(GROUP_KEYS)
+        .agg(*sums, *money)
         .select(SPEND_DAILY_COLUMNS)
         .cast(SPEND_DAILY_SCHEMA)
         .sort(GROUP_KEYS, nulls_last=True)

@@ -20,3 +20,10 @@ def sum_usd(column: str | pl.Expr) -> pl.Expr:
     """
     values = pl.col(column) if isinstance(column, str) else column
     return values.cast(_USD_DECIMAL).sum().cast(pl.Float64)
+
+
+def sum_exact(column: str | pl.Expr) -> pl.Expr:
+    """The fixed-point sum itself, for partial sums that are added up again later (`sum_usd`'s
+    float comes only at the end, so partials never round)."""
+    values = pl.col(column) if isinstance(column, str) else column
+    return values.cast(_USD_DECIMAL).sum()
