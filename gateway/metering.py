@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from gateway.auth import AgentIdentity
@@ -39,7 +39,8 @@ class RequestMeter:
     trace: TraceContext
     operation: str
     labels: InstanceLabels
-    request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
+    # 128 random bits as hex, as uuid4().hex reads, without building a UUID object (~3 us).
+    request_id: str = field(default_factory=lambda: f"req_{os.urandom(16).hex()}")
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     _t0: float = field(default_factory=time.perf_counter)
     model_requested: str = ""
