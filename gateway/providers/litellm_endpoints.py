@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import struct
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ import httpx
 import openai
 
 from gateway.endpoint_request import EndpointRequest
+from gateway.json_codec import dumps
 from gateway.providers.anthropic_direct import message_response
 from gateway.providers.litellm_translate import _failure, _import_litellm
 from gateway.providers.named_events import (
@@ -79,7 +79,7 @@ def _stream_error(frame: bytes, deployment: Deployment) -> UpstreamFailure:
 
 
 def _encode(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps(data)
 
 
 class _NoRetryClient(openai.AsyncOpenAI):

@@ -4,13 +4,13 @@ per call (Meterline's router, not LiteLLM's, picks it and retries)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from gateway.chat_request import ChatRequest
+from gateway.json_codec import dumps
 from gateway.providers.client_params import for_litellm
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.sse import DONE, absorb_chunk, sse
@@ -122,7 +122,7 @@ class LiteLLMTranslate:
         choices = data.get("choices") or []
         usage = from_usage_block(data.get("usage"))
         return ChatResponse(
-            body=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(),
+            body=dumps(data),
             usage=usage,
             response_id=data.get("id"),
             finish_reasons=tuple(str(c["finish_reason"]) for c in choices if c.get("finish_reason")),

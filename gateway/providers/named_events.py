@@ -3,10 +3,10 @@ passed through as received, and tallies that read only the events the ledger nee
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
+from gateway.json_codec import dumps, loads
 from gateway.providers.results import StreamTally
 from gateway.token_usage import from_anthropic_usage, from_responses_usage
 
@@ -28,7 +28,7 @@ async def frames(lines: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
 
 
 def named_frame(payload: dict[str, Any]) -> bytes:
-    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    data = dumps(payload)
     return b"event: " + str(payload.get("type", "")).encode() + b"\ndata: " + data + b"\n\n"
 
 
@@ -42,7 +42,7 @@ def frame_data(frame: bytes) -> dict[str, Any] | None:
     for line in frame.split(b"\n"):
         if line.startswith(b"data:"):
             try:
-                data = json.loads(line[5:])
+                data = loads(line[5:])
             except ValueError:
                 return None
             return data if isinstance(data, dict) else None
