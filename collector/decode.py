@@ -7,11 +7,10 @@ the rest of its batch still goes through. A body that cannot be read at all rais
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -26,14 +25,13 @@ from collector.raw_logs import parse_raw_logs
 from collector.usage_columns import BadKeyValue, UsageColumns
 from collector.wire import Encoding, parse_request
 from meterline import semconv
+from meterline.layout import PARTITION_KEY
 from meterline.otlp_usage import UsageDecodeError, is_usage_log
-from meterline.span_row import SpanRow
+from meterline.span_row import span_arrow_schema
 from meterline.usage_record import USAGE_EVENT_NAME
 
 Row = dict[str, Any]
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_SPAN_COLUMNS = tuple(f.name for f in fields(SpanRow))
 _MAX_REASONS = 5
 """How many rejection reasons a partial-success message spells out; the count covers all."""
 
@@ -43,9 +41,9 @@ class DecodedBatch:
     """Rows ready for one table, plus what was rejected and why."""
 
     rows: list[Row] = field(default_factory=list)
-    """Span rows (traces)."""
+    """Rows for `writer.build_table`, for callers that hold rows rather than a table."""
     table: pa.Table | None = None
-    """Usage records (logs), already in the ledger's Arrow schema."""
+    """What the decoders produce: spans or usage records in their table's Arrow schema."""
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -67,12 +65,16 @@ class DecodedBatch:
 
 
 def decode_traces(body: bytes, encoding: Encoding) -> DecodedBatch:
+    """Spans as `batch.table` (the `spans` schema), built column-wise: timestamps stay integer
+    microseconds and dates integer days until Arrow converts whole columns."""
     request = parse_request(body, encoding, ExportTraceServiceRequest)
     batch = DecodedBatch()
+    rows: list[tuple[Any, ...]] = []
     for r, resource_spans in enumerate(request.resource_spans):
         resource = _attributes(resource_spans.resource.attributes)
         resource_json = _json(resource)
         service = resource.get(semconv.SERVICE_NAME)
+        service = service if isinstance(service, str) else None
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             scope_name = scope_spans.scope.name or None
             for i, span in enumerate(scope_spans.spans):
@@ -80,8 +82,8 @@ def decode_traces(body: bytes, encoding: Encoding) -> DecodedBatch:
                     # Without valid ids a span can be neither joined nor deduplicated.
                     batch.reject(f"resource_spans[{r}].scope_spans[{s}].spans[{i}]", "trace_id/span_id missing")
                     continue
-                row = _span_row(span, service if isinstance(service, str) else None, scope_name, resource_json)
-                batch.rows.append(row)
+                rows.append(_span_values(span, service, scope_name, resource_json))
+    batch.table = _span_table(rows)
     return batch
 
 
@@ -134,46 +136,60 @@ def _raw_usage(request: Any, columns: UsageColumns, batch: DecodedBatch) -> None
                     raise BadRequest(f"body is not a protobuf ExportLogsServiceRequest: {exc}") from None
 
 
-def _span_row(span: Span, service: str | None, scope_name: str | None, resource_json: str) -> Row:
+def _span_values(span: Span, service: str | None, scope_name: str | None, resource_json: str) -> tuple[Any, ...]:
+    """One span's values in `SpanRow` field order, which is the `spans` schema's column order."""
     attrs = _attributes(span.attributes)
-    start = _from_nanos(span.start_time_unix_nano)
-    row = SpanRow(
-        trace_id=span.trace_id.hex(),
-        span_id=span.span_id.hex(),
-        parent_span_id=span.parent_span_id.hex() or None,
-        name=span.name,
-        kind=_enum_name(Span.SpanKind, span.kind, "SPAN_KIND_"),
-        ts_start=start,
-        ts_end=_from_nanos(span.end_time_unix_nano),
-        duration_ms=(span.end_time_unix_nano - span.start_time_unix_nano) / 1e6,
-        date=start.date(),
-        service_name=service,
-        scope_name=scope_name,
-        status_code=_enum_name(Status.StatusCode, span.status.code, "STATUS_CODE_"),
-        status_message=span.status.message or None,
-        operation=_str(attrs, semconv.GEN_AI_OPERATION_NAME),
-        request_model=_str(attrs, semconv.GEN_AI_REQUEST_MODEL),
-        response_model=_str(attrs, semconv.GEN_AI_RESPONSE_MODEL),
-        agent_id=_str(attrs, semconv.METERLINE_AGENT_ID),
-        input_tokens=_int(attrs, semconv.GEN_AI_USAGE_INPUT_TOKENS),
-        output_tokens=_int(attrs, semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
-        cost_usd=_float(attrs, semconv.METERLINE_COST_USD),
-        attributes=_json(attrs),
-        resource_attributes=resource_json,
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    start_us = start // 1000
+    status = span.status
+    return (
+        span.trace_id.hex(),
+        span.span_id.hex(),
+        span.name,
+        start_us,
+        end // 1000,
+        (end - start) / 1e6,
+        start_us // 86_400_000_000,  # the UTC day, as days since the epoch
+        span.parent_span_id.hex() or None,
+        _SPAN_KINDS.get(span.kind) or str(span.kind),
+        service,
+        scope_name,
+        _STATUS_CODES.get(status.code) or str(status.code),
+        status.message or None,
+        _str(attrs, semconv.GEN_AI_OPERATION_NAME),
+        _str(attrs, semconv.GEN_AI_REQUEST_MODEL),
+        _str(attrs, semconv.GEN_AI_RESPONSE_MODEL),
+        _str(attrs, semconv.METERLINE_AGENT_ID),
+        _int(attrs, semconv.GEN_AI_USAGE_INPUT_TOKENS),
+        _int(attrs, semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
+        _float(attrs, semconv.METERLINE_COST_USD),
+        _json(attrs),
+        resource_json,
     )
-    return {name: getattr(row, name) for name in _SPAN_COLUMNS}
 
 
-def _enum_name(enum_type: Any, number: int, prefix: str) -> str:
-    try:
-        name: str = enum_type.Name(number)
-    except ValueError:  # proto3 enums are open: a newer sender may use a value this one lacks
-        return str(number)
-    return name.removeprefix(prefix)
+def _span_table(rows: list[tuple[Any, ...]]) -> pa.Table:
+    schema = span_arrow_schema()
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
+    arrays = []
+    for name, values in zip(schema.names, columns, strict=True):
+        target = schema.field(name).type
+        if name in ("ts_start", "ts_end"):
+            arrays.append(pa.array(values, type=pa.int64()).cast(target))
+        elif name == PARTITION_KEY:
+            arrays.append(pa.array(values, type=pa.int32()).cast(target))
+        else:
+            arrays.append(pa.array(values, type=target))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _from_nanos(nanos: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(microseconds=nanos // 1000)
+def _enum_names(enum_type: Any, prefix: str) -> dict[int, str]:
+    # proto3 enums are open: a newer sender may use a number this one lacks (then: the number).
+    return {number: name.removeprefix(prefix) for name, number in enum_type.items()}
+
+
+_SPAN_KINDS = _enum_names(Span.SpanKind, "SPAN_KIND_")
+_STATUS_CODES = _enum_names(Status.StatusCode, "STATUS_CODE_")
 
 
 def _attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:

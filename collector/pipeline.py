@@ -128,10 +128,11 @@ class Pipeline:
 
     async def ingest_spans(self, batch: DecodedBatch) -> IngestResult:
         self._admit()
-        if batch.rows:
-            await self.wal.append(SPANS_TABLE, build_table(SPANS_TABLE, batch.rows))
+        data = batch.table if batch.table is not None else build_table(SPANS_TABLE, batch.rows)
+        if data.num_rows:
+            await self.wal.append(SPANS_TABLE, data)
             self._after_append()
-        return IngestResult(len(batch.rows), 0, batch.rejected, batch.message)
+        return IngestResult(data.num_rows, 0, batch.rejected, batch.message)
 
     async def ingest_usage(self, batch: DecodedBatch) -> IngestResult:
         self._admit()

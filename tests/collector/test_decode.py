@@ -69,7 +69,8 @@ def test_spans_become_rows_with_promoted_columns(encoding: Encoding) -> None:
 
     assert batch.rejected == 1
     assert batch.message == "resource_spans[0].scope_spans[0].spans[2]: trace_id/span_id missing"
-    chat, bare = batch.rows
+    assert batch.table is not None
+    chat, bare = batch.table.to_pylist()
     start = dt.datetime(2025, 3, 14, 23, 59, 59, 900000, tzinfo=UTC)
     assert chat == {
         "trace_id": "5b8efff798038103d269b633813fc60c",
@@ -145,7 +146,9 @@ def test_json_follows_the_otlp_spec_example_shape() -> None:
         }
     ).encode()
 
-    (row,) = decode_traces(body, Encoding.JSON).rows
+    table = decode_traces(body, Encoding.JSON).table
+    assert table is not None
+    (row,) = table.to_pylist()
 
     assert (row["trace_id"], row["span_id"], row["kind"]) == (
         "5b8efff798038103d269b633813fc60c",
