@@ -77,31 +77,52 @@ def _kv(key: str, value: Any) -> bytes:
     return b"\x0a" + varint(len(data)) + data + field(2, _any(value))
 
 
+_VOLATILE = frozenset(
+    {
+        "request_id", "trace_id", "span_id", "usage_raw",
+        semconv.METERLINE_REQUEST_ID, semconv.GEN_AI_RESPONSE_ID,
+    }
+)  # fmt: skip
+"""String attributes that differ on every request: never worth a cache entry."""
+
+
+@functools.cache
+def _key_prefix(key: str) -> bytes:
+    data = key.encode()
+    return b"\x0a" + varint(len(data)) + data + b"\x12"
+
+
+def _direct(number: int, key: str, any_value: bytes) -> bytes:
+    kv = _key_prefix(key) + varint(len(any_value)) + any_value
+    return bytes((number << 3 | 2,)) + varint(len(kv)) + kv
+
+
 def attribute(number: int, key: str, value: Any) -> bytes:
-    """One entry of the repeated KeyValue field `number`, tag and length included; cached when
-    the pair repeats, as most of a request's attributes do (agent, team, model, status, ...)."""
+    """One entry of the repeated KeyValue field `number` (< 16), tag and length included. Numbers
+    and per-request strings are written directly; other strings and booleans (agent, team, model,
+    status, ...) repeat from request to request and come from a cache."""
+    kind = type(value)
+    if kind is int:
+        return _direct(number, key, b"\x18" + varint(value))
+    if kind is float:
+        return _direct(number, key, b"\x21" + _DOUBLE.pack(value))
+    if kind is str and key in _VOLATILE:
+        data = value.encode()
+        return _direct(number, key, b"\x0a" + varint(len(data)) + data)
     if isinstance(value, (dict, list, tuple)):
         return field(number, _kv(key, value))
-    cache_key = (number, key, value, type(value))  # with the type, True and 1 get separate entries
+    cache_key = (number, key, value, kind)  # with the type, True and 1 get separate entries
     encoded = _kv_cache.get(cache_key)
     if encoded is None:
         if len(_kv_cache) >= _CACHE_LIMIT:
-            _kv_cache.clear()  # request ids and timestamps never repeat; start over, cheaply
+            _kv_cache.clear()  # a flood of distinct values; start over, cheaply
         encoded = _kv_cache[cache_key] = field(number, _kv(key, value))
     return encoded
 
 
 def attributes(number: int, values: Iterable[tuple[str, Any]]) -> bytes:
     """Repeated KeyValue field `number`, skipping None values as `spans.attributes` does."""
-    cache = _kv_cache
-    parts = []
-    for key, value in values:
-        if value is None:
-            continue
-        # The cache lookup inlined: this runs ~30 times per request.
-        encoded = None if isinstance(value, (list, tuple)) else cache.get((number, key, value, type(value)))
-        parts.append(encoded or attribute(number, key, value))
-    return b"".join(parts)
+    return b"".join([attribute(number, key, value) for key, value in values if value is not None])
 
 
 def _micros(value: dt.datetime) -> int:
@@ -121,14 +142,10 @@ def _usage_columns() -> tuple[tuple[str, int], ...]:
 
 def usage_log_record(record: UsageRecord) -> bytes:
     """The serialized `LogRecord` that `meterline.otlp_usage.to_log_record(record)` builds."""
-    cache = _kv_cache
     parts = [attribute(6, METERLINE_USAGE_SCHEMA_VERSION, SCHEMA_VERSION)]
     for name, conversion in _usage_columns():
         value = getattr(record, name)
         if value is None:
-            continue
-        if conversion == _MAP:
-            parts.append(attribute(6, name, value))
             continue
         if conversion == _TIMESTAMP:
             value = _micros(value)
@@ -136,7 +153,7 @@ def usage_log_record(record: UsageRecord) -> bytes:
             value = value.isoformat()
         elif conversion == _FLOAT:
             value = float(value)
-        parts.append(cache.get((6, name, value, type(value))) or attribute(6, name, value))
+        parts.append(attribute(6, name, value))
     end_ns = _micros(record.ts_end) * 1000
     time_ns = _FIXED64.pack(end_ns)
     return b"".join(
