@@ -5,9 +5,9 @@ local days it held before and holds now. Each such day is recomputed from every 
 holding rows of that day, so the result equals a full rebuild; a full rebuild is the same
 work over every day. A file lock keeps two runs from interleaving.
 
-Memory stays bounded whatever the ledger's size: spend is one streaming aggregation (sums
-over any number of rows), and latency quantiles, which need a day's values together, are
-computed one local day at a time from the one or two partitions holding it.
+Memory stays bounded whatever the ledger's size: spend is summed partition by partition into
+exact fixed-point partials, and latency quantiles, which need a day's values together, hold one
+local day's values only until the last partition holding that day has been read.
 """
 
 from __future__ import annotations

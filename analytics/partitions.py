@@ -6,16 +6,16 @@ the record's own `date`), so duplicates are a per-partition matter, and within a
 matter between files: one part file never holds a request twice (the collector writes each
 batch after dropping ids already in the ledger or earlier in the batch, and compaction writes
 each request once). So a single-file partition is read as is, a partition of several files is
-checked once per file set, and only one caught mid-compaction (the merged part beside the
-small parts it replaces) pays for de-duplication.
+checked once per file set, and only one that does hold a copy (a merged part beside the small
+parts it replaced, which the collector's atomic compaction swap is meant to rule out) pays for
+de-duplication.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 
 import polars as pl
 
@@ -59,33 +59,6 @@ def partition_rows(
         sorted(days),
     )
     return rows if part.unique else rows.unique(subset="request_id", keep="any")
-
-
-def billable_rows(
-    layout: DataLayout, parts: Mapping[str, PartitionState], days: Collection[dt.date], timezone: str
-) -> pl.LazyFrame:
-    """The billable rows of `parts` whose local date is one of `days`, lazily.
-
-    Partitions whose rows are unique and share a fixed UTC offset are read as one scan (so the
-    streaming engine sees one big source); the others each get their own.
-    """
-    wanted = sorted(days)
-    by_offset: dict[int | None, list[str]] = defaultdict(list)
-    frames: list[pl.LazyFrame] = []
-    for name, part in sorted(parts.items()):
-        if part.lo_us is None or part.hi_us is None:
-            continue
-        offset = fixed_offset_us(timezone, part.lo_us, part.hi_us)
-        if part.unique:
-            by_offset[offset].extend(paths(layout, name, part.files))
-        else:
-            # Filter before de-duplicating: copies of one request share its local date too.
-            dated = _dated(scan_files(paths(layout, name, part.files)), timezone, offset, wanted)
-            frames.append(dated.unique(subset="request_id", keep="any"))
-    frames += [_dated(scan_files(files), timezone, offset, wanted) for offset, files in by_offset.items()]
-    if not frames:
-        return _dated(usage_schema().to_frame().lazy(), timezone, None, wanted)
-    return pl.concat(frames, how="vertical")
 
 
 def _dated(rows: pl.LazyFrame, timezone: str, offset_us: int | None, days: list[dt.date]) -> pl.LazyFrame:
