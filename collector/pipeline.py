@@ -201,6 +201,9 @@ class Pipeline:
             for table, parts in by_table.items():
                 self._writer.write_named_sync(table, pa.concat_tables(parts), name)
             self.wal.remove(segment)
+            del by_table
+            # mimalloc keeps freed pages for reuse; a published segment's are not needed soon.
+            pa.default_memory_pool().release_unused()
 
     async def compact(self) -> CompactionReport:
         """Merge small files and apply retention now (publishing waits meanwhile)."""

@@ -85,7 +85,8 @@ def encode(table: str, data: pa.Table) -> bytes:
 
 def decode(payload: bytes) -> Batch:
     table = _TABLE_NAMES[payload[0]]
-    return table, pa.ipc.open_stream(pa.py_buffer(payload[1:])).read_all()
+    # A slice of the buffer, not of the bytes: the batch's columns point into `payload`, uncopied.
+    return table, pa.ipc.open_stream(pa.py_buffer(payload).slice(1)).read_all()
 
 
 def scan(data: bytes) -> tuple[list[bytes], int]:
