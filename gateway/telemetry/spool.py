@@ -47,6 +47,10 @@ def claim_directory(root: Path) -> tuple[Path, int]:
     raise RuntimeError(f"no free spool directory under {root}")
 
 
+_READ_WINDOW = 1024 * 1024
+"""Bytes `read` looks at per call: ~1,400 usage records, more than one export batch."""
+
+
 class SpoolFull(Exception):
     """Appending would take the spool beyond its byte cap."""
 
@@ -196,10 +200,18 @@ class Spool:
             while len(out) < max_records and cursor.segment in self._sizes:
                 end = self._sizes[cursor.segment]
                 if cursor.offset < end:
+                    # A bounded window: with a large backlog, reading and checking every frame to
+                    # the segment's end on each call made draining it quadratic. A frame cut by
+                    # the window's edge is simply read next time; one larger than the window
+                    # gets a window of its own size.
+                    window = min(end - cursor.offset, _READ_WINDOW)
                     with open(self.directory / _name(cursor.segment), "rb") as handle:
                         handle.seek(cursor.offset)
-                        data = handle.read(end - cursor.offset)
-                    frames, _ = scan_frames(data)
+                        data = handle.read(window)
+                        frames, _ = scan_frames(data)
+                        if not frames and window < end - cursor.offset:
+                            data += handle.read(end - cursor.offset - window)
+                            frames, _ = scan_frames(data)
                     for payload in frames[: max_records - len(out)]:
                         out.append(payload)
                         cursor = Cursor(cursor.segment, cursor.offset + HEADER_SIZE + len(payload))

@@ -101,3 +101,25 @@ def test_spooled_records_are_wrapped_into_a_valid_export_request() -> None:
     assert list(parsed.resource_logs[0].scope_logs[0].log_records) == records
     assert parsed.resource_logs[0].scope_logs[0].scope.name == "meterline.gateway"
     assert parsed.resource_logs[0].resource.attributes[0].value.string_value == "gw"
+
+
+def test_a_backlog_beyond_the_read_window_is_read_in_order_once(tmp_path: Path) -> None:
+    """Reads look at 1 MiB at a time: frames cut by the window's edge come in the next read, and
+    a frame bigger than the window is still read whole."""
+    spool = Spool(tmp_path, max_bytes=10**8, segment_bytes=10**8)
+    spool.open()
+    small = [f"record-{i:05d}-".encode() + b"x" * 700 for i in range(3000)]  # ~2.2 MB
+    huge = b"h" * (1024 * 1024 + 5)
+    spool.append(small[:1500])
+    spool.append([huge])
+    spool.append(small[1500:])
+    seen: list[bytes] = []
+    while True:
+        payloads, cursor = spool.read(512)
+        if not payloads:
+            break
+        seen.extend(payloads)
+        spool.ack(cursor, len(payloads))
+    assert seen == [*small[:1500], huge, *small[1500:]]
+    assert spool.unacked_records == 0
+    spool.close()
