@@ -35,9 +35,7 @@ SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3
 STATUS_UNSET, STATUS_ERROR = 0, 2
 
 
-def varint(n: int) -> bytes:
-    if 0 <= n < 0x80:
-        return bytes((n,))
+def _varint(n: int) -> bytes:
     n &= 0xFFFF_FFFF_FFFF_FFFF  # a negative int64 is ten bytes of two's complement
     out = bytearray()
     while n > 0x7F:
@@ -45,6 +43,14 @@ def varint(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_VARINTS = [_varint(n) for n in range(1 << 14)]
+"""Every one- and two-byte varint, precomputed: lengths and token counts are nearly all below 16,384."""
+
+
+def varint(n: int) -> bytes:
+    return _VARINTS[n] if 0 <= n < 16384 else _varint(n)
 
 
 def field(number: int, payload: bytes) -> bytes:
@@ -86,15 +92,22 @@ _VOLATILE = frozenset(
 """String attributes that differ on every request: never worth a cache entry."""
 
 
-@functools.cache
-def _key_prefix(key: str) -> bytes:
-    data = key.encode()
-    return b"\x0a" + varint(len(data)) + data + b"\x12"
+_prefixes: dict[str, bytes] = {}
+"""Key -> the KeyValue bytes before the value's length: key tag, key, value tag."""
 
 
 def _direct(number: int, key: str, any_value: bytes) -> bytes:
-    kv = _key_prefix(key) + varint(len(any_value)) + any_value
-    return bytes((number << 3 | 2,)) + varint(len(kv)) + kv
+    prefix = _prefixes.get(key)
+    if prefix is None:
+        data = key.encode()
+        prefix = _prefixes[key] = b"\x0a" + varint(len(data)) + data + b"\x12"
+    size = len(any_value)
+    kv = prefix + (_VARINTS[size] if size < 16384 else _varint(size)) + any_value
+    size = len(kv)
+    return _TAGS[number] + (_VARINTS[size] if size < 16384 else _varint(size)) + kv
+
+
+_TAGS = [bytes((number << 3 | 2,)) for number in range(16)]
 
 
 def attribute(number: int, key: str, value: Any) -> bytes:
@@ -103,7 +116,7 @@ def attribute(number: int, key: str, value: Any) -> bytes:
     status, ...) repeat from request to request and come from a cache."""
     kind = type(value)
     if kind is int:
-        return _direct(number, key, b"\x18" + varint(value))
+        return _direct(number, key, b"\x18" + (_VARINTS[value] if 0 <= value < 16384 else _varint(value)))
     if kind is float:
         return _direct(number, key, b"\x21" + _DOUBLE.pack(value))
     if kind is str and key in _VOLATILE:
