@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -151,3 +154,22 @@ def test_a_full_disk_is_unavailable_with_retry_info_and_recovers(
     assert "No space left on device" in refused.value.details()
     assert _retry_delay_s(refused.value) == 5
     assert sorted(r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")) == ["req-1", "req-2"]
+
+
+def test_a_taken_default_grpc_port_leaves_http_serving_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with caplog.at_level(logging.WARNING), running_collector(tmp_path, grpc_port=port, grpc_required=False) as url:
+            body = logs_request(to_log_record(make_usage("req-1"))).SerializeToString()
+            response = httpx.post(f"{url}/v1/logs", content=body, headers={"content-type": "application/x-protobuf"})
+
+    assert response.status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    (warning,) = warnings
+    assert warning.startswith(f"collector: cannot listen for OTLP/gRPC on 127.0.0.1:{port}: Failed to bind")
+    assert warning.endswith("; serving OTLP/HTTP only")
+    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")] == ["req-1"]
