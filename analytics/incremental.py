@@ -22,14 +22,8 @@ from contextlib import contextmanager
 import polars as pl
 
 from analytics import latency_daily, spend_daily, spend_monthly
-from analytics.mart_state import (
-    STATE_VERSION,
-    MartState,
-    PartitionState,
-    list_partitions,
-    load_state,
-    save_state,
-)
+from analytics.ledger_source import LedgerSource, LocalLedger
+from analytics.mart_state import STATE_VERSION, MartState, PartitionState, load_state, save_state
 from analytics.partitions import partition_rows, survey
 from meterline.layout import DataLayout, atomic_target, publish
 
@@ -45,18 +39,22 @@ ATTEMPTS = 3
 """Runs tried when a part file vanishes mid-run (compaction swapped its partition folder)."""
 
 
-def refresh(layout: DataLayout, timezone: str = "UTC", progress: Progress | None = None) -> dict[str, int]:
-    """Bring every mart up to date with the ledger; returns each mart's row count.
+def refresh(
+    layout: DataLayout, timezone: str = "UTC", progress: Progress | None = None, ledger: LedgerSource | None = None
+) -> dict[str, int]:
+    """Bring the marts under `layout` up to date with `ledger` (default: the ledger under the same
+    data dir); returns each mart's row count.
 
     A part listed before the collector's compaction swapped its partition and opened after it is
     gone; the run then starts over from a fresh listing (nothing was written yet), as often as
     `ATTEMPTS` allows.
     """
+    source = LocalLedger(layout) if ledger is None else ledger
     layout.marts_dir.mkdir(parents=True, exist_ok=True)
     with _lock(layout):
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return _refresh(layout, timezone, progress)
+                return _refresh(layout, source, timezone, progress)
             except FileNotFoundError:
                 if attempt == ATTEMPTS:
                     raise
@@ -64,8 +62,8 @@ def refresh(layout: DataLayout, timezone: str = "UTC", progress: Progress | None
     raise AssertionError("unreachable")
 
 
-def _refresh(layout: DataLayout, timezone: str, progress: Progress | None) -> dict[str, int]:
-    current = list_partitions(layout)
+def _refresh(layout: DataLayout, ledger: LedgerSource, timezone: str, progress: Progress | None) -> dict[str, int]:
+    current = ledger.partitions()
     state = load_state(layout)
     full = (
         state is None
@@ -75,7 +73,7 @@ def _refresh(layout: DataLayout, timezone: str, progress: Progress | None) -> di
     )
     old = {} if full or state is None else state.partitions
     parts = {
-        name: old[name] if name in old and old[name].files == files else survey(layout, name, files, timezone)
+        name: old[name] if name in old and old[name].files == files else survey(ledger, name, files, timezone)
         for name, files in current.items()
     }
     changed = [
@@ -85,13 +83,14 @@ def _refresh(layout: DataLayout, timezone: str, progress: Progress | None) -> di
     ]
     affected = sorted({dt.date.fromisoformat(d) for n in changed for d in [*_days(old, n), *_days(parts, n)]})
     if full or affected:
-        _rebuild(layout, timezone, parts, affected, full, progress)
+        _rebuild(layout, ledger, timezone, parts, affected, full, progress)
         save_state(layout, MartState(timezone=timezone, partitions=parts))
     return {name: _height(layout, name) for name in MART_NAMES}
 
 
 def _rebuild(
     layout: DataLayout,
+    ledger: LedgerSource,
     timezone: str,
     parts: dict[str, PartitionState],
     days: list[dt.date],
@@ -103,8 +102,8 @@ def _rebuild(
     # Two passes at once: each has single-threaded stretches (Parquet decoding of one file,
     # NumPy selection) that leave one of the two cores idle when run alone.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        spending = pool.submit(_spend_days, layout, timezone, holders, days)
-        latency = _latency_days(layout, timezone, holders, days, progress)
+        spending = pool.submit(_spend_days, ledger, timezone, holders, days)
+        latency = _latency_days(ledger, timezone, holders, days, progress)
         spend = spending.result()
     for name, schema, keys, new in (
         (spend_daily.MART, spend_daily.SPEND_DAILY_SCHEMA, spend_daily.GROUP_KEYS, [spend]),
@@ -120,7 +119,7 @@ def _rebuild(
 
 
 def _spend_days(
-    layout: DataLayout, timezone: str, holders: dict[str, PartitionState], days: list[dt.date]
+    ledger: LedgerSource, timezone: str, holders: dict[str, PartitionState], days: list[dt.date]
 ) -> pl.DataFrame:
     """spend_daily rows for `days`: each partition summed on its own, then the partial sums of
     each day added up, exactly (money stays fixed-point until the end). Memory holds one
@@ -128,7 +127,7 @@ def _spend_days(
     wanted = {d.isoformat(): d for d in days}
     partials = [
         spend_daily.partial_rows(
-            partition_rows(layout, name, part, [wanted[iso] for iso in part.days if iso in wanted], timezone)
+            partition_rows(ledger, name, part, [wanted[iso] for iso in part.days if iso in wanted], timezone)
         ).collect()
         for name, part in sorted(holders.items())
     ]
@@ -138,7 +137,7 @@ def _spend_days(
 
 
 def _latency_days(
-    layout: DataLayout,
+    ledger: LedgerSource,
     timezone: str,
     holders: dict[str, PartitionState],
     days: list[dt.date],
@@ -160,7 +159,7 @@ def _latency_days(
     for name in sorted(holders):
         part = holders[name]
         mine = [wanted[iso] for iso in part.days if iso in wanted]
-        pending.add(partition_rows(layout, name, part, mine, timezone).select(latency_daily.INPUT_COLUMNS).collect())
+        pending.add(partition_rows(ledger, name, part, mine, timezone).select(latency_daily.INPUT_COLUMNS).collect())
         for day in (wanted[iso] for iso in part.days if last_holder.get(iso) == name):
             out.append(pending.finish(day))
             done += 1

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 
 from analytics.incremental import MART_NAMES, Progress, refresh
+from analytics.ledger_source import LedgerSource
 from meterline.layout import DataLayout
 
 logger = logging.getLogger(__name__)
@@ -19,10 +20,12 @@ AfterRun = Callable[[], object]
 """Work that reads the fresh marts (the budget alarms); runs after every successful mart run."""
 
 
-def run_once(layout: DataLayout, timezone: str = "UTC", progress: Progress | None = None) -> dict[str, int]:
-    """Bring every mart up to date (only changed days are rebuilt); returns rows per mart.
-    Errors propagate to the caller."""
-    return refresh(layout, timezone, progress)
+def run_once(
+    layout: DataLayout, timezone: str = "UTC", progress: Progress | None = None, ledger: LedgerSource | None = None
+) -> dict[str, int]:
+    """Bring every mart under `layout` up to date with `ledger` (default: the one under the same
+    data dir; only changed days are rebuilt); returns rows per mart. Errors propagate."""
+    return refresh(layout, timezone, progress, ledger)
 
 
 def serve_forever(
@@ -31,6 +34,7 @@ def serve_forever(
     stop: threading.Event,
     timezone: str = "UTC",
     after: AfterRun | None = None,
+    ledger: LedgerSource | None = None,
 ) -> None:
     """Refresh the marts (then `after`) every `interval_seconds` until `stop` is set, then once
     more and return.
@@ -40,14 +44,14 @@ def serve_forever(
     vanishing under compaction, a full disk, a chat webhook down) must not stop the loop for good.
     """
     while not stop.is_set():
-        _run_logged(layout, timezone, after)
+        _run_logged(layout, timezone, after, ledger)
         stop.wait(interval_seconds)
-    _run_logged(layout, timezone, after)
+    _run_logged(layout, timezone, after, ledger)
 
 
-def _run_logged(layout: DataLayout, timezone: str, after: AfterRun | None) -> None:
+def _run_logged(layout: DataLayout, timezone: str, after: AfterRun | None, ledger: LedgerSource | None) -> None:
     try:
-        rows = run_once(layout, timezone)
+        rows = run_once(layout, timezone, ledger=ledger)
     except Exception:
         logger.exception("analytics run failed; retrying at the next interval")
         return

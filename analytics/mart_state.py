@@ -1,10 +1,10 @@
 """What the last mart run saw: every ledger partition's files, its time range, the local
 days it held, and whether its rows needed de-duplicating.
 
-Kept at `<data_dir>/marts/_state.json`. A partition whose file set (names, sizes, mtimes,
-inodes) differs from the recorded one has changed, even when the rows are the same ones (a
-compaction rewriting its files, a retention job deleting it): the days it held before and
-holds now are the days to rebuild.
+Kept at `<data_dir>/marts/_state.json` (with an S3 ledger, under `storage.local_dir`). A
+partition whose file set (names, sizes, mtimes, and locally inodes) differs from the recorded
+one has changed, even when the rows are the same ones (a compaction rewriting its files, a
+retention job deleting it): the days it held before and holds now are the days to rebuild.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ STATE_VERSION = 2
 """Bump when a mart's definition changes: a state of another version forces a full rebuild."""
 
 Files = dict[str, list[int]]
-"""Part file name -> [size in bytes, mtime in ns, inode]: a file replaced under the same name
-(an atomic rename) gets a new inode even if its size and mtime happen to match."""
+"""Part file name -> [size in bytes, mtime in ns, inode] on local disk (a file replaced under the
+same name by an atomic rename gets a new inode even if its size and mtime happen to match);
+[size, LastModified in ns] on S3 (analytics/ledger_source.py)."""
 
 
 @dataclass

@@ -19,17 +19,13 @@ from collections.abc import Collection
 
 import polars as pl
 
-from analytics.ledger import scan_files, usage_schema
+from analytics.ledger import usage_schema
+from analytics.ledger_source import LedgerSource
 from analytics.local_day import fixed_offset_us, local_date_expr, local_days
 from analytics.mart_state import Files, PartitionState
-from meterline.layout import DataLayout
 
 
-def paths(layout: DataLayout, name: str, files: Files) -> list[str]:
-    return [str(layout.usage_dir / name / file) for file in sorted(files)]
-
-
-def survey(layout: DataLayout, name: str, files: Files, timezone: str) -> PartitionState:
+def survey(ledger: LedgerSource, name: str, files: Files, timezone: str) -> PartitionState:
     """The partition's time range, its local days and whether any request_id repeats."""
     facts = [
         pl.col("ts_start").min().dt.epoch("us").alias("lo"),
@@ -40,20 +36,20 @@ def survey(layout: DataLayout, name: str, files: Files, timezone: str) -> Partit
         # 64-bit hashes: as many distinct hashes as rows proves every id distinct; fewer (a copy,
         # or a collision) sends the partition down the exact de-duplicating path.
         facts.append(pl.col("request_id").hash().n_unique().alias("ids"))
-    found = scan_files(paths(layout, name, files)).select(facts).collect().row(0, named=True)
+    found = ledger.scan(name, files).select(facts).collect().row(0, named=True)
     lo, hi = found["lo"], found["hi"]
     days = [] if lo is None else [d.isoformat() for d in local_days(timezone, lo, hi)]
     return PartitionState(files, days, lo, hi, unique=found.get("ids", found["rows"]) == found["rows"])
 
 
 def partition_rows(
-    layout: DataLayout, name: str, part: PartitionState, days: Collection[dt.date], timezone: str
+    ledger: LedgerSource, name: str, part: PartitionState, days: Collection[dt.date], timezone: str
 ) -> pl.LazyFrame:
     """One partition's billable rows whose local date is one of `days`, lazily."""
     if part.lo_us is None or part.hi_us is None:
         return _dated(usage_schema().to_frame().lazy(), timezone, None, sorted(days))
     rows = _dated(
-        scan_files(paths(layout, name, part.files)),
+        ledger.scan(name, part.files),
         timezone,
         fixed_offset_us(timezone, part.lo_us, part.hi_us),
         sorted(days),

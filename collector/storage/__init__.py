@@ -1,18 +1,6 @@
-"""Where published Parquet lives: a local directory or an S3 prefix, behind one small Protocol
-(`base.StorageTarget`), one module per backend, chosen by the data dir's form."""
+"""The collector's storage targets now live in `meterline.storage`, shared with analytics (which
+reads the ledger through the same target); these names are re-exported for the collector."""
 
-from __future__ import annotations
+from meterline.storage import LocalTarget, S3Location, S3Target, StorageTarget, open_target, s3_filesystem
 
-from collector.storage.base import StorageTarget
-from collector.storage.local import LocalTarget
-from collector.storage.s3 import S3Location, S3Target, s3_filesystem
-from meterline.layout import DataLayout
-
-
-def open_target(
-    local: DataLayout, url: str | None = None, endpoint_url: str | None = None, region: str | None = None
-) -> StorageTarget:
-    """`url` (`s3://bucket/prefix`) when given, else the local data dir."""
-    if url is None:
-        return LocalTarget(local)
-    return S3Target(S3Location.parse(url), s3_filesystem(endpoint_url, region))
+__all__ = ["LocalTarget", "S3Location", "S3Target", "StorageTarget", "open_target", "s3_filesystem"]

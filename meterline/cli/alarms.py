@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from meterline.cli.commands import UsageError, load
+from meterline.cli.commands import UsageError, load, load_marts
 
 
 def status(args: argparse.Namespace) -> int:
     """Every alarm delivery, failures first, with the last error."""
     from alarms.state import AlarmState, state_file
 
-    _config, layout = load(args)
+    _config, layout, _ledger = load_marts(args)  # alarm state lives beside the marts
     if not state_file(layout).exists():
         print("no alarms yet")
         return 0
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate every budget once over the current marts."""
     from alarms.engine import run_alarms
 
-    config, layout = load(args)
+    config, layout, _ledger = load_marts(args)
     report = run_alarms(config, layout)
     print(f"{len(report.claimed)} new alarms; {report.sent} sent, {report.failed} failed")
     for alarm in report.claimed:

@@ -9,10 +9,14 @@ import sys
 import threading
 import zoneinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meterline.cli.signals import set_on_sigterm
 from meterline.config import MeterlineConfig, load_config
 from meterline.layout import DataLayout
+
+if TYPE_CHECKING:
+    from analytics.ledger_source import LedgerSource
 
 
 class UsageError(Exception):
@@ -23,6 +27,30 @@ def load(args: argparse.Namespace) -> tuple[MeterlineConfig, DataLayout]:
     config, _source = load_config(args.config)
     data_dir = args.data_dir or config.storage.data_dir
     return config, DataLayout.at(data_dir)
+
+
+def load_marts(args: argparse.Namespace) -> tuple[MeterlineConfig, DataLayout, LedgerSource]:
+    """The config, where the marts (and alarm state) live, and the ledger they are built from:
+    one local data dir, or an S3 ledger with the marts under `storage.local_dir`."""
+    from analytics.ledger_source import open_ledger
+
+    config, _source = load_config(args.config)
+    try:
+        layout, ledger = open_ledger(config.storage, args.data_dir)
+    except ValueError as exc:
+        raise UsageError(f"--data-dir / storage.data_dir: {exc}") from None
+    return config, layout, ledger
+
+
+def _refresh(config: MeterlineConfig, layout: DataLayout, ledger: LedgerSource) -> dict[str, int]:
+    """One mart run; a ledger that cannot be read (a missing bucket, S3 unreachable, no
+    permission) is the user's error to fix, reported in one line without a traceback."""
+    from analytics.jobs import run_once
+
+    try:
+        return run_once(layout, config.timezone, progress=_progress, ledger=ledger)
+    except OSError as exc:
+        raise UsageError(f"cannot read the ledger at {ledger.describe()}: {exc}") from None
 
 
 def gateway(args: argparse.Namespace) -> int:
@@ -69,10 +97,8 @@ def collector_compact(args: argparse.Namespace) -> int:
 
 
 def analytics_run(args: argparse.Namespace) -> int:
-    from analytics.jobs import run_once
-
-    config, layout = load(args)
-    for mart, rows in run_once(layout, config.timezone, progress=_progress).items():
+    config, layout, ledger = load_marts(args)
+    for mart, rows in _refresh(config, layout, ledger).items():
         print(f"{mart}: {rows} rows -> {layout.mart_file(mart)}")
     return 0
 
@@ -86,12 +112,12 @@ def _progress(done: int, total: int) -> None:
 def analytics_serve(args: argparse.Namespace) -> int:
     from analytics.jobs import serve_forever
 
-    config, layout = load(args)
+    config, layout, ledger = load_marts(args)
     interval = args.interval if args.interval is not None else config.analytics.interval_seconds
     stop = threading.Event()
     set_on_sigterm(stop)
     try:
-        serve_forever(layout, interval, stop, config.timezone, after=lambda: _alarms(config, layout))
+        serve_forever(layout, interval, stop, config.timezone, after=lambda: _alarms(config, layout), ledger=ledger)
     except KeyboardInterrupt:
         stop.set()
     return 0
@@ -107,7 +133,7 @@ def _alarms(config: MeterlineConfig, layout: DataLayout) -> None:
 def dashboard(args: argparse.Namespace) -> int:
     from dashboards.filters import BUDGETS_ENV, TIMEZONE_ENV, budgets_env_value
 
-    config, layout = load(args)
+    config, layout, _ledger = load_marts(args)  # the page reads only the marts
     app = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
     command = [
         sys.executable, "-m", "streamlit", "run", str(app),
@@ -129,10 +155,9 @@ def dashboard(args: argparse.Namespace) -> int:
 
 
 def spend(args: argparse.Namespace) -> int:
-    from analytics.jobs import run_once
     from analytics.spend_report import parse_since, render, spend_report
 
-    config, layout = load(args)
+    config, layout, ledger = load_marts(args)
     today = dt.datetime.now(zoneinfo.ZoneInfo(config.timezone)).date()
     try:
         since = parse_since(args.since, today)
@@ -141,7 +166,7 @@ def spend(args: argparse.Namespace) -> int:
         raise UsageError(f"--since/--until: {exc}") from None
     if args.top is not None and args.top < 1:
         raise UsageError("--top: expected a positive number")
-    run_once(layout, config.timezone, progress=_progress)  # only days whose ledger changed are rebuilt
+    _refresh(config, layout, ledger)  # only days whose ledger changed are rebuilt
     report = spend_report(layout, args.by, since, until, top=args.top)
     print(render(report, args.format, since=since, until=until))
     return 0

@@ -36,7 +36,7 @@ def test_a_failed_run_is_logged_and_retried(
     calls: list[int] = []
     after: list[int] = []
 
-    def flaky(_: DataLayout, timezone: str) -> dict[str, int]:
+    def flaky(_: DataLayout, timezone: str, **__: object) -> dict[str, int]:
         calls.append(len(calls))
         if len(calls) == 1:
             raise OSError("disk full")
@@ -78,7 +78,7 @@ def test_a_failing_alarm_run_does_not_stop_the_loop(
 def test_stop_set_before_start_still_runs_once(layout: DataLayout, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
-    def count(lay: DataLayout, timezone: str) -> dict[str, int]:
+    def count(lay: DataLayout, timezone: str, **_: object) -> dict[str, int]:
         calls.append(timezone)
         return {}
 

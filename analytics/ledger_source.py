@@ -1,0 +1,102 @@
+"""Where the marts read the ledger: the local data dir, or the collector's storage target (S3).
+
+A source lists the ledger's `date=...` partitions with each file's identity, and scans a
+partition's files lazily. The identity is what the incremental run compares with the last run:
+locally name, size, mtime and inode; on S3 key, size and LastModified (pyarrow's filesystem
+does not expose the ETag; every PUT, a rewrite under the same key included, gets a new
+LastModified). Listing goes through the target, so a partition mid-compaction on S3 shows
+either the small files or the merged one, as the collector's own readers see it.
+
+Marts are derived data and always land on local disk (`storage.local_dir` when the ledger is
+in S3): they are small, rebuilt from the ledger at will, and the dashboard and alarms read them
+with plain file access.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import polars as pl
+import pyarrow.dataset as ds
+
+from analytics.ledger import scan_files
+from analytics.mart_state import Files, list_partitions
+from meterline.config import StorageConfig
+from meterline.layout import USAGE_TABLE, DataLayout
+from meterline.storage import StorageTarget, open_target
+from meterline.storage.base import partition_name
+from meterline.usage_record import usage_arrow_schema
+
+
+class LedgerSource(Protocol):
+    def describe(self) -> str:
+        """Where the ledger is read from, for messages (never a credential)."""
+
+    def partitions(self) -> dict[str, Files]:
+        """Every `date=...` partition holding finished parts, with each file's identity."""
+
+    def scan(self, partition: str, files: Files) -> pl.LazyFrame:
+        """The usage rows of `files` in `partition`, lazily, in the ledger's contract schema.
+        Raises FileNotFoundError when a file is gone (a compaction replaced it)."""
+
+
+class LocalLedger:
+    """The ledger under a local data dir, read by Polars' own Parquet reader."""
+
+    def __init__(self, layout: DataLayout) -> None:
+        self.layout = layout
+
+    def describe(self) -> str:
+        return str(self.layout.usage_dir)
+
+    def partitions(self) -> dict[str, Files]:
+        return list_partitions(self.layout)
+
+    def scan(self, partition: str, files: Files) -> pl.LazyFrame:
+        return scan_files([str(self.layout.usage_dir / partition / name) for name in sorted(files)])
+
+
+class TargetLedger:
+    """The ledger behind a storage target (S3), read through the target's pyarrow filesystem:
+    the same credentials and endpoint as the collector, and no second S3 client to configure."""
+
+    def __init__(self, target: StorageTarget) -> None:
+        self.target = target
+        self._paths: dict[tuple[str, str], str] = {}
+
+    def describe(self) -> str:
+        return f"{self.target.describe()}/{USAGE_TABLE}"
+
+    def partitions(self) -> dict[str, Files]:
+        found: dict[str, Files] = {}
+        for day, parts in self.target.partitions(USAGE_TABLE).items():
+            name = partition_name(day)
+            found[name] = {part.name: [part.size, part.mtime_ns] for part in parts}
+            self._paths.update({(name, part.name): part.path for part in parts})
+        return found
+
+    def scan(self, partition: str, files: Files) -> pl.LazyFrame:
+        paths = [self._path(partition, name) for name in sorted(files)]
+        if not paths:
+            return scan_files([])
+        # With the contract schema, a part written before a column existed reads it as null.
+        dataset = ds.dataset(paths, filesystem=self.target.filesystem, format="parquet", schema=usage_arrow_schema())
+        return pl.scan_pyarrow_dataset(dataset)
+
+    def _path(self, partition: str, name: str) -> str:
+        try:
+            return self._paths[(partition, name)]
+        except KeyError:
+            raise FileNotFoundError(f"{partition}/{name} was not in the last listing of {self.describe()}") from None
+
+
+def open_ledger(storage: StorageConfig, data_dir: str | None = None) -> tuple[DataLayout, LedgerSource]:
+    """The marts' local layout and the ledger to read, for `data_dir` (the `--data-dir` flag,
+    else `storage.data_dir`): a local path holds both; with `s3://bucket/prefix` the marts go
+    under `storage.local_dir`. Raises ValueError for a malformed S3 URL."""
+    raw = data_dir or storage.data_dir
+    if raw.startswith("s3://"):
+        marts = DataLayout.at(storage.local_dir)
+        return marts, TargetLedger(open_target(marts, raw, storage.s3_endpoint_url, storage.s3_region))
+    layout = DataLayout.at(raw)
+    return layout, LocalLedger(layout)
