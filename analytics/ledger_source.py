@@ -18,14 +18,19 @@ from typing import Protocol
 
 import polars as pl
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from analytics.ledger import scan_files
 from analytics.mart_state import Files, list_partitions
 from meterline.config import StorageConfig
 from meterline.layout import USAGE_TABLE, DataLayout
-from meterline.storage import StorageTarget, open_target
+from meterline.storage import S3Location, S3Target, StorageTarget, s3_filesystem
 from meterline.storage.base import partition_name
 from meterline.usage_record import usage_arrow_schema
+
+
+class LedgerUnavailable(OSError):
+    """The ledger's location itself is missing (not merely empty): a configuration error."""
 
 
 class LedgerSource(Protocol):
@@ -60,14 +65,21 @@ class TargetLedger:
     """The ledger behind a storage target (S3), read through the target's pyarrow filesystem:
     the same credentials and endpoint as the collector, and no second S3 client to configure."""
 
-    def __init__(self, target: StorageTarget) -> None:
+    def __init__(self, target: StorageTarget, required: str | None = None) -> None:
         self.target = target
+        self.required = required
+        """A path that must exist (the bucket): listing a missing bucket finds nothing, and a
+        typo in the bucket name must not read as an empty ledger and a zero bill."""
         self._paths: dict[tuple[str, str], str] = {}
 
     def describe(self) -> str:
         return f"{self.target.describe()}/{USAGE_TABLE}"
 
     def partitions(self) -> dict[str, Files]:
+        if self.required is not None:
+            info = self.target.filesystem.get_file_info(self.required)
+            if info.type == pafs.FileType.NotFound:
+                raise LedgerUnavailable(f"{self.required} does not exist")
         found: dict[str, Files] = {}
         for day, parts in self.target.partitions(USAGE_TABLE).items():
             name = partition_name(day)
@@ -96,7 +108,8 @@ def open_ledger(storage: StorageConfig, data_dir: str | None = None) -> tuple[Da
     under `storage.local_dir`. Raises ValueError for a malformed S3 URL."""
     raw = data_dir or storage.data_dir
     if raw.startswith("s3://"):
-        marts = DataLayout.at(storage.local_dir)
-        return marts, TargetLedger(open_target(marts, raw, storage.s3_endpoint_url, storage.s3_region))
+        location = S3Location.parse(raw)
+        target = S3Target(location, s3_filesystem(storage.s3_endpoint_url, storage.s3_region))
+        return DataLayout.at(storage.local_dir), TargetLedger(target, required=location.bucket)
     layout = DataLayout.at(raw)
     return layout, LocalLedger(layout)
