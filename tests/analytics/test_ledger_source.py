@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterator
@@ -17,9 +18,10 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from analytics import incremental, partitions
+from analytics import incremental, jobs, partitions
 from analytics.incremental import MART_NAMES, refresh
 from analytics.ledger_source import LocalLedger, TargetLedger, open_ledger
+from collector.compaction import CompactionPolicy, Compactor
 from collector.writer import ParquetWriter
 from meterline.config import StorageConfig
 from meterline.layout import USAGE_TABLE, DataLayout
@@ -185,3 +187,48 @@ def test_open_ledger_puts_the_marts_of_an_s3_ledger_under_local_dir(tmp_path: Pa
     assert layout.root == (tmp_path / "elsewhere").resolve() and isinstance(ledger, LocalLedger)
     with pytest.raises(ValueError, match="not an s3://bucket/prefix URL"):
         open_ledger(storage, "s3:///no-bucket")
+
+
+def test_a_compaction_on_s3_during_a_run_starts_it_over_and_a_later_run_notices_the_merge(
+    tmp_path: Path, moto_url: str, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = s3_target(tmp_path, moto_url)
+    for seed in (1, 2):  # two parts in each of two partitions
+        publish(target, generated_records(FIRST, 2, per_day=12, seed=seed, tag=f"s{seed}"))
+    layout = DataLayout.at(tmp_path / "marts")
+    ledger = TargetLedger(target)
+    compactor = Compactor(target, CompactionPolicy(min_files=2), today=lambda: FIRST + dt.timedelta(days=5))
+    surveyed: list[str] = []
+    real = partitions.survey
+
+    def racing(*args: Any) -> Any:
+        surveyed.append(args[1])
+        if len(surveyed) == 1:
+            assert compactor.run().files_merged == 4  # the parts just listed are deleted from S3
+        return real(*args)
+
+    monkeypatch.setattr(incremental, "survey", racing)
+    refresh(layout, TZ, ledger=ledger)
+
+    # The first listing's parts vanished: the run started over from a fresh listing.
+    assert surveyed == ["date=2026-11-01", "date=2026-11-01", "date=2026-11-02"]
+    assert [len(files) for files in ledger.partitions().values()] == [1, 1]
+    monkeypatch.undo()
+    use_moto(monkeypatch, moto_url)
+    assert_same(marts(layout), rebuilt_from_scratch(tmp_path, target))
+    assert int(marts(layout)["spend_daily"]["requests"].sum()) == 48
+
+
+def test_analytics_serve_builds_the_marts_from_the_s3_ledger(tmp_path: Path, moto_url: str, s3: Any) -> None:
+    target = s3_target(tmp_path, moto_url)
+    records = generated_records(FIRST, 2, per_day=10)
+    publish(target, records)
+    layout = DataLayout.at(tmp_path / "marts")
+    stop = threading.Event()
+    stop.set()  # one final run, then return
+    after: list[int] = []
+
+    jobs.serve_forever(layout, 60, stop, TZ, after=lambda: after.append(1), ledger=TargetLedger(target))
+
+    assert after == [1]
+    assert mart_spend(marts(layout)["spend_daily"]) == expected_spend(records)
