@@ -1,7 +1,8 @@
 """Meterline: spend. One Streamlit page over the marts: daily and monthly spend, latency.
 
-Run with `meterline dashboard` (or `streamlit run dashboards/app.py`). The data directory comes
-from `METERLINE_DATA_DIR` (default ./data), the time zone from `METERLINE_TIMEZONE` and the
+Run with `meterline dashboard` (or `streamlit run dashboards/app.py`). The directory holding the
+marts comes from `METERLINE_DATA_DIR` (default ./data; with an S3 ledger, `meterline dashboard`
+passes `storage.local_dir`, where analytics writes the marts), the time zone from `METERLINE_TIMEZONE` and the
 budgets from `METERLINE_BUDGETS` (dashboards/filters.py). An alarm's link opens the page on its
 scope, budget and period. The page reads only the marts, which hold no keys, prompts or key
 aliases, and budgets without their channels, so nothing secret can reach the browser.
