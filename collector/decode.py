@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from collector import native_logs
 from collector.errors import BadRequest
 from collector.raw_logs import parse_raw_logs
 from collector.usage_columns import BadKeyValue, UsageColumns
@@ -87,11 +89,15 @@ def decode_traces(body: bytes, encoding: Encoding) -> DecodedBatch:
     return batch
 
 
-def decode_logs(body: bytes, encoding: Encoding) -> DecodedBatch:
+def decode_logs(body: bytes, encoding: Encoding, *, native: bool | None = None) -> DecodedBatch:
     """Usage records from the `meterline.usage` log records, as `batch.table` (the ledger's
-    Arrow schema); other logs are not stored (yet). Protobuf bodies take the raw-attribute path
-    (raw_logs.py), JSON ones the message path; both accept and refuse the same records."""
+    Arrow schema); other logs are not stored (yet). Protobuf bodies take the native decoder
+    (native_logs.py) when it is built and `native` is not False, else the raw-attribute path
+    (raw_logs.py); JSON ones the message path. All accept and refuse the same records."""
     batch = DecodedBatch()
+    if encoding is Encoding.PROTOBUF and native is not False and native_logs.available():
+        batch.table = native_logs.decode_usage(body, batch)
+        return batch
     columns = UsageColumns()
     if encoding is Encoding.PROTOBUF:
         _raw_usage(parse_raw_logs(body), columns, batch)
@@ -125,7 +131,10 @@ def _raw_usage(request: Any, columns: UsageColumns, batch: DecodedBatch) -> None
                     continue
 
                 def full(raw: Any = raw) -> LogRecord:
-                    record: LogRecord = LogRecord.FromString(raw.SerializeToString())
+                    try:
+                        record: LogRecord = LogRecord.FromString(raw.SerializeToString())
+                    except DecodeError as exc:  # a field the raw parse skipped, e.g. the body
+                        raise BadRequest(f"body is not a protobuf ExportLogsServiceRequest: {exc}") from None
                     return record
 
                 try:

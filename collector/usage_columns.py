@@ -192,6 +192,24 @@ def _decode_attribute(kv: KeyValue) -> tuple[int, Any]:
         return _IRREGULAR
 
 
+def row_values(row: dict[str, Any]) -> list[Any]:
+    """A record decoded the slow way (`from_log_record`), in the column representations used here:
+    timestamps as integer microseconds, tags as (key, value) pairs."""
+    names, specs, _ = _layout()
+    if not row["request_id"]:
+        raise UsageDecodeError("empty request_id")
+    values: list[Any] = []
+    for name in names:
+        value = row[name]
+        if value is not None and specs[name].py_type is dt.datetime:
+            delta = value - _EPOCH
+            value = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        elif isinstance(value, dict):
+            value = list(value.items())
+        values.append(value)
+    return values
+
+
 def _index(name: str) -> int:
     return _layout()[1][name].index
 
@@ -250,20 +268,7 @@ class UsageColumns:
         self._rows.append(values)
 
     def _add_row(self, row: dict[str, Any]) -> None:
-        """A record decoded the slow way, converted to this class's column representations."""
-        names, specs, _ = _layout()
-        if not row["request_id"]:
-            raise UsageDecodeError("empty request_id")
-        values: list[Any] = []
-        for name in names:
-            value = row[name]
-            if value is not None and specs[name].py_type is dt.datetime:
-                delta = value - _EPOCH
-                value = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-            elif isinstance(value, dict):
-                value = list(value.items())
-            values.append(value)
-        self._rows.append(values)
+        self._rows.append(row_values(row))
 
     def table(self) -> pa.Table:
         schema = usage_arrow_schema()

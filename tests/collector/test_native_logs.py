@@ -1,0 +1,210 @@
+"""The native usage decoder must give exactly the tables, rejections and errors of the Python path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from collector import native_logs
+from collector.decode import decode_logs
+from collector.errors import BadRequest
+from collector.usage_columns import _IRREGULAR_SLOT
+from collector.wire import Encoding
+from meterline.otlp_usage import to_log_record
+from meterline.usage_record import UsageRecord
+from tests.collector.otlp_fixtures import logs_request, make_usage
+
+pytestmark = pytest.mark.skipif(not native_logs.available(), reason="native extension not built")
+
+Outcome = tuple[Any, ...]
+
+
+def _outcome(body: bytes, native: bool) -> Outcome:
+    try:
+        batch = decode_logs(body, Encoding.PROTOBUF, native=native)
+    except BadRequest as exc:
+        assert str(exc).startswith("body is not a protobuf ExportLogsServiceRequest: ")
+        return ("400",)
+    assert batch.table is not None
+    return (batch.table.to_pylist(), batch.table.schema, batch.rejected, batch.message)
+
+
+def _same(body: bytes) -> Outcome:
+    python, native = _outcome(body, native=False), _outcome(body, native=True)
+    assert native == python
+    return native
+
+
+def _with(log: LogRecord, key: str, value: AnyValue | None) -> LogRecord:
+    kept = [kv for kv in log.attributes if kv.key != key]
+    if value is not None:
+        kept.append(KeyValue(key=key, value=value))
+    del log.attributes[:]
+    log.attributes.extend(kept)
+    return log
+
+
+def _fixture_body() -> bytes:
+    late = dt.datetime(2025, 3, 15, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    records = [
+        to_log_record(make_usage("plain")),
+        to_log_record(make_usage("streamed", stream=True, ttft_ms=81.5, tags={}, ts_end=late, date=late.date())),
+        _with(to_log_record(make_usage("int-cost")), "cost_usd", AnyValue(int_value=2)),
+        _with(to_log_record(make_usage("defaults")), "input_tokens", None),
+        _with(to_log_record(make_usage("ids-from-record")), "trace_id", None),
+        _with(to_log_record(make_usage("extra")), "meterline.future", AnyValue(array_value=ArrayValue(values=[]))),
+        _with(to_log_record(make_usage("no-team")), "team", None),
+        _with(to_log_record(make_usage("bad-tokens")), "input_tokens", AnyValue(string_value="many")),
+        _with(to_log_record(make_usage("bad-date")), "date", AnyValue(string_value="14/03/2025")),
+        _with(to_log_record(make_usage("week-date")), "date", AnyValue(string_value="2025-W11-5")),
+        to_log_record(make_usage("")),
+        LogRecord(event_name="app.started", body=AnyValue(string_value="hello")),
+        to_log_record(make_usage("unicode", agent_id="客服-bot", tags={"ключ": "значение", "a": ""})),
+    ]
+    body: bytes = logs_request(*records).SerializeToString()
+    return body
+
+
+def test_fixtures_decode_identically_with_their_rejections() -> None:
+    rows, _schema, rejected, message = _same(_fixture_body())
+
+    assert [row["request_id"] for row in rows] == [
+        "plain",
+        "streamed",
+        "int-cost",
+        "defaults",
+        "ids-from-record",
+        "extra",
+        "week-date",
+        "unicode",
+    ]
+    assert [row["cost_usd"] for row in rows][:3] == [0.000387, 0.000387, 2.0]
+    assert [row["input_tokens"] for row in rows][2:4] == [1200, 0]
+    assert rows[6]["date"] == dt.date(2025, 3, 14)  # ISO week date, accepted by date.fromisoformat
+    assert rows[7]["agent_id"] == "客服-bot" and rows[7]["tags"] == [("ключ", "значение"), ("a", "")]
+    assert rejected == 4
+    assert message == (
+        "resource_logs[0].scope_logs[0].log_records[6]: missing required attribute 'team'; "
+        "resource_logs[0].scope_logs[0].log_records[7]: attribute 'input_tokens': expected int, got string_value; "
+        "resource_logs[0].scope_logs[0].log_records[8]: attribute 'date': Invalid isoformat string: '14/03/2025'; "
+        "resource_logs[0].scope_logs[0].log_records[10]: empty request_id"
+    )
+
+
+def test_the_extensions_irregular_slot_is_the_python_decoders() -> None:
+    from collector import _otlp_native
+
+    assert _otlp_native.DEF_IRREGULAR == _IRREGULAR_SLOT
+
+
+_text = st.text(max_size=12)
+_int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_floats = st.floats(allow_nan=False, width=64)
+_times = st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2200, 1, 1), timezones=st.just(dt.UTC))
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> UsageRecord:
+    start = draw(_times)
+    return UsageRecord(
+        request_id=draw(_text),
+        trace_id=draw(st.binary(min_size=16, max_size=16)).hex(),
+        span_id=draw(st.binary(min_size=8, max_size=8)).hex(),
+        ts_start=start,
+        ts_end=draw(_times),
+        latency_ms=draw(_floats),
+        agent_id=draw(_text),
+        team=draw(_text),
+        operation=draw(_text),
+        model_requested=draw(_text),
+        date=draw(st.dates(min_value=dt.date(1, 1, 1))),
+        ttft_ms=draw(st.none() | _floats),
+        project=draw(st.none() | _text),
+        tags=draw(st.dictionaries(_text, _text, max_size=3)),
+        stream=draw(st.booleans()),
+        input_tokens=draw(_int64),
+        output_tokens=draw(_int64),
+        cost_usd=draw(_floats),
+        http_status=draw(st.integers(min_value=-1, max_value=999)),
+        cache_hit=draw(st.booleans()),
+    )
+
+
+_ODD_VALUES = st.sampled_from(
+    [
+        AnyValue(int_value=7),
+        AnyValue(double_value=1.5),
+        AnyValue(string_value="2025-02-29"),
+        AnyValue(string_value="2024-02-29"),
+        AnyValue(bool_value=True),
+        AnyValue(),
+        AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="k", value=AnyValue(int_value=1))])),
+    ]
+)
+
+
+@st.composite
+def _logs(draw: st.DrawFn) -> LogRecord:
+    log = to_log_record(draw(_records()))
+    if draw(st.booleans()):  # now and then a column with a missing, extra or unexpected value
+        key = draw(st.sampled_from(["team", "date", "cost_usd", "input_tokens", "stream", "tags", "trace_id", "x"]))
+        log = _with(log, key, draw(st.none() | _ODD_VALUES))
+    return log
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_logs(), min_size=1, max_size=4))
+def test_generated_records_decode_identically(logs: list[LogRecord]) -> None:
+    _same(logs_request(*logs).SerializeToString())
+
+
+_BODY = logs_request(to_log_record(make_usage("a")), to_log_record(make_usage("b", tags={}))).SerializeToString()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=len(_BODY) - 1))
+def test_every_truncation_is_the_same_bad_request(cut: int) -> None:
+    _same(_BODY[:cut])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=len(_BODY) - 1), st.integers(min_value=0, max_value=255))
+def test_a_changed_byte_gets_the_same_answer(position: int, byte: int) -> None:
+    _same(_BODY[:position] + bytes([byte]) + _BODY[position + 1 :])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x0a\xff\xff\xff\xff\x0f",  # a resource_logs length far past the end
+        b"\x0a\x02\x12\x05\x12\x03",  # scope_logs longer than its resource_logs
+        b"\x0a\x80",  # a truncated varint
+        b"\x0a" + b"\xff" * 11,  # a varint over ten bytes
+        b"\x0b\x0c",  # wire type 3 (group) opened and closed as field 1
+        b"\x0b",  # a group never closed
+        b"\x0c",  # an end-group with no start
+        b"\x0e\x00",  # wire type 6
+        b"\x00\x00",  # field number 0
+        b"\x09\x01\x02",  # field 1 as fixed64, truncated
+        b"\x08\x01",  # field 1 as a varint: an unknown field, skipped
+        b"\x0a\x04\x12\x02\x12\x00",  # an empty log record
+        b"\x0a\x06\x12\x04\x12\x02\x62\xff",  # event_name that is not UTF-8
+        b"",
+    ],
+)
+def test_malformed_bodies_get_the_same_answer(body: bytes) -> None:
+    _same(body)
+
+
+def test_malformed_attribute_in_a_usage_record_is_a_bad_request() -> None:
+    log = to_log_record(make_usage("a"))
+    wire = bytearray(logs_request(log).SerializeToString())
+    key = wire.find(b"agent_id")
+    wire[key - 2] = 0x0B  # the attribute's KeyValue key tag becomes a group start
+    assert _same(bytes(wire)) == ("400",)
