@@ -1,4 +1,5 @@
-"""The S3 storage target against moto in server mode over real HTTP (never a patched boto3)."""
+"""The S3 storage target against moto in server mode over real HTTP (never a patched boto3),
+with the collector writing through it."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import pytest
 
 from collector.catalog import connect
 from collector.compaction import CompactionPolicy, Compactor
-from collector.storage import open_target
-from collector.storage.base import StorageTarget
-from collector.storage.s3 import S3Target
 from collector.writer import ParquetWriter
 from meterline.layout import DataLayout
 from meterline.otlp_usage import to_log_record
+from meterline.storage import open_target
+from meterline.storage.base import StorageTarget
+from meterline.storage.s3 import S3Target
 from tests.aws import REGION, moto_url, reset, use_moto
 from tests.collector.otlp_fixtures import all_files, logs_request, make_usage, running_collector
 
