@@ -44,13 +44,16 @@ def load_marts(args: argparse.Namespace) -> tuple[MeterlineConfig, DataLayout, L
 
 def _refresh(config: MeterlineConfig, layout: DataLayout, ledger: LedgerSource) -> dict[str, int]:
     """One mart run; a ledger that cannot be read (a missing bucket, S3 unreachable, no
-    permission) is the user's error to fix, reported in one line without a traceback."""
+    permission) or a marts dir that cannot be written is reported in one line, no traceback."""
     from analytics.jobs import run_once
+    from analytics.ledger_source import LedgerUnavailable
 
     try:
         return run_once(layout, config.timezone, progress=_progress, ledger=ledger)
-    except OSError as exc:
+    except LedgerUnavailable as exc:
         raise UsageError(f"cannot read the ledger at {ledger.describe()}: {exc}") from None
+    except OSError as exc:  # S3 unreachable or refused, a full disk under the marts
+        raise UsageError(f"mart run from {ledger.describe()} into {layout.marts_dir} failed: {exc}") from None
 
 
 def gateway(args: argparse.Namespace) -> int:
