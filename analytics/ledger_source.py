@@ -81,10 +81,12 @@ class TargetLedger:
             if info.type == pafs.FileType.NotFound:
                 raise LedgerUnavailable(f"{self.required} does not exist")
         found: dict[str, Files] = {}
+        paths: dict[tuple[str, str], str] = {}
         for day, parts in self.target.partitions(USAGE_TABLE).items():
             name = partition_name(day)
             found[name] = {part.name: [part.size, part.mtime_ns] for part in parts}
-            self._paths.update({(name, part.name): part.path for part in parts})
+            paths.update({(name, part.name): part.path for part in parts})
+        self._paths = paths  # replaced, not grown: `analytics serve` lists every few minutes for months
         return found
 
     def scan(self, partition: str, files: Files) -> pl.LazyFrame:
