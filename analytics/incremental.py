@@ -36,7 +36,8 @@ MART_NAMES: tuple[str, ...] = (spend_daily.MART, spend_monthly.MART, latency_dai
 
 
 ATTEMPTS = 3
-"""Runs tried when a part file vanishes mid-run (compaction swapped its partition folder)."""
+"""Runs tried when a part file vanishes mid-run (compaction swapped its partition folder, or on
+S3 deleted the parts it merged)."""
 
 
 def refresh(
