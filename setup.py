@@ -9,6 +9,7 @@ from setuptools import Extension, setup
 
 NATIVE = [
     Extension("collector._otlp_native", ["collector/_otlp_native.pyx"], optional=True),
+    Extension("collector._otlp_spans", ["collector/_otlp_spans.pyx"], optional=True),
 ]
 
 setup(ext_modules=cythonize(NATIVE, compiler_directives={"language_level": "3"}, quiet=True))

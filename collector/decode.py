@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector import native_logs
+from collector import native_logs, native_spans
 from collector.errors import BadRequest
 from collector.raw_logs import parse_raw_logs
 from collector.usage_columns import BadKeyValue, UsageColumns
@@ -66,17 +67,18 @@ class DecodedBatch:
         return "; ".join(self.reasons) + (f"; and {more} more" if more else "")
 
 
-def decode_traces(body: bytes, encoding: Encoding) -> DecodedBatch:
+def decode_traces(body: bytes, encoding: Encoding, *, native: bool | None = None) -> DecodedBatch:
     """Spans as `batch.table` (the `spans` schema), built column-wise: timestamps stay integer
-    microseconds and dates integer days until Arrow converts whole columns."""
-    request = parse_request(body, encoding, ExportTraceServiceRequest)
+    microseconds and dates integer days until Arrow converts whole columns. Protobuf bodies take
+    the native decoder (native_spans.py) when it is built and `native` is not False."""
     batch = DecodedBatch()
+    if encoding is Encoding.PROTOBUF and native is not False and native_logs.available() and native_spans.available():
+        batch.table = _span_table(native_spans.decode_spans(body, batch, _span_values, _resource_values))
+        return batch
+    request = parse_request(body, encoding, ExportTraceServiceRequest)
     rows: list[tuple[Any, ...]] = []
     for r, resource_spans in enumerate(request.resource_spans):
-        resource = _attributes(resource_spans.resource.attributes)
-        resource_json = _json(resource)
-        service = resource.get(semconv.SERVICE_NAME)
-        service = service if isinstance(service, str) else None
+        service, resource_json = _resource_values(resource_spans.resource)
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             scope_name = scope_spans.scope.name or None
             for i, span in enumerate(scope_spans.spans):
@@ -85,8 +87,15 @@ def decode_traces(body: bytes, encoding: Encoding) -> DecodedBatch:
                     batch.reject(f"resource_spans[{r}].scope_spans[{s}].spans[{i}]", "trace_id/span_id missing")
                     continue
                 rows.append(_span_values(span, service, scope_name, resource_json))
-    batch.table = _span_table(rows)
+    batch.table = _span_table(list(zip(*rows, strict=True)) if rows else [])
     return batch
+
+
+def _resource_values(resource: Resource) -> tuple[str | None, str]:
+    """The service name and the attributes JSON of a span's resource."""
+    attributes = _attributes(resource.attributes)
+    service = attributes.get(semconv.SERVICE_NAME)
+    return (service if isinstance(service, str) else None), _json(attributes)
 
 
 def decode_logs(body: bytes, encoding: Encoding, *, native: bool | None = None) -> DecodedBatch:
@@ -177,9 +186,10 @@ def _span_values(span: Span, service: str | None, scope_name: str | None, resour
     )
 
 
-def _span_table(rows: list[tuple[Any, ...]]) -> pa.Table:
+def _span_table(columns: Sequence[Sequence[Any]]) -> pa.Table:
+    """Columns in `spans` schema order (no columns: no rows) -> the table."""
     schema = span_arrow_schema()
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
+    columns = columns or [() for _ in schema.names]
     arrays = []
     for name, values in zip(schema.names, columns, strict=True):
         target = schema.field(name).type

@@ -1,0 +1,16 @@
+"""Types of the native span decoder (collector/_otlp_spans.pyx)."""
+
+from collections.abc import Callable
+from typing import Any
+
+class SpanDecoder:
+    def __init__(
+        self, promoted_keys: tuple[bytes, ...], kind_names: tuple[str, ...], status_names: tuple[str, ...]
+    ) -> None: ...
+    def decode(
+        self,
+        body: bytes,
+        resource: Callable[[bytes], tuple[str | None, str]],
+        scope: Callable[[bytes], str | None],
+        irregular: Callable[[str, bytes, str | None, str | None, str], tuple[Any, ...] | None],
+    ) -> list[list[Any]]: ...

@@ -1,0 +1,177 @@
+"""The native span decoder must give exactly the tables, rejections and errors of the Python path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from collector import native_logs, native_spans
+from collector.decode import decode_traces
+from collector.errors import BadRequest
+from collector.wire import Encoding
+from meterline import semconv
+from tests.collector.test_decode import START_NS, _trace_request
+
+pytestmark = pytest.mark.skipif(
+    not (native_logs.available() and native_spans.available()), reason="native extension not built"
+)
+
+Outcome = tuple[Any, ...]
+
+
+def _outcome(body: bytes, native: bool) -> Outcome:
+    try:
+        batch = decode_traces(body, Encoding.PROTOBUF, native=native)
+    except BadRequest as exc:
+        assert str(exc).startswith("body is not a protobuf ExportTraceServiceRequest: ")
+        return ("400",)
+    assert batch.table is not None
+    return (batch.table.to_pylist(), batch.table.schema, batch.rejected, batch.message)
+
+
+def _same(body: bytes) -> Outcome:
+    python, native = _outcome(body, native=False), _outcome(body, native=True)
+    assert native == python
+    return native
+
+
+def _kv(key: str, **value: object) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(**value))  # type: ignore[arg-type]
+
+
+def _body(*spans: Span, resource: Resource | None = None) -> bytes:
+    request = ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                resource=resource or Resource(attributes=[_kv("service.name", string_value="gw")]),
+                scope_spans=[ScopeSpans(scope=InstrumentationScope(name="meterline.gateway"), spans=spans)],
+            )
+        ]
+    )
+    body: bytes = request.SerializeToString()
+    return body
+
+
+def test_the_decode_fixture_decodes_identically() -> None:
+    rows, _schema, rejected, message = _same(_trace_request().SerializeToString())
+
+    assert [row["name"] for row in rows] == ["chat gpt-4o-mini", "agent-run"]
+    assert rows[0]["attributes"] == (
+        '{"gen_ai.operation.name":"chat","gen_ai.request.model":"gpt-4o-mini",'
+        '"gen_ai.response.model":"gpt-4o-mini-2024-07-18","meterline.agent.id":"support-bot",'
+        '"gen_ai.usage.input_tokens":1200,"gen_ai.usage.output_tokens":345,"meterline.cost.usd":0.000387,'
+        '"gen_ai.response.finish_reasons":["stop"]}'
+    )
+    assert (rows[0]["input_tokens"], rows[0]["cost_usd"], rows[0]["duration_ms"]) == (1200, 0.000387, 250.5)
+    assert (rejected, message) == (1, "resource_spans[0].scope_spans[0].spans[2]: trace_id/span_id missing")
+
+
+def test_plain_spans_with_escapes_numbers_and_promoted_values_decode_identically() -> None:
+    span = Span(
+        trace_id=b"\x01" * 16,
+        span_id=b"\x02" * 8,
+        name="chat \u00e9\u4e2d",
+        kind=Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=START_NS,
+        end_time_unix_nano=START_NS + 1,
+        status=Status(code=Status.STATUS_CODE_OK),
+        attributes=[
+            _kv('quote"back\\slash', string_value="tab\t nl\n cr\r bell\x07 del\x7f \u2028 \U0001f600"),
+            _kv(semconv.GEN_AI_USAGE_INPUT_TOKENS, int_value=-(2**63)),
+            _kv(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, bool_value=True),
+            _kv(semconv.METERLINE_COST_USD, int_value=3),
+            _kv(semconv.METERLINE_AGENT_ID, int_value=3),
+            _kv("big", double_value=1e16),
+            _kv("small", double_value=-1.5e-7),
+            _kv("flag", bool_value=False),
+        ],
+    )
+    ((row,), _, rejected, _) = _same(_body(span))
+
+    assert rejected == 0
+    assert (row["input_tokens"], row["output_tokens"], row["cost_usd"], row["agent_id"]) == (-(2**63), None, 3.0, None)
+    assert row["attributes"].endswith('"big":1e+16,"small":-1.5e-07,"flag":false}')
+
+
+_keys = st.sampled_from(
+    ["a", "b", "k\u00e9", semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.METERLINE_COST_USD, semconv.GEN_AI_REQUEST_MODEL]
+)
+_plain = st.one_of(
+    st.builds(lambda v: AnyValue(string_value=v), st.text(max_size=8)),
+    st.builds(lambda v: AnyValue(int_value=v), st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+    st.builds(lambda v: AnyValue(double_value=v), st.floats()),
+    st.builds(lambda v: AnyValue(bool_value=v), st.booleans()),
+    st.just(AnyValue()),
+)
+_values = st.one_of(
+    _plain,
+    st.builds(lambda v: AnyValue(bytes_value=v), st.binary(max_size=4)),
+    st.builds(lambda vs: AnyValue(array_value=ArrayValue(values=vs)), st.lists(_plain, max_size=3)),
+    st.just(AnyValue(kvlist_value=KeyValueList(values=[_kv("k", int_value=1)]))),
+)
+
+
+@st.composite
+def _spans(draw: st.DrawFn) -> Span:
+    start = draw(st.integers(min_value=0, max_value=2**64 - 1))
+    span = Span(
+        trace_id=draw(st.sampled_from([b"\x07" * 16, b"", b"\x07" * 15])),
+        span_id=draw(st.sampled_from([b"\x08" * 8, b"\x08" * 8, b""])),
+        parent_span_id=draw(st.sampled_from([b"", b"\x09" * 8])),
+        name=draw(st.text(max_size=8)),
+        kind=draw(st.integers(min_value=0, max_value=7)),  # type: ignore[arg-type]
+        start_time_unix_nano=start,
+        end_time_unix_nano=draw(st.sampled_from([start, min(start + 12_345, 2**64 - 1), 0])),
+        attributes=[KeyValue(key=k, value=v) for k, v in draw(st.lists(st.tuples(_keys, _values), max_size=6))],
+    )
+    if draw(st.booleans()):
+        span.status.code = draw(st.integers(min_value=0, max_value=3))  # type: ignore[assignment]
+        span.status.message = draw(st.text(max_size=4))
+    if draw(st.integers(min_value=0, max_value=5)) == 0:
+        span.events.add(name="e", time_unix_nano=1)
+    return span
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_spans(), min_size=1, max_size=4))
+def test_generated_spans_decode_identically(spans: list[Span]) -> None:
+    _same(_body(*spans))
+
+
+_BODY = _trace_request().SerializeToString()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=len(_BODY) - 1))
+def test_every_truncation_gets_the_same_answer(cut: int) -> None:
+    _same(_BODY[:cut])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=len(_BODY) - 1), st.integers(min_value=0, max_value=255))
+def test_a_changed_byte_gets_the_same_answer(position: int, byte: int) -> None:
+    _same(_BODY[:position] + bytes([byte]) + _BODY[position + 1 :])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x0a\xff\xff\xff\xff\x0f",
+        b"\x0a\x02\x12\x05\x12\x03",
+        b"\x0a\x80",
+        b"\x0b",
+        b"\x0c",
+        b"\x0a\x04\x1a\x02\xc3\x28",  # schema_url that is not UTF-8
+        b"\x0a\x04\x12\x02\x12\x00",  # an empty span
+        b"",
+    ],
+)
+def test_malformed_bodies_get_the_same_answer(body: bytes) -> None:
+    _same(body)
