@@ -141,7 +141,9 @@ class StorageConfig(_Strict):
     retention_days: int = Field(default=400, ge=1)
     """The collector removes date partitions older than this many days."""
     local_dir: str = "./data"
-    """With an S3 `data_dir`: the local directory holding the collector's write-ahead log."""
+    """With an S3 `data_dir`: the local directory for everything that is not the ledger: the
+    collector's write-ahead log, the gateway's key store and usage spool, the marts and the
+    alarm state (keep it on a persistent volume: losing the alarm state re-sends alarms)."""
     s3_endpoint_url: str | None = None
     """S3 endpoint override (MinIO, moto, a VPC endpoint); absent: AWS_ENDPOINT_URL_S3, then AWS."""
     s3_region: str | None = None

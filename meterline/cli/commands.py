@@ -23,10 +23,18 @@ class UsageError(Exception):
     """A command-line value that cannot be used."""
 
 
+def data_dir_of(args: argparse.Namespace, config: MeterlineConfig) -> str:
+    """Where the ledger lands: the `--data-dir` flag, else `storage.data_dir`; a path or `s3://bucket/prefix`."""
+    return str(args.data_dir or config.storage.data_dir)
+
+
 def load(args: argparse.Namespace) -> tuple[MeterlineConfig, DataLayout]:
+    """The config and the local layout: the data dir itself, or `storage.local_dir` when the
+    ledger is in S3 (key store, spool, WAL, marts and alarm state always live on local disk;
+    `Path("s3://b/p")` would silently become the local directory `s3:/b/p`)."""
     config, _source = load_config(args.config)
-    data_dir = args.data_dir or config.storage.data_dir
-    return config, DataLayout.at(data_dir)
+    data_dir = data_dir_of(args, config)
+    return config, DataLayout.at(config.storage.local_dir if data_dir.startswith("s3://") else data_dir)
 
 
 def load_marts(args: argparse.Namespace) -> tuple[MeterlineConfig, DataLayout, LedgerSource]:

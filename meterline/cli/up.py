@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from meterline.cli.commands import data_dir_of
 from meterline.cli.signals import set_on_sigterm
 from meterline.config import MeterlineConfig
 from meterline.defaults import DEMO_KEYS
@@ -44,10 +45,16 @@ class Supervisor:
         self.stop = threading.Event()
 
     def _base(self) -> list[str]:
-        base = [sys.executable, "-m", "meterline", "--data-dir", str(self.layout.root)]
+        base = [sys.executable, "-m", "meterline", "--data-dir", self._data_dir()]
         if self.args.config is not None:
             base += ["--config", str(self.args.config)]
         return base
+
+    def _data_dir(self) -> str:
+        """What the children get as --data-dir: an S3 ledger's URL as it is (each child keeps its
+        local state under `storage.local_dir`), else the resolved local data dir."""
+        data_dir = data_dir_of(self.args, self.config)
+        return data_dir if data_dir.startswith("s3://") else str(self.layout.root)
 
     def _spawn(self, name: str, verb: list[str], env: dict[str, str]) -> Child:
         process = subprocess.Popen([*self._base(), *verb], env=env, start_new_session=True)
@@ -127,7 +134,7 @@ class Supervisor:
             lines.append(f"  collector  {self.args.host}:{self.args.collector_grpc_port or 4317}   (OTLP/gRPC)")
         if not self.args.no_dashboard:
             lines.append(f"  dashboard  http://{self.args.host}:{self.args.dashboard_port}")
-        lines.append(f"  data       {self.layout.root}")
+        lines.append(f"  data       {self._data_dir()}")
         keys = self._demo_keys()
         if keys:
             lines.append("  demo agent keys (embedded defaults, model 'demo'):")

@@ -46,8 +46,8 @@ def run_up(tmp_path: Path, data_dir: Path, ports: dict[str, int], dashboard: boo
 
 
 def ask(gateway_port: int) -> None:
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{gateway_port}/v1", api_key=DEMO_KEYS["support-bot"])
-    client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "hello"}])
+    with openai.OpenAI(base_url=f"http://127.0.0.1:{gateway_port}/v1", api_key=DEMO_KEYS["support-bot"]) as client:
+        client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "hello"}])
 
 
 def test_up_serves_meters_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
