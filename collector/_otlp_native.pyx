@@ -34,7 +34,7 @@ cdef enum:
     K_INT = 2
     K_DOUBLE = 3
     K_DATE = 4
-    K_SLOW = 5
+    K_TAGS = 5
 
 DEF_UNUSED = -1
 DEF_IRREGULAR = -2
@@ -278,8 +278,14 @@ cdef class UsageDecoder:
                 return True
             return self._slow_attribute(body, start, end, values)
         kind = self._kinds[column]
-        if val_len < 2 or kind == K_SLOW:
+        if val_len < 2:
             return self._slow_attribute(body, start, end, values)
+        if kind == K_TAGS:
+            tags = _tags(b, val, end)
+            if tags is None:
+                return self._slow_attribute(body, start, end, values)
+            values[column] = tags
+            return True
         if kind == K_STR or kind == K_DATE:
             if b[val] != 0x0A:
                 return self._slow_attribute(body, start, end, values)
@@ -341,3 +347,43 @@ cdef bint _plain_value(const unsigned char* b, Py_ssize_t val, Py_ssize_t end) n
     if b[val] == 0x21:
         return end - val == 9
     return False
+
+
+cdef object _tags(const unsigned char* b, Py_ssize_t val, Py_ssize_t end):
+    """(key, value) pairs of an AnyValue holding a list of string-valued KeyValues, each written
+    key then value; None for anything else (or UTF-8 that does not decode)."""
+    cdef Py_ssize_t pos, size = 0, kv_end, key, key_len = 0, str_len = 0
+    cdef list pairs = []
+    if b[val] != 0x32:
+        return None
+    pos = _length(b, val + 1, end, &size)
+    if pos < 0 or pos + size != end:
+        return None
+    while pos < end:
+        if b[pos] != 0x0A:
+            return None
+        pos = _length(b, pos + 1, end, &size)
+        if pos < 0:
+            return None
+        kv_end = pos + size
+        # 0x0a <key> 0x12 <0x0a <string>>
+        if pos >= kv_end or b[pos] != 0x0A:
+            return None
+        key = _length(b, pos + 1, kv_end, &key_len)
+        if key < 0 or kv_end - key - key_len < 2 or b[key + key_len] != 0x12:
+            return None
+        pos = _length(b, key + key_len + 1, kv_end, &size)
+        if pos < 0 or pos + size != kv_end or size < 2 or b[pos] != 0x0A:
+            return None
+        pos = _length(b, pos + 1, kv_end, &str_len)
+        if pos < 0 or pos + str_len != kv_end:
+            return None
+        try:
+            pairs.append((
+                PyUnicode_DecodeUTF8(<const char*>(b + key), key_len, NULL),
+                PyUnicode_DecodeUTF8(<const char*>(b + pos), str_len, NULL),
+            ))
+        except UnicodeDecodeError:
+            return None
+        pos = kv_end
+    return pairs

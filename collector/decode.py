@@ -49,6 +49,8 @@ class DecodedBatch:
     """What the decoders produce: spans or usage records in their table's Arrow schema."""
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
+    request_ids: list[str] | None = None
+    """The usage table's request_id column as a list, when the decoder has it anyway."""
 
     @property
     def accepted(self) -> int:
@@ -105,7 +107,7 @@ def decode_logs(body: bytes, encoding: Encoding, *, native: bool | None = None) 
     (raw_logs.py); JSON ones the message path. All accept and refuse the same records."""
     batch = DecodedBatch()
     if encoding is Encoding.PROTOBUF and native is not False and native_logs.available():
-        batch.table = native_logs.decode_usage(body, batch)
+        batch.table, batch.request_ids = native_logs.decode_usage(body, batch)
         return batch
     columns = UsageColumns()
     if encoding is Encoding.PROTOBUF:

@@ -88,9 +88,10 @@ def _decoder() -> Any:
     return _otlp_native.UsageDecoder(keys, kinds, fills, _REQUIRED, _REQUEST_ID, _TRACE_ID, _SPAN_ID, _slow_attribute)
 
 
-def decode_usage(body: bytes, batch: Rejects) -> pa.Table:
-    """The usage records of a protobuf ExportLogsServiceRequest as a ledger table; rejected
-    records go to `batch.reject`; BadRequest when the body is not a well-formed request."""
+def decode_usage(body: bytes, batch: Rejects) -> tuple[pa.Table, list[str]]:
+    """The usage records of a protobuf ExportLogsServiceRequest as a ledger table, and its
+    request ids; rejected records go to `batch.reject`; BadRequest when the body is not a
+    well-formed request."""
 
     def irregular(where: str, record: bytes) -> list[Any] | None:
         try:
@@ -110,7 +111,7 @@ def decode_usage(body: bytes, batch: Rejects) -> pa.Table:
         columns: list[list[Any]] = _decoder().decode(body, irregular)
     except (_otlp_native.WireError, BadKeyValue) as exc:
         raise BadRequest(f"body is not a protobuf ExportLogsServiceRequest: {exc}") from None
-    return columns_table(columns)
+    return columns_table(columns), columns[_REQUEST_ID]
 
 
 def columns_table(columns: list[list[Any]]) -> pa.Table:

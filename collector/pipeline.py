@@ -137,7 +137,11 @@ class Pipeline:
     async def ingest_usage(self, batch: DecodedBatch) -> IngestResult:
         self._admit()
         data = batch.table if batch.table is not None else build_table(USAGE_TABLE, batch.rows)
-        ids: list[str] = data.column("request_id").to_pylist()
+        ids: list[str] = (
+            batch.request_ids
+            if batch.table is not None and batch.request_ids is not None
+            else data.column("request_id").to_pylist()
+        )
         # A request carrying an id that another request is committing waits for that commit, so
         # it neither duplicates the row nor drops it while the commit might still fail.
         while waits := {self._inflight[i] for i in ids if i in self._inflight}:
@@ -148,8 +152,7 @@ class Pipeline:
             if len(fresh) < len(ids):
                 data = data.filter(pa.array(keep, type=pa.bool_()))
             committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            for request_id in fresh:
-                self._inflight[request_id] = committed
+            self._inflight.update(dict.fromkeys(fresh, committed))
             try:
                 await self.wal.append(USAGE_TABLE, data)
                 self._dedup.mark_ids(fresh)

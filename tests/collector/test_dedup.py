@@ -53,3 +53,13 @@ def test_concurrent_batches_with_the_same_id_write_it_once(tmp_path: Path) -> No
 
     assert sorted((r.written, r.duplicates) for r in results) == [(0, 2)] * 4 + [(2, 0)]
     assert sorted(r["request_id"] for r in read_rows(layout, "usage")) == ["other", "same"]
+
+
+def test_fresh_mask_drops_written_ids_and_repeats_within_the_batch() -> None:
+    dedup = UsageDeduplicator(["old"])
+
+    assert dedup.fresh_mask(["a", "b", "c"]) == [True, True, True]
+    assert dedup.fresh_mask(["a", "old", "a", "b"]) == [True, False, False, True]
+    dedup.mark_ids(["a", None, "b"])
+    assert dedup.fresh_mask(["a", "b", "z"]) == [False, False, True]
+    assert (len(dedup), None in dedup) == (3, False)
