@@ -1,5 +1,5 @@
-"""A minimal HTTP/1.1 client for the direct forwards: keep-alive pools on asyncio Protocols and
-httptools' parser, nothing else.
+"""A minimal HTTP/1.1 client for the direct forwards (and the telemetry exporter's posts to the
+collector): keep-alive pools on asyncio Protocols and httptools' parser, nothing else.
 
 The direct path makes one POST per request to a handful of provider hosts; aiohttp's general
 client (cookies, redirects, tracing, per-request timers and tasks) cost more CPU than the rest

@@ -20,12 +20,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from gateway.providers.h1 import ConnectionFailed, HttpClient
 from gateway.routing.router import Attempt
 from gateway.telemetry import otlp_wire
 from gateway.telemetry.otlp_wire import usage_log_record
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 _RETRYABLE_STATUS = frozenset({408, 429, 502, 503, 504})
 _MAX_BACKOFF_S = 10.0
 _MAX_PENDING = 200_000
+_PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ class TelemetryExporter:
         self._stop = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: HttpClient | None = None
         self.exported_usage = 0
         self.exported_spans = 0
         self.dropped = 0
@@ -135,7 +136,9 @@ class TelemetryExporter:
         await waiter
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self._timeout_s)
+        # The direct forwards' lean keep-alive client: httpx's request machinery was most of
+        # the exporter's CPU, which a lightly loaded gateway spreads over few requests.
+        self._client = HttpClient()
         if self._spool is not None:
             await asyncio.to_thread(self._spool.open)
             self._writer_task = asyncio.create_task(self._run_spool_writer(), name="telemetry-spool")
@@ -196,7 +199,7 @@ class TelemetryExporter:
                 self._task.cancel()
                 log.error("telemetry: %d records still pending at shutdown (collector unreachable)", self.pending)
         if self._client is not None:
-            await self._client.aclose()
+            self._client.close()
         if self._spool is not None:
             self._spool.close()
 
@@ -275,21 +278,27 @@ class TelemetryExporter:
         """True when the batch is done with (accepted, or rejected as undeliverable); False to retry."""
         assert self._client is not None
         try:
-            response = await self._client.post(url, content=body, headers={"Content-Type": "application/x-protobuf"})
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._client.post(url, body, _PROTOBUF)
+                try:
+                    content = await response.read()
+                finally:
+                    response.release()  # read to its end: back to the pool; cut short: closed
+        except (ConnectionFailed, TimeoutError) as exc:
             self.failed_exports += 1
-            log.warning("telemetry: export to %s failed (%s); will retry", url, type(exc).__name__)
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            log.warning("telemetry: export to %s failed (%s); will retry", url, reason)
             return False
-        if response.status_code == 200:
-            parsed = response_type.FromString(response.content)
+        if response.status == 200:
+            parsed = response_type.FromString(content)
             if parsed.HasField("partial_success") and parsed.partial_success.error_message:
                 log.error("telemetry: collector rejected part of a batch: %s", parsed.partial_success.error_message)
             return True
         self.failed_exports += 1
-        if response.status_code in _RETRYABLE_STATUS:
-            log.warning("telemetry: collector answered %d; will retry", response.status_code)
+        if response.status in _RETRYABLE_STATUS:
+            log.warning("telemetry: collector answered %d; will retry", response.status)
             return False
-        log.error("telemetry: collector refused a batch with %d; dropped", response.status_code)
+        log.error("telemetry: collector refused a batch with %d; dropped", response.status)
         return True
 
 
