@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -208,3 +211,27 @@ def test_malformed_attribute_in_a_usage_record_is_a_bad_request() -> None:
     key = wire.find(b"agent_id")
     wire[key - 2] = 0x0B  # the attribute's KeyValue key tag becomes a group start
     assert _same(bytes(wire)) == ("400",)
+
+
+_WITHOUT_EXTENSION = """
+import logging, sys
+sys.modules["collector._otlp_native"] = None  # as if it had not been built
+sys.modules["collector._otlp_spans"] = None
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+from collector.decode import decode_logs, decode_traces
+from collector.wire import Encoding
+from tests.collector.test_decode import _trace_request
+from tests.collector.test_native_logs import _fixture_body
+logs = decode_logs(_fixture_body(), Encoding.PROTOBUF)
+spans = decode_traces(_trace_request().SerializeToString(), Encoding.PROTOBUF)
+print(logs.accepted, logs.rejected, spans.accepted, spans.rejected)
+"""
+
+
+def test_without_the_extension_the_python_path_answers_and_says_so_once() -> None:
+    root = Path(__file__).parents[2]
+    command = [sys.executable, "-c", _WITHOUT_EXTENSION]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60, cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["8", "4", "2", "1"]
+    assert done.stderr.count("native OTLP decoder not built") == 1
