@@ -10,6 +10,7 @@ from setuptools import Extension, setup
 NATIVE = [
     Extension("collector._otlp_native", ["collector/_otlp_native.pyx"], optional=True),
     Extension("collector._otlp_spans", ["collector/_otlp_spans.pyx"], optional=True),
+    Extension("gateway.telemetry._otlp_encode", ["gateway/telemetry/_otlp_encode.pyx"], optional=True),
 ]
 
 setup(ext_modules=cythonize(NATIVE, compiler_directives={"language_level": "3"}, quiet=True))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
+import operator
 import struct
 from collections.abc import Iterable
 from typing import Any
@@ -24,6 +26,12 @@ from meterline import semconv
 from meterline.arrow_rows import column_types
 from meterline.semconv import METERLINE_USAGE_SCHEMA_VERSION
 from meterline.usage_record import SCHEMA_VERSION, USAGE_EVENT_NAME, UsageRecord
+
+try:
+    from gateway.telemetry import _otlp_encode as _native
+except ImportError:  # built optionally (setup.py); the Python encoder writes the same bytes
+    _native = None  # type: ignore[assignment]
+    logging.getLogger(__name__).warning("gateway: native OTLP encoder not built; using the Python encoder")
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DOUBLE = struct.Struct("<d")
@@ -133,9 +141,21 @@ def attribute(number: int, key: str, value: Any) -> bytes:
     return encoded
 
 
-def attributes(number: int, values: Iterable[tuple[str, Any]]) -> bytes:
+def python_attributes(number: int, values: Iterable[tuple[str, Any]]) -> bytes:
     """Repeated KeyValue field `number`, skipping None values as `spans.attributes` does."""
     return b"".join([attribute(number, key, value) for key, value in values if value is not None])
+
+
+def native() -> bool:
+    """Whether the native helper (`_otlp_encode.pyx`) was built."""
+    return _native is not None
+
+
+def attributes(number: int, values: Iterable[tuple[str, Any]]) -> bytes:
+    """`python_attributes`, written by the native helper (`_otlp_encode.pyx`) when it is built."""
+    if _native is None:
+        return python_attributes(number, values)
+    return _native.attributes(number, values, attribute)
 
 
 def _micros(value: dt.datetime) -> int:
@@ -143,30 +163,38 @@ def _micros(value: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-_PLAIN, _TIMESTAMP, _DATE, _FLOAT, _MAP = range(5)
+_TIMESTAMP, _DATE, _FLOAT = range(3)
 
 
 @functools.cache
-def _usage_columns() -> tuple[tuple[str, int], ...]:
-    """Each usage column and how its value becomes an AnyValue (see meterline.otlp_usage)."""
-    conversions = {dt.datetime: _TIMESTAMP, dt.date: _DATE, float: _FLOAT, dict[str, str]: _MAP}
-    return tuple((name, conversions.get(t, _PLAIN)) for name, (t, _nullable) in column_types(UsageRecord).items())
+def _usage_plan() -> tuple[tuple[str, ...], operator.attrgetter[Any], tuple[tuple[int, int], ...]]:
+    """The usage columns, a getter for all their values at once, and (index, conversion) for
+    the columns whose value changes on the way to an AnyValue (see meterline.otlp_usage)."""
+    conversions = {dt.datetime: _TIMESTAMP, dt.date: _DATE, float: _FLOAT}
+    names = tuple(column_types(UsageRecord))
+    special = tuple(
+        (index, conversions[t])
+        for index, (t, _nullable) in enumerate(column_types(UsageRecord).values())
+        if t in conversions
+    )
+    return names, operator.attrgetter(*names), special
 
 
 def usage_log_record(record: UsageRecord) -> bytes:
     """The serialized `LogRecord` that `meterline.otlp_usage.to_log_record(record)` builds."""
-    parts = [attribute(6, METERLINE_USAGE_SCHEMA_VERSION, SCHEMA_VERSION)]
-    for name, conversion in _usage_columns():
-        value = getattr(record, name)
-        if value is None:
-            continue
-        if conversion == _TIMESTAMP:
-            value = _micros(value)
-        elif conversion == _DATE:
-            value = value.isoformat()
-        elif conversion == _FLOAT:
-            value = float(value)
-        parts.append(attribute(6, name, value))
+    names, getter, special = _usage_plan()
+    values = list(getter(record))
+    for index, conversion in special:
+        value = values[index]
+        if value is not None:
+            if conversion == _TIMESTAMP:
+                values[index] = _micros(value)
+            elif conversion == _DATE:
+                values[index] = value.isoformat()
+            else:
+                values[index] = float(value)
+    schema_version = attribute(6, METERLINE_USAGE_SCHEMA_VERSION, SCHEMA_VERSION)
+    parts = (schema_version, attributes(6, zip(names, values, strict=True)))
     end_ns = _micros(record.ts_end) * 1000
     time_ns = _FIXED64.pack(end_ns)
     return b"".join(
