@@ -15,7 +15,10 @@ test: install lint types unit
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+# The native OTLP helpers (Cython) are compiled by the install, so a changed .pyx reinstalls.
+NATIVE_SOURCES := $(wildcard setup.py collector/*.pyx collector/*.pxd gateway/telemetry/*.pyx gateway/telemetry/*.pxd)
+
+$(STAMP): pyproject.toml constraints.txt $(NATIVE_SOURCES)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
