@@ -22,9 +22,9 @@ from collector.export import LOGS, TRACES, Signal, export
 from collector.grpc_receiver import GrpcReceiver, GrpcStartError
 from collector.pipeline import Pipeline
 from collector.settings import CollectorSettings
-from collector.storage import open_target
 from collector.wire import Encoding, decompress, encode_message, status_body
 from meterline.layout import DataLayout
+from meterline.storage import open_target
 
 log = logging.getLogger(__name__)
 

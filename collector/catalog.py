@@ -28,10 +28,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from collector.storage.base import StorageTarget
-from collector.storage.local import LocalTarget
 from meterline.layout import PARTITION_KEY, SPANS_TABLE, USAGE_TABLE, DataLayout
 from meterline.span_row import span_arrow_schema
+from meterline.storage.base import StorageTarget
+from meterline.storage.local import LocalTarget
 from meterline.usage_record import usage_arrow_schema
 
 TABLE_SCHEMAS: dict[str, Callable[[], pa.Schema]] = {USAGE_TABLE: usage_arrow_schema, SPANS_TABLE: span_arrow_schema}

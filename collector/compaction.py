@@ -24,7 +24,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from collector.catalog import TABLE_SCHEMAS
-from collector.storage.base import COMPACTED_PREFIX, PartFile, StorageTarget
+from meterline.storage.base import COMPACTED_PREFIX, PartFile, StorageTarget
 
 log = logging.getLogger(__name__)
 

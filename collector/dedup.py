@@ -15,8 +15,8 @@ from typing import Any, cast
 
 import pyarrow.parquet as pq
 
-from collector.storage.base import StorageTarget
 from meterline.layout import USAGE_TABLE
+from meterline.storage.base import StorageTarget
 
 Row = dict[str, Any]
 

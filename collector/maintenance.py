@@ -11,9 +11,9 @@ import os
 
 from collector.compaction import CompactionReport, Compactor
 from collector.settings import CollectorSettings
-from collector.storage import open_target
 from collector.wal import lock_directory, pending_parquet_names
 from meterline.layout import DataLayout
+from meterline.storage import open_target
 
 
 def compact_once(settings: CollectorSettings) -> CompactionReport:

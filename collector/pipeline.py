@@ -24,11 +24,11 @@ from collector.compaction import CompactionPolicy, CompactionReport, Compactor
 from collector.decode import DecodedBatch
 from collector.dedup import UsageDeduplicator
 from collector.errors import Overloaded
-from collector.storage.base import StorageTarget
-from collector.storage.local import LocalTarget
 from collector.wal import WriteAheadLog, parquet_name, pending_parquet_names
 from collector.writer import ParquetWriter, build_table
 from meterline.layout import SPANS_TABLE, USAGE_TABLE, DataLayout
+from meterline.storage.base import StorageTarget
+from meterline.storage.local import LocalTarget
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collector.errors import BadRequest, StorageUnavailable
-from collector.storage.base import StorageTarget
-from collector.storage.local import LocalTarget
 from meterline.layout import PARTITION_KEY, SPANS_TABLE, USAGE_TABLE, DataLayout
 from meterline.span_row import span_table
+from meterline.storage.base import StorageTarget
+from meterline.storage.local import LocalTarget
 from meterline.usage_record import usage_table
 
 Row = dict[str, Any]

@@ -15,8 +15,8 @@ from analytics import incremental, partitions
 from analytics.incremental import MART_NAMES, refresh
 from analytics.mart_state import list_partitions, load_state, state_path
 from collector.compaction import CompactionPolicy, Compactor
-from collector.storage.local import LocalTarget
 from meterline.layout import USAGE_TABLE, DataLayout
+from meterline.storage.local import LocalTarget
 from tests.analytics.ledger_gen import generated_records
 from tests.ledger_fixtures import write_ledger
 

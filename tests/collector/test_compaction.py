@@ -13,9 +13,9 @@ from collector.catalog import open_catalog
 from collector.compaction import CompactionPolicy, Compactor
 from collector.decode import DecodedBatch
 from collector.pipeline import FlushPolicy, Pipeline
-from collector.storage.local import LocalTarget
 from collector.writer import ParquetWriter
 from meterline.layout import DataLayout
+from meterline.storage.local import LocalTarget
 from tests.collector.otlp_fixtures import all_files, make_usage, read_rows
 
 DAY = dt.date(2025, 3, 14)

@@ -6,9 +6,9 @@ from pathlib import Path
 from collector.decode import DecodedBatch
 from collector.dedup import UsageDeduplicator
 from collector.pipeline import IngestResult, Pipeline
-from collector.storage.local import LocalTarget
 from collector.writer import ParquetWriter
 from meterline.layout import DataLayout
+from meterline.storage.local import LocalTarget
 from tests.collector.otlp_fixtures import make_usage, read_rows
 
 
