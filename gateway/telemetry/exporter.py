@@ -28,7 +28,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from gateway.providers.h1 import ConnectionFailed, HttpClient
 from gateway.routing.router import Attempt
 from gateway.telemetry import otlp_wire
-from gateway.telemetry.otlp_wire import usage_log_record
+from gateway.telemetry.otlp_wire import field, usage_log_record
 from gateway.telemetry.spans import attributes
 from gateway.telemetry.spool import Spool, SpoolFull
 from gateway.telemetry.trace_context import new_span_id
@@ -252,9 +252,9 @@ class TelemetryExporter:
 
     def _wrap_logs(self, log_records: list[bytes]) -> bytes:
         """An ExportLogsServiceRequest around already serialized LogRecords, without parsing them."""
-        scope_logs = _field(1, self._scope_bytes) + b"".join(_field(2, r) for r in log_records)
-        resource_logs = _field(1, self._resource_bytes) + _field(2, scope_logs)
-        return _field(1, resource_logs)
+        scope_logs = field(1, self._scope_bytes) + b"".join(field(2, r) for r in log_records)
+        resource_logs = field(1, self._resource_bytes) + field(2, scope_logs)
+        return field(1, resource_logs)
 
     def _encode_logs(self, usage: list[UsageRecord]) -> bytes:
         return self._wrap_logs([usage_log_record(r) for r in usage])
@@ -271,8 +271,8 @@ class TelemetryExporter:
                 )
             )  # fmt: skip
             spans.extend(otlp_wire.attempt_span(d.record, attempt, new_span_id()) for attempt in d.attempts)
-        scope_spans = _field(1, self._scope_bytes) + b"".join(_field(2, span) for span in spans)
-        return _field(1, _field(1, self._resource_bytes) + _field(2, scope_spans))
+        scope_spans = field(1, self._scope_bytes) + b"".join(field(2, span) for span in spans)
+        return field(1, field(1, self._resource_bytes) + field(2, scope_spans))
 
     async def _post(self, url: str, body: bytes, response_type: Any) -> bool:
         """True when the batch is done with (accepted, or rejected as undeliverable); False to retry."""
@@ -300,17 +300,3 @@ class TelemetryExporter:
             return False
         log.error("telemetry: collector refused a batch with %d; dropped", response.status)
         return True
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field: tag, length, bytes."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
