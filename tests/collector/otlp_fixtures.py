@@ -129,3 +129,13 @@ def running_collector(
         thread.join(timeout=30)
         sock.close()
         assert not thread.is_alive(), "collector thread did not stop"
+
+
+def with_attribute(log: LogRecord, key: str, value: AnyValue | None) -> LogRecord:
+    """`log` with attribute `key` replaced by `value` (or removed when None), for irregular records."""
+    kept = [kv for kv in log.attributes if kv.key != key]
+    if value is not None:
+        kept.append(KeyValue(key=key, value=value))
+    del log.attributes[:]
+    log.attributes.extend(kept)
+    return log

@@ -21,7 +21,7 @@ from collector.usage_columns import _IRREGULAR_SLOT
 from collector.wire import Encoding
 from meterline.otlp_usage import to_log_record
 from meterline.usage_record import UsageRecord
-from tests.collector.otlp_fixtures import logs_request, make_usage
+from tests.collector.otlp_fixtures import logs_request, make_usage, with_attribute
 
 pytestmark = pytest.mark.skipif(not native_logs.available(), reason="native extension not built")
 
@@ -44,28 +44,21 @@ def _same(body: bytes) -> Outcome:
     return native
 
 
-def _with(log: LogRecord, key: str, value: AnyValue | None) -> LogRecord:
-    kept = [kv for kv in log.attributes if kv.key != key]
-    if value is not None:
-        kept.append(KeyValue(key=key, value=value))
-    del log.attributes[:]
-    log.attributes.extend(kept)
-    return log
-
-
 def _fixture_body() -> bytes:
     late = dt.datetime(2025, 3, 15, 23, 59, 59, 999999, tzinfo=dt.UTC)
     records = [
         to_log_record(make_usage("plain")),
         to_log_record(make_usage("streamed", stream=True, ttft_ms=81.5, tags={}, ts_end=late, date=late.date())),
-        _with(to_log_record(make_usage("int-cost")), "cost_usd", AnyValue(int_value=2)),
-        _with(to_log_record(make_usage("defaults")), "input_tokens", None),
-        _with(to_log_record(make_usage("ids-from-record")), "trace_id", None),
-        _with(to_log_record(make_usage("extra")), "meterline.future", AnyValue(array_value=ArrayValue(values=[]))),
-        _with(to_log_record(make_usage("no-team")), "team", None),
-        _with(to_log_record(make_usage("bad-tokens")), "input_tokens", AnyValue(string_value="many")),
-        _with(to_log_record(make_usage("bad-date")), "date", AnyValue(string_value="14/03/2025")),
-        _with(to_log_record(make_usage("week-date")), "date", AnyValue(string_value="2025-W11-5")),
+        with_attribute(to_log_record(make_usage("int-cost")), "cost_usd", AnyValue(int_value=2)),
+        with_attribute(to_log_record(make_usage("defaults")), "input_tokens", None),
+        with_attribute(to_log_record(make_usage("ids-from-record")), "trace_id", None),
+        with_attribute(
+            to_log_record(make_usage("extra")), "meterline.future", AnyValue(array_value=ArrayValue(values=[]))
+        ),
+        with_attribute(to_log_record(make_usage("no-team")), "team", None),
+        with_attribute(to_log_record(make_usage("bad-tokens")), "input_tokens", AnyValue(string_value="many")),
+        with_attribute(to_log_record(make_usage("bad-date")), "date", AnyValue(string_value="14/03/2025")),
+        with_attribute(to_log_record(make_usage("week-date")), "date", AnyValue(string_value="2025-W11-5")),
         to_log_record(make_usage("")),
         LogRecord(event_name="app.started", body=AnyValue(string_value="hello")),
         to_log_record(make_usage("unicode", agent_id="客服-bot", tags={"ключ": "значение", "a": ""})),
@@ -157,7 +150,7 @@ def _logs(draw: st.DrawFn) -> LogRecord:
     log = to_log_record(draw(_records()))
     if draw(st.booleans()):  # now and then a column with a missing, extra or unexpected value
         key = draw(st.sampled_from(["team", "date", "cost_usd", "input_tokens", "stream", "tags", "trace_id", "x"]))
-        log = _with(log, key, draw(st.none() | _ODD_VALUES))
+        log = with_attribute(log, key, draw(st.none() | _ODD_VALUES))
     return log
 
 

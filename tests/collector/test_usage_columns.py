@@ -5,22 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from collector.usage_columns import UsageColumns
 from meterline.otlp_usage import UsageDecodeError, from_log_record, to_log_record
 from meterline.usage_record import usage_table
-from tests.collector.otlp_fixtures import make_usage
-
-
-def _with(log: LogRecord, key: str, value: AnyValue | None) -> LogRecord:
-    kept = [kv for kv in log.attributes if kv.key != key]
-    if value is not None:
-        kept.append(KeyValue(key=key, value=value))
-    del log.attributes[:]
-    log.attributes.extend(kept)
-    return log
+from tests.collector.otlp_fixtures import make_usage, with_attribute
 
 
 def test_regular_and_irregular_records_decode_as_from_log_record_does() -> None:
@@ -28,10 +18,10 @@ def test_regular_and_irregular_records_decode_as_from_log_record_does() -> None:
     logs = [
         to_log_record(make_usage("plain")),
         to_log_record(make_usage("streamed", stream=True, ttft_ms=81.5, tags={}, ts_end=late, date=late.date())),
-        _with(to_log_record(make_usage("int-cost")), "cost_usd", AnyValue(int_value=2)),  # the slow path
-        _with(to_log_record(make_usage("defaults")), "input_tokens", None),  # a missing column with a default
-        _with(to_log_record(make_usage("ids-from-record")), "trace_id", None),  # trace_id from the LogRecord
-        _with(to_log_record(make_usage("extra")), "meterline.future_column", AnyValue(string_value="x")),
+        with_attribute(to_log_record(make_usage("int-cost")), "cost_usd", AnyValue(int_value=2)),  # the slow path
+        with_attribute(to_log_record(make_usage("defaults")), "input_tokens", None),  # a missing column with a default
+        with_attribute(to_log_record(make_usage("ids-from-record")), "trace_id", None),  # trace_id from the LogRecord
+        with_attribute(to_log_record(make_usage("extra")), "meterline.future_column", AnyValue(string_value="x")),
     ]
     columns = UsageColumns()
     for log in logs:
@@ -57,7 +47,7 @@ def test_bad_records_are_refused_with_the_same_reason_and_nothing_kept(
 ) -> None:
     columns = UsageColumns()
     with pytest.raises(UsageDecodeError) as caught:
-        columns.add(_with(to_log_record(make_usage("bad")), key, value))
+        columns.add(with_attribute(to_log_record(make_usage("bad")), key, value))
     assert str(caught.value).startswith(says)
     assert columns.table().num_rows == 0
 
@@ -73,10 +63,10 @@ def test_the_raw_byte_path_decodes_exactly_as_the_message_path() -> None:
         to_log_record(make_usage("plain")),
         to_log_record(make_usage("ünïcödé-" + "x" * 200, agent_id="ágent", input_tokens=-5, output_tokens=2**40)),
         to_log_record(make_usage("flags", stream=True, usage_estimated=True, cost_usd=-0.25, latency_ms=0.0)),
-        _with(to_log_record(make_usage("int-cost")), "cost_usd", AnyValue(int_value=3)),
-        _with(to_log_record(make_usage("bool-as-int")), "stream", AnyValue(int_value=1)),
-        _with(to_log_record(make_usage("no-team")), "team", None),
-        _with(to_log_record(make_usage("long-key")), "k" * 300, AnyValue(string_value="ignored")),
+        with_attribute(to_log_record(make_usage("int-cost")), "cost_usd", AnyValue(int_value=3)),
+        with_attribute(to_log_record(make_usage("bool-as-int")), "stream", AnyValue(int_value=1)),
+        with_attribute(to_log_record(make_usage("no-team")), "team", None),
+        with_attribute(to_log_record(make_usage("long-key")), "k" * 300, AnyValue(string_value="ignored")),
     ]
     request = logs_request(*records)
     for _ in range(2):
