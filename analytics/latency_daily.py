@@ -49,10 +49,15 @@ class DayLatencies:
 
     def add(self, rows: pl.DataFrame) -> None:
         """Rows with at least the `INPUT_COLUMNS` (billable rows: local `date`, answering `model`)."""
-        for (day, model), group in rows.partition_by(list(GROUP_KEYS), as_dict=True).items():
-            latency = group["latency_ms"].drop_nulls().to_numpy()
-            ttft = group["ttft_ms"].drop_nulls().to_numpy()
-            self._values[(day, model)].append((latency, ttft, group.height))
+        # Values gathered into one list per group by Polars: splitting the frame per group
+        # (`partition_by`) copied every column and cost twice as much.
+        groups = rows.group_by(GROUP_KEYS).agg(
+            pl.col("latency_ms").drop_nulls(), pl.col("ttft_ms").drop_nulls(), pl.len().alias("rows")
+        )
+        for day, model, latency, ttft, count in zip(
+            groups["date"], groups["model"], groups["latency_ms"], groups["ttft_ms"], groups["rows"], strict=True
+        ):
+            self._values[(day, model)].append((latency.to_numpy(), ttft.to_numpy(), count))
 
     def finish(self, day: dt.date) -> pl.DataFrame:
         """The mart rows of `day`, sorted by model; its values are dropped."""

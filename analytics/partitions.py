@@ -6,7 +6,8 @@ the record's own `date`), so duplicates are a per-partition matter, and within a
 matter between files: one part file never holds a request twice (the collector writes each
 batch after dropping ids already in the ledger or earlier in the batch, and compaction writes
 each request once). So a single-file partition is read as is, a partition of several files is
-checked once per file set, and only one that does hold a copy (a merged part beside the small
+checked once per file set (only the rows where two files' time ranges overlap: copies share
+their `ts_start`), and only one that does hold a copy (a merged part beside the small
 parts it replaced, which the collector's atomic compaction swap is meant to rule out) pays for
 de-duplication.
 """
@@ -21,25 +22,62 @@ import polars as pl
 
 from analytics.ledger import usage_schema
 from analytics.ledger_source import LedgerSource
-from analytics.local_day import fixed_offset_us, local_date_expr, local_days
+from analytics.local_day import fixed_offset_us, local_date_expr, local_days, to_datetime
 from analytics.mart_state import Files, PartitionState
 
 
 def survey(ledger: LedgerSource, name: str, files: Files, timezone: str) -> PartitionState:
-    """The partition's time range, its local days and whether any request_id repeats."""
-    facts = [
+    """The partition's time range, its local days and whether any request_id repeats.
+
+    Copies of a request are the same record, so they share `ts_start`: two files can only hold a
+    common request at an instant inside both files' time ranges. The collector writes parts in
+    arrival order, so those ranges barely overlap, and only the rows in an overlap need their ids
+    checked (all of them when the ranges coincide, as a merged part beside its small parts does).
+    """
+    ranges = [_time_range(ledger.scan(name, {part: files[part]})) for part in sorted(files)]
+    found = [(lo, hi, rows) for lo, hi, rows in ranges if lo is not None and hi is not None]
+    if not found:
+        return PartitionState(files, [], None, None)
+    lo, hi = min(r[0] for r in found), max(r[1] for r in found)
+    days = [d.isoformat() for d in local_days(timezone, lo, hi)]
+    return PartitionState(files, days, lo, hi, unique=_ids_unique(ledger, name, files, _overlaps(found)))
+
+
+def _time_range(rows: pl.LazyFrame) -> tuple[int | None, int | None, int]:
+    facts = rows.select(
         pl.col("ts_start").min().dt.epoch("us").alias("lo"),
         pl.col("ts_start").max().dt.epoch("us").alias("hi"),
         pl.len().alias("rows"),
+    )
+    lo, hi, count = facts.collect().row(0)
+    return lo, hi, count
+
+
+def _overlaps(ranges: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """Every instant (inclusive bounds, epoch microseconds) inside the time ranges of two files."""
+    return [
+        (max(a[0], b[0]), min(a[1], b[1]))
+        for i, a in enumerate(ranges)
+        for b in ranges[i + 1 :]
+        if max(a[0], b[0]) <= min(a[1], b[1])
     ]
-    if len(files) > 1:
-        # 64-bit hashes: as many distinct hashes as rows proves every id distinct; fewer (a copy,
-        # or a collision) sends the partition down the exact de-duplicating path.
-        facts.append(pl.col("request_id").hash().n_unique().alias("ids"))
-    found = ledger.scan(name, files).select(facts).collect().row(0, named=True)
-    lo, hi = found["lo"], found["hi"]
-    days = [] if lo is None else [d.isoformat() for d in local_days(timezone, lo, hi)]
-    return PartitionState(files, days, lo, hi, unique=found.get("ids", found["rows"]) == found["rows"])
+
+
+def _ids_unique(ledger: LedgerSource, name: str, files: Files, overlaps: list[tuple[int, int]]) -> bool:
+    if not overlaps:
+        return True
+    # On `ts_start` itself (not its epoch), so the Parquet reader skips row groups outside.
+    inside = pl.any_horizontal([pl.col("ts_start").is_between(to_datetime(lo), to_datetime(hi)) for lo, hi in overlaps])
+    # 64-bit hashes: as many distinct hashes as rows proves every id distinct; fewer (a copy,
+    # or a collision) sends the partition down the exact de-duplicating path.
+    found = (
+        ledger.scan(name, files)
+        .filter(inside)
+        .select(pl.len().alias("rows"), pl.col("request_id").hash().n_unique().alias("ids"))
+        .collect()
+        .row(0, named=True)
+    )
+    return bool(found["ids"] == found["rows"])
 
 
 def partition_rows(
@@ -61,7 +99,7 @@ def _dated(rows: pl.LazyFrame, timezone: str, offset_us: int | None, days: list[
     """A record without a model (an error before any provider answered) is attributed to the
     alias the agent asked for.
 
-    The filter on raw `ts_start` (a superset of the days) goes down to the Parquet reader, which
+    The filter on raw `ts_start` (the days' span) goes down to the Parquet reader, which
     skips row groups outside it: the collector writes in arrival order, so the neighbour
     partition an incremental run reads for one local day is mostly skipped.
     """
@@ -73,12 +111,20 @@ def _dated(rows: pl.LazyFrame, timezone: str, offset_us: int | None, days: list[
     ).filter(pl.col("date").is_in(days))
 
 
-_SLACK = dt.timedelta(hours=3)
-"""More than any offset change, so a midnight that a DST switch moves stays inside the span."""
-
-
 def _utc_span(timezone: str, first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """UTC instants holding every request of local days `first` to `last`: exactly their span
+    where the offset is fixed (so the reader skips every other row group), at most a DST switch
+    wider where it is not.
+
+    A midnight that a switch repeats or skips maps to two instants (folds 0 and 1): the span
+    starts at the earlier of `first`'s and ends at the later of the next day's. The date filter
+    after it keeps only the days asked for.
+    """
+    starts = _instants(timezone, first)
+    ends = _instants(timezone, last + dt.timedelta(days=1))
+    return min(starts), max(ends)
+
+
+def _instants(timezone: str, day: dt.date) -> list[dt.datetime]:
     zone = zoneinfo.ZoneInfo(timezone)
-    start = dt.datetime.combine(first, dt.time(), zone).astimezone(dt.UTC) - _SLACK
-    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC) + _SLACK
-    return start, end
+    return [dt.datetime.combine(day, dt.time(fold=fold), zone).astimezone(dt.UTC) for fold in (0, 1)]
