@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import polars as pl
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from analytics.ledger import scan_files
@@ -93,6 +92,10 @@ class TargetLedger:
         paths = [self._path(partition, name) for name in sorted(files)]
         if not paths:
             return scan_files([])
+        # Imported here: pyarrow.dataset pulls in pandas (~0.3 s), which a local ledger never needs
+        # and every one-shot `meterline analytics run` would pay.
+        import pyarrow.dataset as ds
+
         # With the contract schema, a part written before a column existed reads it as null.
         dataset = ds.dataset(paths, filesystem=self.target.filesystem, format="parquet", schema=usage_arrow_schema())
         return pl.scan_pyarrow_dataset(dataset)
