@@ -88,8 +88,27 @@ def test_a_copy_in_the_overlap_is_found(layout: DataLayout) -> None:
     assert rows.select(pl.len()).collect().item() == 70
 
 
-def test_overlaps_are_the_pairwise_intersections() -> None:
+def test_a_copy_in_a_later_overlap_of_many_parts_is_found(layout: DataLayout) -> None:
+    first = day_records("a")  # 00:00-11:03 UTC
+    write_ledger(layout, first)
+    write_ledger(layout, shifted(first[:20], 10, "b"))  # 10:00-15:23
+    write_ledger(
+        layout, [*shifted(first[:20], 15, "c"), shifted(first[:20], 10, "b")[19]]
+    )  # 15:00-20:23, a copy of 15:23
+
+    part = survey(layout)
+
+    assert not part.unique
+    rows = partitions.partition_rows(
+        LocalLedger(layout), NAME, part, [DAY, DAY + dt.timedelta(days=1)], "Asia/Shanghai"
+    )
+    assert rows.select(pl.len()).collect().item() == 80
+
+
+def test_overlaps_are_the_instants_in_two_files_as_disjoint_spans() -> None:
     assert partitions._overlaps([(0, 10, 1), (5, 20, 1), (20, 30, 1), (40, 50, 1)]) == [(5, 10), (20, 20)]
+    assert partitions._overlaps([(15, 30, 1), (0, 100, 1), (10, 20, 1), (50, 60, 1)]) == [(10, 30), (50, 60)]
+    assert partitions._overlaps([(0, 10, 1), (11, 20, 1)]) == []
 
 
 @pytest.mark.parametrize(
@@ -116,3 +135,24 @@ def test_the_utc_span_holds_every_minute_of_the_local_days(
 
     assert inside and all(start <= t < end for t in inside)
     assert (end - start) - len(inside) * dt.timedelta(minutes=1) <= dt.timedelta(hours=1)
+
+
+def test_many_overlaps_are_checked_within_fewer_spans_that_cover_them() -> None:
+    spans = [(0, 1), (10, 11), (12, 13), (30, 31), (33, 34)]
+
+    assert partitions._fewer(spans, 3) == [(0, 1), (10, 13), (30, 34)]
+    assert partitions._fewer(spans, 8) == spans
+    assert partitions._fewer(spans, 1) == [(0, 34)]
+
+
+def test_a_copy_among_more_overlapping_parts_than_spans_is_found(layout: DataLayout) -> None:
+    first = day_records("a")[:4]  # 00:00-00:51 UTC
+    # Each starts half an hour after the one before, so overlaps it by 21 minutes.
+    parts = [shifted(first, n / 2, f"p{n}") for n in range(partitions.MAX_SPANS + 4)]
+    for records in parts[:-1]:
+        write_ledger(layout, records)
+    write_ledger(layout, [*parts[-1], parts[-2][3]])  # a copy of the last request of the part before
+
+    part = survey(layout)
+
+    assert (len(part.files), part.unique) == (partitions.MAX_SPANS + 4, False)
