@@ -249,7 +249,8 @@ def _int(attrs: Mapping[str, Any], key: str) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        # A whole double beyond int64 is not a token count (and would fail the whole column).
+        return int(value) if -(2**63) <= value < 2**63 else None
     return value if isinstance(value, int) else None
 
 

@@ -100,6 +100,25 @@ def test_plain_spans_with_escapes_numbers_and_promoted_values_decode_identically
     assert row["attributes"].endswith('"big":1e+16,"small":-1.5e-07,"flag":false}')
 
 
+def test_a_whole_double_token_count_beyond_int64_is_no_count_not_a_failed_batch() -> None:
+    """Found by the generated test below: int(1e20) used to fail the whole int64 column (a 500)."""
+    span = Span(
+        trace_id=b"\x01" * 16,
+        span_id=b"\x02" * 8,
+        name="chat",
+        start_time_unix_nano=START_NS,
+        end_time_unix_nano=START_NS + 1000,
+        attributes=[
+            _kv(semconv.GEN_AI_USAGE_INPUT_TOKENS, double_value=1e20),
+            _kv(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, double_value=-(2.0**63)),
+        ],
+    )
+    ((row,), _, rejected, _) = _same(_body(span))
+
+    assert rejected == 0
+    assert (row["input_tokens"], row["output_tokens"]) == (None, -(2**63))
+
+
 _keys = st.sampled_from(
     ["a", "b", "k\u00e9", semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.METERLINE_COST_USD, semconv.GEN_AI_REQUEST_MODEL]
 )
