@@ -106,8 +106,8 @@ def _arrow_schema() -> pa.Schema:
 
 
 WARM_UP = "import polars as pl\npl.read_parquet(DataLayout.at(sys.argv[1]).mart_file('spend_daily'))\n"
-"""Any one Polars query first (its thread pool starts on first use, ~0.25 s here): what a tick of
-`analytics serve` feels, since the ticks before it have queried already."""
+"""Any one Polars query first: what a tick of `analytics serve` feels, since the ticks before it
+have queried already (first-use costs such as starting Polars' thread pool are paid)."""
 
 
 def measure(data_dir: Path, timezone: str, warm: bool = False) -> dict[str, float]:
