@@ -9,13 +9,12 @@ from typing import Any
 
 from gateway.chat_request import ChatRequest
 from gateway.json_codec import dumps, loads
-from gateway.providers.h1 import ConnectionFailed, Response
-from gateway.providers.http import body_line_batches, connection_failure, post_bytes
+from gateway.providers.h1 import Response
+from gateway.providers.http import body_line_batches, post_bytes, read_json
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.session import SessionOwner
 from gateway.providers.sse import DONE, absorb_chunk, sse
 from gateway.routing.deployments import Deployment
-from gateway.routing.failures import UpstreamFailure
 from gateway.token_usage import from_usage_block
 
 _LEDGER_MARKER = re.compile(rb'"usage": ?\{|"finish_reason": ?"')
@@ -46,16 +45,7 @@ class OpenAIDirect(SessionOwner):
         response = await post_bytes(self.client, url, self._payload(deployment, request), headers, deployment)
         if request.stream:
             return self._stream(response, request.client_wants_usage, deployment)
-        try:
-            body = await response.read()
-        except ConnectionFailed as exc:
-            raise connection_failure(exc, deployment) from None
-        finally:
-            response.release()
-        try:
-            data = loads(body)
-        except ValueError:
-            raise UpstreamFailure("the provider answered with a body that is not JSON", status=502) from None
+        body, data = await read_json(response, deployment)
         choices = data.get("choices") or []
         usage = from_usage_block(data.get("usage"))
         return ChatResponse(
