@@ -7,11 +7,15 @@ service fails the run so nothing silently goes untested.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
+import redis.asyncio
 from hypothesis import settings
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -55,3 +59,24 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     yield
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix no other test uses (skips, or fails under CI, without Redis); every key
+    under it is deleted afterwards."""
+    parts = urlsplit(REDIS_URL)
+    require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
+    unique = f"meterline:test:{uuid.uuid4().hex}:"
+    yield unique
+
+    async def cleanup() -> None:
+        client = redis.asyncio.Redis.from_url(REDIS_URL)
+        try:
+            keys = [key async for key in client.scan_iter(match=unique + "*", count=1000)]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+    asyncio.run(cleanup())

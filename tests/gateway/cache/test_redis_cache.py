@@ -5,35 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio
 
 from gateway.cache.redis_cache import RedisCache
-from tests.conftest import REDIS_URL, free_port, require_service
+from tests.conftest import REDIS_URL, free_port
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
+def prefix(redis_prefix: str) -> str:
     """A prefix no other test uses; every key under it is deleted afterwards."""
-    parts = urlsplit(REDIS_URL)
-    require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
-    unique = f"meterline:test:{uuid.uuid4().hex}:"
-    yield unique
-
-    async def cleanup() -> None:
-        client = redis.asyncio.Redis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=unique + "*")]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
-
-    asyncio.run(cleanup())
+    return redis_prefix
 
 
 def test_round_trip_under_the_prefix_with_a_millisecond_ttl(prefix: str) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 
 from gateway.quotas.redis_store import RedisQuotaStore
 from gateway.quotas.store import Actual, CounterItem, Dimension, QuotaStoreUnavailable
-from tests.conftest import REDIS_URL, free_port, require_service
+from tests.conftest import REDIS_URL, free_port
 from tests.gateway.quotas import store_properties as props
 
 TIMEOUT_S = 5.0
@@ -27,23 +26,9 @@ PER_EXAMPLE = settings(deadline=None, suppress_health_check=[HealthCheck.functio
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
+def prefix(redis_prefix: str) -> str:
     """A prefix no other test uses; every key under it is deleted afterwards."""
-    parts = urlsplit(REDIS_URL)
-    require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
-    unique = f"meterline:test:quota:{uuid.uuid4().hex}:"
-    yield unique
-
-    async def cleanup() -> None:
-        client = redis.asyncio.Redis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=unique + "*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
-
-    asyncio.run(cleanup())
+    return redis_prefix
 
 
 async def with_store(prefix: str, check: Any, *args: Any) -> None:

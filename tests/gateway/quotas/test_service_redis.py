@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,27 +14,8 @@ import redis.asyncio
 
 from gateway.errors import error_response
 from gateway.quotas import Admission, QuotaExceeded, QuotaService, QuotaStoreDown
-from tests.conftest import REDIS_URL, free_port, require_service
+from tests.conftest import REDIS_URL, free_port
 from tests.gateway.quotas.test_service import PRICES, Clock, admit, agent, config, redis_now
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    parts = urlsplit(REDIS_URL)
-    require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
-    unique = f"meterline:test:quota:{uuid.uuid4().hex}:"
-    yield unique
-
-    async def cleanup() -> None:
-        client = redis.asyncio.Redis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=unique + "*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
-
-    asyncio.run(cleanup())
 
 
 async def burst(limits: dict[str, Any], prefix: str) -> tuple[int, list[QuotaExceeded], list[QuotaService]]:
