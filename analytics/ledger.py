@@ -34,11 +34,18 @@ def scan_usage(layout: DataLayout) -> pl.LazyFrame:
     )
 
 
-def scan_files(paths: list[str]) -> pl.LazyFrame:
-    """The usage rows of the given Parquet parts, lazily (same contract as `scan_usage`)."""
+def scan_files(paths: list[str], storage_options: dict[str, str] | None = None) -> pl.LazyFrame:
+    """The usage rows of the given Parquet parts, lazily (same contract as `scan_usage`); paths
+    may be `s3://` URLs, reached with `storage_options`."""
     if not paths:
         return usage_schema().to_frame().lazy()
-    return pl.scan_parquet(paths, hive_partitioning=False, schema=usage_schema(), missing_columns="insert")
+    return pl.scan_parquet(
+        paths,
+        hive_partitioning=False,
+        schema=usage_schema(),
+        missing_columns="insert",
+        storage_options=storage_options,
+    )
 
 
 def local_date(timezone: str) -> pl.Expr:

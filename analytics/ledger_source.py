@@ -23,7 +23,7 @@ from analytics.ledger import scan_files
 from analytics.mart_state import Files, list_partitions
 from meterline.config import StorageConfig
 from meterline.layout import USAGE_TABLE, DataLayout
-from meterline.storage import S3Location, S3Target, StorageTarget, s3_filesystem
+from meterline.storage import S3Location, S3Target, StorageTarget, open_s3
 from meterline.storage.base import partition_name
 from meterline.usage_record import usage_arrow_schema
 
@@ -61,8 +61,9 @@ class LocalLedger:
 
 
 class TargetLedger:
-    """The ledger behind a storage target (S3), read through the target's pyarrow filesystem:
-    the same credentials and endpoint as the collector, and no second S3 client to configure."""
+    """The ledger behind a storage target (S3): listed through the target's pyarrow filesystem,
+    as the collector sees it, and read by Polars' own object-store reader at the same endpoint
+    and region (a target without reader options is read through a pyarrow dataset)."""
 
     def __init__(self, target: StorageTarget, required: str | None = None) -> None:
         self.target = target
@@ -92,6 +93,9 @@ class TargetLedger:
         paths = [self._path(partition, name) for name in sorted(files)]
         if not paths:
             return scan_files([])
+        if isinstance(self.target, S3Target) and self.target.reader_options is not None:
+            # Polars' own reader: ~2.5x less CPU than a pyarrow dataset converted to Polars.
+            return scan_files([f"s3://{path}" for path in paths], self.target.reader_options)
         # Imported here: pyarrow.dataset pulls in pandas (~0.3 s), which a local ledger never needs
         # and every one-shot `meterline analytics run` would pay.
         import pyarrow.dataset as ds
@@ -114,7 +118,7 @@ def open_ledger(storage: StorageConfig, data_dir: str | None = None) -> tuple[Da
     raw = data_dir or storage.data_dir
     if raw.startswith("s3://"):
         location = S3Location.parse(raw)
-        target = S3Target(location, s3_filesystem(storage.s3_endpoint_url, storage.s3_region))
+        target = open_s3(location, storage.s3_endpoint_url, storage.s3_region)
         return DataLayout.at(storage.local_dir), TargetLedger(target, required=location.bucket)
     layout = DataLayout.at(raw)
     return layout, LocalLedger(layout)

@@ -7,9 +7,9 @@ from __future__ import annotations
 from meterline.layout import DataLayout
 from meterline.storage.base import StorageTarget
 from meterline.storage.local import LocalTarget
-from meterline.storage.s3 import S3Location, S3Target, s3_filesystem
+from meterline.storage.s3 import S3Location, S3Target, open_s3, s3_filesystem
 
-__all__ = ["LocalTarget", "S3Location", "S3Target", "StorageTarget", "open_target", "s3_filesystem"]
+__all__ = ["LocalTarget", "S3Location", "S3Target", "StorageTarget", "open_s3", "open_target", "s3_filesystem"]
 
 
 def open_target(
@@ -18,4 +18,4 @@ def open_target(
     """`url` (`s3://bucket/prefix`) when given, else the local data dir."""
     if url is None:
         return LocalTarget(local)
-    return S3Target(S3Location.parse(url), s3_filesystem(endpoint_url, region))
+    return open_s3(S3Location.parse(url), endpoint_url, region)
