@@ -8,6 +8,12 @@ DEF_IRREGULAR: int
 
 class WireError(ValueError): ...
 
+Buffers = tuple[int, int, list[bytearray | None], tuple[Any, ...]]
+"""One column: length, null count, its Arrow buffers (validity or None first), and for a map
+column its key and value string columns as Buffers."""
+
+def valid_utf8(data: bytes) -> bool: ...
+
 class UsageDecoder:
     def __init__(
         self,
@@ -20,4 +26,6 @@ class UsageDecoder:
         span_index: int,
         slow_attribute: Callable[[bytes], tuple[int, Any]],
     ) -> None: ...
-    def decode(self, body: bytes, irregular: Callable[[str, bytes], list[Any] | None]) -> list[list[Any]]: ...
+    def decode(
+        self, body: bytes, irregular: Callable[[str, bytes], list[Any] | None]
+    ) -> tuple[list[Buffers], list[str]]: ...

@@ -1,23 +1,31 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Usage log records read straight from ExportLogsServiceRequest wire bytes into column lists.
+"""Usage log records read straight from ExportLogsServiceRequest wire bytes into Arrow buffers.
 
 The native half of `collector/native_logs.py`; the pure-Python path (raw_logs.py +
 usage_columns.py) is the reference, and tests hold the two to identical tables and errors.
 
 Only the regular shape is decoded here: a KeyValue written as key then value, an AnyValue
-holding the one kind its column expects, UTF-8 that decodes. Every other attribute's bytes go to
-`slow_attribute` (the Python decoder and its cache), and every record that is not plainly
+holding the one kind its column expects, UTF-8 that validates. Every other attribute's bytes go
+to `slow_attribute` (the Python decoder and its cache), and every record that is not plainly
 valid goes whole to `irregular`, so this module never has to reproduce an error message or a
 protobuf corner case: it only has to know when not to answer. Every read is bounds-checked
 against the end of the enclosing field; a malformed body raises WireError, never reads past it.
+
+Values go straight into per-column buffers in Arrow's layout (int64 / float64 / int32 days,
+bit-packed bools, UTF-8 offsets + data, validity bitmaps, the tags map's offsets and key/value
+children), so no Python object is made per value; `native_logs` wraps the buffers as arrays.
+A record is appended column by column as its attributes come; a repeated attribute replaces its
+column's value, and an irregular record is cut back off every column before `irregular` answers.
 """
 
-from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memcmp, memcpy
+cimport cython
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
 
 
-from collector._wire cimport WT_LEN, _ascii, _hex, _length, _skip, _tag, _varint
+from collector._wire cimport WT_LEN, _length, _skip, _tag, _utf8, _varint
 
 
 class WireError(ValueError):
@@ -26,6 +34,7 @@ class WireError(ValueError):
 
 cdef enum:
     MAX_COLUMNS = 128
+    OFFSET_LIMIT = 0x7FFFFFFF  # utf8 and map offsets are int32
 
 # Column kinds, as `native_logs.column_kinds` numbers them.
 cdef enum:
@@ -40,6 +49,265 @@ DEF_UNUSED = -1
 DEF_IRREGULAR = -2
 
 cdef const char* _USAGE = b"meterline.usage"
+
+
+def valid_utf8(bytes data):
+    """Whether the native validator accepts `data` (tests hold it to Python's decoder)."""
+    return _utf8(data, 0, len(data))
+
+
+# -- Arrow buffers -----------------------------------------------------------------------------
+
+@cython.final
+cdef class _Buf:
+    """A growable byte buffer backed by a bytearray, handed to Arrow without a copy."""
+
+    cdef bytearray obj
+    cdef char* data
+    cdef Py_ssize_t len, cap
+
+    def __cinit__(self, Py_ssize_t cap):
+        self.obj = bytearray(cap)
+        self.data = PyByteArray_AS_STRING(self.obj)
+        self.len = 0
+        self.cap = cap
+
+    cdef inline char* reserve(self, Py_ssize_t n) except NULL:
+        """Room for `n` more bytes at `data + len` (the caller advances `len`)."""
+        if self.len + n > self.cap:
+            self.cap = max(2 * self.cap, self.len + n)
+            PyByteArray_Resize(self.obj, self.cap)
+            self.data = PyByteArray_AS_STRING(self.obj)
+        return self.data + self.len
+
+    cdef bytearray finish(self):
+        PyByteArray_Resize(self.obj, self.len)
+        return self.obj
+
+
+cdef inline void _bit(_Buf bits, Py_ssize_t index, bint value) noexcept:
+    if value:
+        bits.data[index >> 3] |= <char>(1 << (index & 7))
+    else:
+        bits.data[index >> 3] &= <char>~(1 << (index & 7))
+
+
+cdef inline bint _get_bit(_Buf bits, Py_ssize_t index) noexcept:
+    return (bits.data[index >> 3] >> (index & 7)) & 1
+
+
+cdef inline int _grow_bits(_Buf bits, Py_ssize_t length) except -1:
+    """Room for bit `length` (the next one), the bytes kept at ceil((length + 1) / 8)."""
+    if (length & 7) == 0:
+        bits.reserve(1)[0] = 0
+        bits.len += 1
+    return 0
+
+
+@cython.final
+cdef class _Col:
+    """One column's Arrow buffers: validity, offsets (utf8, map) and values."""
+
+    cdef int kind
+    cdef Py_ssize_t length, nulls
+    cdef _Buf valid, offsets, values
+    cdef _Col keys, items  # the map's children (tags)
+
+    def __cinit__(self, int kind, Py_ssize_t rows):
+        self.kind = kind
+        self.valid = _Buf(rows // 8 + 1)
+        self.offsets = None
+        self.values = None
+        if kind == K_STR or kind == K_TAGS:
+            self.offsets = _Buf(4 * rows + 4)
+            (<int32_t*>self.offsets.reserve(4))[0] = 0
+            self.offsets.len = 4
+        if kind == K_TAGS:
+            self.keys = _Col(K_STR, rows)
+            self.items = _Col(K_STR, rows)
+        elif kind == K_STR:
+            self.values = _Buf(16 * rows)
+        elif kind == K_BOOL:
+            self.values = _Buf(rows // 8 + 1)
+        elif kind == K_DATE:
+            self.values = _Buf(4 * rows)
+        else:
+            self.values = _Buf(8 * rows)
+
+    cdef inline int begin(self, bint valid) except -1:
+        """Opens the next slot; its value follows (`valid`) or it is null."""
+        _grow_bits(self.valid, self.length)
+        _bit(self.valid, self.length, valid)
+        if not valid:
+            self.nulls += 1
+        return 0
+
+    cdef inline int end_offset(self, Py_ssize_t offset) except -1:
+        if offset > OFFSET_LIMIT:
+            raise OverflowError("a usage batch's strings or tags are over 2 GiB")
+        (<int32_t*>self.offsets.reserve(4))[0] = <int32_t>offset
+        self.offsets.len += 4
+        self.length += 1
+        return 0
+
+    cdef inline int add_str(self, const char* data, Py_ssize_t size) except -1:
+        self.begin(True)
+        memcpy(self.values.reserve(size), data, size)
+        self.values.len += size
+        return self.end_offset(self.values.len)
+
+    cdef inline int add_i64(self, int64_t value) except -1:
+        self.begin(True)
+        (<int64_t*>self.values.reserve(8))[0] = value
+        self.values.len += 8
+        self.length += 1
+        return 0
+
+    cdef inline int add_f64(self, double value) except -1:
+        self.begin(True)
+        (<double*>self.values.reserve(8))[0] = value
+        self.values.len += 8
+        self.length += 1
+        return 0
+
+    cdef inline int add_i32(self, int32_t value) except -1:
+        self.begin(True)
+        (<int32_t*>self.values.reserve(4))[0] = value
+        self.values.len += 4
+        self.length += 1
+        return 0
+
+    cdef inline int add_bool(self, bint value) except -1:
+        self.begin(True)
+        _grow_bits(self.values, self.length)
+        _bit(self.values, self.length, value)
+        self.length += 1
+        return 0
+
+    cdef inline int close_map(self) except -1:
+        """Ends the current tags slot after its entries went into `keys` and `items`."""
+        return self.end_offset(self.keys.length)
+
+    cdef int add_null(self) except -1:
+        self.begin(False)
+        if self.kind == K_STR:
+            return self.end_offset(self.values.len)
+        if self.kind == K_TAGS:
+            return self.close_map()
+        if self.kind == K_BOOL:
+            _grow_bits(self.values, self.length)
+            _bit(self.values, self.length, False)
+        else:
+            width = 4 if self.kind == K_DATE else 8
+            memset(self.values.reserve(width), 0, width)
+            self.values.len += width
+        self.length += 1
+        return 0
+
+    cdef int add_object(self, object value) except -1:
+        """Appends a Python value (the slow decoder's, an irregular record's, a fill)."""
+        cdef Py_ssize_t size
+        cdef const char* data
+        if value is None:
+            return self.add_null()
+        if self.kind == K_STR:
+            data = PyUnicode_AsUTF8AndSize(value, &size)
+            return self.add_str(data, size)
+        if self.kind == K_INT:
+            return self.add_i64(value)
+        if self.kind == K_DOUBLE:
+            return self.add_f64(value)
+        if self.kind == K_DATE:
+            return self.add_i32(value)
+        if self.kind == K_BOOL:
+            if not isinstance(value, bool):
+                raise TypeError(f"expected bool, got {type(value).__name__}")
+            return self.add_bool(value is True)
+        self.begin(True)
+        for key, item in value:
+            self.keys.add_object(key)
+            self.items.add_object(item)
+        return self.close_map()
+
+    cdef int truncate(self, Py_ssize_t length) except -1:
+        """Drops every value from `length` on (a replaced attribute, an irregular record)."""
+        cdef Py_ssize_t k
+        if self.length <= length:
+            return 0
+        for k in range(length, self.length):
+            if not _get_bit(self.valid, k):
+                self.nulls -= 1
+        self.valid.len = (length + 7) >> 3
+        if self.kind == K_STR or self.kind == K_TAGS:
+            self.offsets.len = 4 * (length + 1)
+            if self.kind == K_STR:
+                self.values.len = (<int32_t*>self.offsets.data)[length]
+            else:
+                self.keys.truncate((<int32_t*>self.offsets.data)[length])
+                self.items.truncate((<int32_t*>self.offsets.data)[length])
+        elif self.kind == K_BOOL:
+            self.values.len = (length + 7) >> 3
+        else:
+            self.values.len = length * (4 if self.kind == K_DATE else 8)
+        self.length = length
+        return 0
+
+    cdef tuple finish(self):
+        """(length, null count, [validity or None, offsets or values, values or None], children)."""
+        validity = self.valid.finish() if self.nulls else None
+        children = ()
+        if self.kind == K_TAGS:
+            children = (self.keys.finish(), self.items.finish())
+            buffers = [validity, self.offsets.finish()]
+        elif self.kind == K_STR:
+            buffers = [validity, self.offsets.finish(), self.values.finish()]
+        else:
+            buffers = [validity, self.values.finish()]
+        return self.length, self.nulls, buffers, children
+
+    cdef list strings(self):
+        """The column's values as Python str (it is a K_STR column without nulls)."""
+        cdef const int32_t* offsets = <const int32_t*>self.offsets.data
+        cdef Py_ssize_t k
+        return [
+            PyUnicode_DecodeUTF8(self.values.data + offsets[k], offsets[k + 1] - offsets[k], NULL)
+            for k in range(self.length)
+        ]
+
+
+@cython.final
+cdef class _Batch:
+    """One decode's columns; a fresh one per body, so concurrent decodes share nothing."""
+
+    cdef list cols
+    cdef Py_ssize_t rows
+
+    def __cinit__(self, tuple kinds):
+        self.cols = [_Col(kind, 512) for kind in kinds]
+        self.rows = 0
+
+    cdef inline _Col col(self, int k):
+        return <_Col>self.cols[k]
+
+    cdef inline _Col replace(self, int k):
+        """Column `k`, its value for the current record (if any) dropped: the last attribute wins."""
+        cdef _Col col = <_Col>self.cols[k]
+        if col.length > self.rows:
+            col.truncate(self.rows)
+        return col
+
+
+cdef inline int _add_hex(_Col col, const unsigned char* b, Py_ssize_t start, Py_ssize_t end) except -1:
+    cdef const char* digits = b"0123456789abcdef"
+    cdef Py_ssize_t n = end - start, k
+    cdef char* out
+    col.begin(True)
+    out = col.values.reserve(2 * n)
+    for k in range(n):
+        out[2 * k] = digits[b[start + k] >> 4]
+        out[2 * k + 1] = digits[b[start + k] & 15]
+    col.values.len += 2 * n
+    return col.end_offset(col.values.len)
 
 
 cdef inline int _digits(const unsigned char* b, Py_ssize_t start, int count) noexcept:
@@ -90,6 +358,7 @@ cdef class UsageDecoder:
     cdef const unsigned char* _key_ptr[MAX_COLUMNS]
     cdef Py_ssize_t _key_len[MAX_COLUMNS]
     cdef int _kinds[MAX_COLUMNS]
+    cdef tuple _kind_tuple
     cdef int _ncols
     cdef int _next
     cdef tuple _fills
@@ -102,29 +371,33 @@ cdef class UsageDecoder:
         cdef int k
         if not (len(keys) == len(kinds) == len(fills)) or len(keys) > MAX_COLUMNS:
             raise ValueError("keys, kinds and fills must be equally long, at most 128")
+        if kinds[request_index] != K_STR:
+            raise ValueError("the request id column must be a string column")
         self._keys = keys
         self._ncols = len(keys)
         for k in range(self._ncols):
             self._key_ptr[k] = <const unsigned char*>(<bytes>keys[k])
             self._key_len[k] = len(<bytes>keys[k])
             self._kinds[k] = kinds[k]
+        self._kind_tuple = kinds
         self._fills = fills
         self._required = required
         self._request, self._trace, self._span = request_index, trace_index, span_index
         self._slow = slow_attribute
 
     def decode(self, bytes body, object irregular):
-        """Column lists for the usage records in an ExportLogsServiceRequest's bytes.
+        """(each column's Arrow buffers as `_Col.finish` gives them, the request ids as str) for
+        the usage records in an ExportLogsServiceRequest's bytes.
 
         `irregular(where, record_bytes)` answers for a record this decoder will not judge: the
         record's values in column order, or None when it is rejected. Raises WireError for bytes
         that are not a well-formed request, and lets the callbacks' exceptions through."""
         cdef const unsigned char* b = body
         cdef Py_ssize_t end = len(body)
-        cdef Py_ssize_t pos = 0, size, scope_pos, scope_end, rec_pos, rec_end, res_end
+        cdef Py_ssize_t pos = 0, size, scope_end, res_end
         cdef int field, wire, sfield, swire, lfield, lwire
         cdef int r = 0, s, i
-        cdef list columns = [[] for _ in range(self._ncols)]
+        cdef _Batch out = _Batch(self._kind_tuple)
         while pos < end:
             pos = _tag(b, pos, end, &field, &wire)
             if pos < 0:
@@ -165,19 +438,22 @@ cdef class UsageDecoder:
                     pos = _length(b, pos, scope_end, &size)
                     if pos < 0:
                         raise WireError("log_records length past the end of its ScopeLogs")
-                    self._record(body, pos, pos + size, columns, irregular, r, s, i)
+                    self._record(out, body, pos, pos + size, irregular, r, s, i)
                     pos += size
                     i += 1
                 s += 1
             r += 1
-        return columns
+        columns = [(<_Col>col).finish() for col in out.cols]
+        return columns, out.col(self._request).strings()
 
-    cdef _record(self, bytes body, Py_ssize_t start, Py_ssize_t end, list columns, object irregular,
-                 int r, int s, int i):
+    cdef int _record(self, _Batch out, bytes body, Py_ssize_t start, Py_ssize_t end, object irregular,
+                     int r, int s, int i) except -1:
         cdef const unsigned char* b = body
         cdef Py_ssize_t pos = start, size, ev = -1, ev_len = 0, tid = -1, tid_len = 0, sid = -1, sid_len = 0
         cdef int field, wire, k
         cdef bint usage
+        cdef _Col col
+        cdef const int32_t* offsets
         # Pass 1: check the whole record's structure, find the event name and the ids (last wins).
         while pos < end:
             pos = _tag(b, pos, end, &field, &wire)
@@ -200,66 +476,75 @@ cdef class UsageDecoder:
                     raise WireError("truncated or malformed field in LogRecord")
         usage = ev >= 0 and ev_len == 15 and memcmp(b + ev, _USAGE, 15) == 0
         if not usage:
-            if ev >= 0 and not _ascii(b, ev, ev + ev_len):
-                try:
-                    PyUnicode_DecodeUTF8(<const char*>(b + ev), ev_len, NULL)
-                except UnicodeDecodeError:
-                    raise WireError("LogRecord.event_name is not UTF-8") from None
-            return
-        # Pass 2: the attributes (the structure is known good now).
-        cdef list values = list(self._fills)
+            if ev >= 0 and not _utf8(b, ev, ev + ev_len):
+                raise WireError("LogRecord.event_name is not UTF-8")
+            return 0
+        # Pass 2: the attributes (the structure is known good now), each into its column.
         pos = start
         while pos < end:
             pos = _tag(b, pos, end, &field, &wire)
             if field == 6 and wire == WT_LEN:
                 pos = _length(b, pos, end, &size)
-                if not self._attribute(body, pos, pos + size, values):
-                    self._irregular(body, start, end, columns, irregular, r, s, i)
-                    return
+                if not self._attribute(out, body, pos, pos + size):
+                    return self._irregular(out, body, start, end, irregular, r, s, i)
                 pos += size
             else:
                 pos = _skip(b, pos, end, field, wire, 0)
-        required = self._required
-        if values[self._trace] is required and tid >= 0 and tid_len:
-            values[self._trace] = _hex(b, tid, tid + tid_len)
-        if values[self._span] is required and sid >= 0 and sid_len:
-            values[self._span] = _hex(b, sid, sid + sid_len)
+        # Columns without an attribute take their fill: null, a default, or the record's ids.
         for k in range(self._ncols):
-            if values[k] is required:
-                self._irregular(body, start, end, columns, irregular, r, s, i)
-                return
-        if not values[self._request]:
-            self._irregular(body, start, end, columns, irregular, r, s, i)
-            return
-        for k in range(self._ncols):
-            (<list>columns[k]).append(values[k])
+            col = out.col(k)
+            if col.length > out.rows:
+                continue
+            fill = self._fills[k]
+            if fill is None:
+                col.add_null()
+            elif fill is not self._required:
+                col.add_object(fill)
+            elif k == self._trace and tid >= 0 and tid_len:
+                _add_hex(col, b, tid, tid + tid_len)
+            elif k == self._span and sid >= 0 and sid_len:
+                _add_hex(col, b, sid, sid + sid_len)
+            else:
+                return self._irregular(out, body, start, end, irregular, r, s, i)
+        col = out.col(self._request)
+        offsets = <const int32_t*>col.offsets.data
+        if offsets[out.rows + 1] == offsets[out.rows]:
+            return self._irregular(out, body, start, end, irregular, r, s, i)  # an empty request_id
+        out.rows += 1
+        return 0
 
-    cdef _irregular(self, bytes body, Py_ssize_t start, Py_ssize_t end, list columns, object irregular,
-                    int r, int s, int i):
+    cdef int _irregular(self, _Batch out, bytes body, Py_ssize_t start, Py_ssize_t end, object irregular,
+                        int r, int s, int i) except -1:
+        cdef int k
+        for k in range(self._ncols):
+            out.col(k).truncate(out.rows)
         row = irregular(f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]", body[start:end])
         if row is None:
-            return
+            return 0
         for k in range(self._ncols):
-            (<list>columns[k]).append(row[k])
+            out.col(k).add_object(row[k])
+        out.rows += 1
+        return 0
 
-    cdef bint _attribute(self, bytes body, Py_ssize_t start, Py_ssize_t end, list values) except -1:
-        """Puts one KeyValue's value into `values`; False when the record is irregular."""
+    cdef bint _attribute(self, _Batch out, bytes body, Py_ssize_t start, Py_ssize_t end) except -1:
+        """Puts one KeyValue's value into its column; False when the record is irregular."""
         cdef const unsigned char* b = body
         cdef Py_ssize_t pos = start, key, key_len, val, val_len, size
         cdef int column = -1, k, kind
         cdef uint64_t n = 0
         cdef int64_t days
         cdef double d
+        cdef _Col col
         # The regular shape: 0x0a <key> 0x12 <AnyValue>, nothing else.
         if pos >= end or b[pos] != 0x0A:
-            return self._slow_attribute(body, start, end, values)
+            return self._slow_attribute(out, body, start, end)
         pos = _length(b, pos + 1, end, &key_len)
         if pos < 0 or end - pos - key_len < 2 or b[pos + key_len] != 0x12:
-            return self._slow_attribute(body, start, end, values)
+            return self._slow_attribute(out, body, start, end)
         key = pos
         pos = _length(b, pos + key_len + 1, end, &val_len)
         if pos < 0 or pos + val_len != end:
-            return self._slow_attribute(body, start, end, values)
+            return self._slow_attribute(out, body, start, end)
         val = pos
         # Senders write attributes in column order, so the column after the last one matched is
         # tried first; a full scan finds the rest.
@@ -274,73 +559,74 @@ cdef class UsageDecoder:
         self._next = column + 1 if column >= 0 else 0
         if column < 0:
             # No column: the value only has to be valid, as KeyValue.FromString would check it.
-            if _ascii(b, key, key + key_len) and _plain_value(b, val, end):
+            if _utf8(b, key, key + key_len) and _plain_value(b, val, end):
                 return True
-            return self._slow_attribute(body, start, end, values)
+            return self._slow_attribute(out, body, start, end)
         kind = self._kinds[column]
         if val_len < 2:
-            return self._slow_attribute(body, start, end, values)
+            return self._slow_attribute(out, body, start, end)
         if kind == K_TAGS:
-            tags = _tags(b, val, end)
-            if tags is None:
-                return self._slow_attribute(body, start, end, values)
-            values[column] = tags
-            return True
+            col = out.replace(column)
+            size = col.keys.length
+            if _tags(col, b, val, end):
+                return True
+            col.keys.truncate(size)  # the entries of a list that turned out irregular
+            col.items.truncate(size)
+            return self._slow_attribute(out, body, start, end)
         if kind == K_STR or kind == K_DATE:
             if b[val] != 0x0A:
-                return self._slow_attribute(body, start, end, values)
+                return self._slow_attribute(out, body, start, end)
             pos = _length(b, val + 1, end, &size)
             if pos < 0 or pos + size != end:
-                return self._slow_attribute(body, start, end, values)
+                return self._slow_attribute(out, body, start, end)
             if kind == K_DATE:
                 if not _iso_days(b, pos, end, &days):
-                    return self._slow_attribute(body, start, end, values)
-                values[column] = days
+                    return self._slow_attribute(out, body, start, end)
+                out.replace(column).add_i32(<int32_t>days)
                 return True
-            try:
-                values[column] = PyUnicode_DecodeUTF8(<const char*>(b + pos), size, NULL)
-            except UnicodeDecodeError:
-                return self._slow_attribute(body, start, end, values)
+            if not _utf8(b, pos, end):
+                return self._slow_attribute(out, body, start, end)
+            out.replace(column).add_str(<const char*>(b + pos), size)
             return True
         if kind == K_BOOL:
             if b[val] != 0x10 or val_len != 2 or b[val + 1] > 1:
-                return self._slow_attribute(body, start, end, values)
-            values[column] = b[val + 1] == 1
+                return self._slow_attribute(out, body, start, end)
+            out.replace(column).add_bool(b[val + 1] == 1)
             return True
         if kind == K_INT:
             if b[val] != 0x18:
-                return self._slow_attribute(body, start, end, values)
+                return self._slow_attribute(out, body, start, end)
             pos = _varint(b, val + 1, end, &n)
             # Ten bytes carry 70 bits; protobuf keeps 64, so a tenth byte over 1 is left to it.
             if pos != end or (end - val - 1 == 10 and b[end - 1] > 1):
-                return self._slow_attribute(body, start, end, values)
-            values[column] = <int64_t>n
+                return self._slow_attribute(out, body, start, end)
+            out.replace(column).add_i64(<int64_t>n)
             return True
         # K_DOUBLE
         if b[val] != 0x21 or val_len != 9:
-            return self._slow_attribute(body, start, end, values)
+            return self._slow_attribute(out, body, start, end)
         memcpy(&d, b + val + 1, 8)  # little-endian on every platform this builds for
-        values[column] = d
+        out.replace(column).add_f64(d)
         return True
 
-    cdef bint _slow_attribute(self, bytes body, Py_ssize_t start, Py_ssize_t end, list values) except -1:
+    cdef bint _slow_attribute(self, _Batch out, bytes body, Py_ssize_t start, Py_ssize_t end) except -1:
         slot, value = self._slow(body[start:end])
         if slot == DEF_IRREGULAR:
             return False
         if slot >= 0:
-            values[slot] = value
+            out.replace(slot).add_object(value)
         return True
 
 
 cdef bint _plain_value(const unsigned char* b, Py_ssize_t val, Py_ssize_t end) noexcept:
-    """An AnyValue of one ASCII string, bool, int or double field and nothing else."""
+    """An AnyValue of one UTF-8 string, bool, int or double field and nothing else."""
     cdef Py_ssize_t pos, size
     cdef uint64_t n
     if val >= end:
         return True  # an empty AnyValue
     if b[val] == 0x0A:
         pos = _length(b, val + 1, end, &size)
-        return pos >= 0 and pos + size == end and _ascii(b, pos, end)
+        return pos >= 0 and pos + size == end and _utf8(b, pos, end)
     if b[val] == 0x10 or b[val] == 0x18:
         pos = _varint(b, val + 1, end, &n)
         return pos == end and end - val - 1 < 10
@@ -349,41 +635,40 @@ cdef bint _plain_value(const unsigned char* b, Py_ssize_t val, Py_ssize_t end) n
     return False
 
 
-cdef object _tags(const unsigned char* b, Py_ssize_t val, Py_ssize_t end):
-    """(key, value) pairs of an AnyValue holding a list of string-valued KeyValues, each written
-    key then value; None for anything else (or UTF-8 that does not decode)."""
+cdef bint _tags(_Col col, const unsigned char* b, Py_ssize_t val, Py_ssize_t end) except -1:
+    """Appends an AnyValue holding a list of string-valued KeyValues, each written key then
+    value, as one map slot; False (entries left for the caller to cut) for anything else or
+    UTF-8 that does not validate."""
     cdef Py_ssize_t pos, size = 0, kv_end, key, key_len = 0, str_len = 0
-    cdef list pairs = []
     if b[val] != 0x32:
-        return None
+        return False
     pos = _length(b, val + 1, end, &size)
     if pos < 0 or pos + size != end:
-        return None
+        return False
     while pos < end:
         if b[pos] != 0x0A:
-            return None
+            return False
         pos = _length(b, pos + 1, end, &size)
         if pos < 0:
-            return None
+            return False
         kv_end = pos + size
         # 0x0a <key> 0x12 <0x0a <string>>
         if pos >= kv_end or b[pos] != 0x0A:
-            return None
+            return False
         key = _length(b, pos + 1, kv_end, &key_len)
         if key < 0 or kv_end - key - key_len < 2 or b[key + key_len] != 0x12:
-            return None
+            return False
         pos = _length(b, key + key_len + 1, kv_end, &size)
         if pos < 0 or pos + size != kv_end or size < 2 or b[pos] != 0x0A:
-            return None
+            return False
         pos = _length(b, pos + 1, kv_end, &str_len)
         if pos < 0 or pos + str_len != kv_end:
-            return None
-        try:
-            pairs.append((
-                PyUnicode_DecodeUTF8(<const char*>(b + key), key_len, NULL),
-                PyUnicode_DecodeUTF8(<const char*>(b + pos), str_len, NULL),
-            ))
-        except UnicodeDecodeError:
-            return None
+            return False
+        if not _utf8(b, key, key + key_len) or not _utf8(b, pos, kv_end):
+            return False
+        col.keys.add_str(<const char*>(b + key), key_len)
+        col.items.add_str(<const char*>(b + pos), str_len)
         pos = kv_end
-    return pairs
+    col.begin(True)
+    col.close_map()
+    return True

@@ -6,6 +6,7 @@ well-formed; none reads at or beyond `end`.
 """
 
 from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
 
 
 cdef enum:
@@ -37,7 +38,8 @@ cdef inline Py_ssize_t _varint(const unsigned char* b, Py_ssize_t pos, Py_ssize_
 cdef inline Py_ssize_t _tag(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end, int* field, int* wire) noexcept:
     cdef uint64_t tag
     cdef Py_ssize_t after = _varint(b, pos, end, &tag)
-    if after < 0 or after - pos > 5 or tag > 0xFFFFFFFF or (tag >> 3) == 0:
+    # (tag >> 32), not tag > 0xFFFFFFFF: Cython compares that literal as a Python int, per tag.
+    if after < 0 or after - pos > 5 or (tag >> 32) != 0 or (tag >> 3) == 0:
         return -1
     field[0] = <int>(tag >> 3)
     wire[0] = <int>(tag & 7)
@@ -101,3 +103,43 @@ cdef inline object _hex(const unsigned char* b, Py_ssize_t start, Py_ssize_t end
         o[2 * k] = digits[b[start + k] >> 4]
         o[2 * k + 1] = digits[b[start + k] & 15]
     return out.decode("ascii")
+
+
+cdef inline bint _utf8(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end) noexcept:
+    """Whether b[pos:end] is UTF-8 that Python's strict decoder accepts: no overlong forms, no
+    surrogates, nothing past U+10FFFF. ASCII is checked eight bytes at a time first."""
+    cdef unsigned long long word
+    cdef unsigned char c, c1
+    while end - pos >= 8:
+        memcpy(&word, b + pos, 8)
+        if word & 0x8080808080808080ULL:
+            break
+        pos += 8
+    while pos < end:
+        c = b[pos]
+        if c < 0x80:
+            pos += 1
+            continue
+        if c < 0xC2 or c > 0xF4:
+            return False  # a continuation byte, an overlong two-byte lead, or past U+10FFFF
+        if c < 0xE0:
+            if end - pos < 2 or (b[pos + 1] & 0xC0) != 0x80:
+                return False
+            pos += 2
+            continue
+        c1 = b[pos + 1] if end - pos >= 2 else 0
+        if c < 0xF0:
+            if end - pos < 3 or (b[pos + 2] & 0xC0) != 0x80:
+                return False
+            # E0 needs A0..BF (else overlong); ED needs 80..9F (else a surrogate).
+            if (c1 & 0xC0) != 0x80 or (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F):
+                return False
+            pos += 3
+            continue
+        if end - pos < 4 or (b[pos + 2] & 0xC0) != 0x80 or (b[pos + 3] & 0xC0) != 0x80:
+            return False
+        # F0 needs 90..BF (else overlong); F4 needs 80..8F (else past U+10FFFF).
+        if (c1 & 0xC0) != 0x80 or (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 > 0x8F):
+            return False
+        pos += 4
+    return True

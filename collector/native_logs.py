@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 from google.protobuf.message import DecodeError
@@ -33,6 +33,9 @@ from collector.usage_columns import (
 )
 from meterline.otlp_usage import UsageDecodeError, from_log_record
 from meterline.usage_record import usage_arrow_schema
+
+if TYPE_CHECKING:
+    from collector._otlp_native import Buffers
 
 try:
     from collector import _otlp_native
@@ -108,24 +111,26 @@ def decode_usage(body: bytes, batch: Rejects) -> tuple[pa.Table, list[str]]:
         return values
 
     try:
-        columns: list[list[Any]] = _decoder().decode(body, irregular)
+        columns, request_ids = _decoder().decode(body, irregular)
     except (_otlp_native.WireError, BadKeyValue) as exc:
         raise BadRequest(f"body is not a protobuf ExportLogsServiceRequest: {exc}") from None
-    return columns_table(columns), columns[_REQUEST_ID]
+    return buffers_table(columns), request_ids
 
 
-def columns_table(columns: list[list[Any]]) -> pa.Table:
-    """Column lists (timestamps in microseconds, dates in days) -> a table of the ledger schema."""
+def buffers_table(columns: list[Buffers]) -> pa.Table:
+    """The extension's column buffers -> a table of the ledger schema, without a copy."""
     schema = usage_arrow_schema()
-    names, specs, _ = _layout()
-    arrays = []
-    for name, values in zip(names, columns, strict=True):
-        target = schema.field(name).type
-        py_type = specs[name].py_type
-        if py_type is dt.datetime:
-            arrays.append(pa.array(values, type=pa.int64()).cast(target))
-        elif py_type is dt.date:
-            arrays.append(pa.array(values, type=pa.int32()).cast(target))
-        else:
-            arrays.append(pa.array(values, type=target))
+    arrays = [_array(field.type, column) for field, column in zip(schema, columns, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _array(target: pa.DataType, column: Buffers) -> pa.Array:
+    length, nulls, data, children = column
+    buffers = [None if buffer is None else pa.py_buffer(buffer) for buffer in data]
+    if not children:
+        return pa.Array.from_buffers(target, length, buffers, null_count=nulls)
+    # The tags map: its entries are a struct of the key and value string columns.
+    fields = [target.key_field, target.item_field]
+    keys, items = (_array(f.type, child) for f, child in zip(fields, children, strict=True))
+    entries = pa.StructArray.from_arrays([keys, items], fields=fields)
+    return pa.Array.from_buffers(target, length, buffers, null_count=nulls, children=[entries])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from collector.errors import BadRequest
 from collector.usage_columns import _IRREGULAR_SLOT
 from collector.wire import Encoding
 from meterline.otlp_usage import to_log_record
-from meterline.usage_record import UsageRecord
+from meterline.usage_record import UsageRecord, usage_arrow_schema
 from tests.collector.otlp_fixtures import logs_request, make_usage, with_attribute
 
 pytestmark = pytest.mark.skipif(not native_logs.available(), reason="native extension not built")
@@ -35,7 +36,12 @@ def _outcome(body: bytes, native: bool) -> Outcome:
         assert str(exc).startswith("body is not a protobuf ExportLogsServiceRequest: ")
         return ("400",)
     assert batch.table is not None
-    return (batch.table.to_pylist(), batch.table.schema, batch.rejected, batch.message)
+    batch.table.validate(full=True)  # the native path's hand-made buffers: offsets, bitmaps, UTF-8
+    if batch.request_ids is not None:
+        assert batch.request_ids == batch.table.column("request_id").to_pylist()
+    nulls = tuple(column.null_count for column in batch.table.columns)
+    metadata = batch.table.schema.metadata
+    return (batch.table.to_pylist(), batch.table.schema, metadata, nulls, batch.rejected, batch.message)
 
 
 def _same(body: bytes) -> Outcome:
@@ -68,7 +74,7 @@ def _fixture_body() -> bytes:
 
 
 def test_fixtures_decode_identically_with_their_rejections() -> None:
-    rows, _schema, rejected, message = _same(_fixture_body())
+    rows, _schema, _metadata, _nulls, rejected, message = _same(_fixture_body())
 
     assert [row["request_id"] for row in rows] == [
         "plain",
@@ -228,3 +234,135 @@ def test_without_the_extension_the_python_path_answers_and_says_so_once() -> Non
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["8", "4", "2", "1"]
     assert done.stderr.count("native OTLP decoder not built") == 1
+
+
+# -- the Arrow buffers the extension fills -------------------------------------------------------
+
+
+def _table(*records: LogRecord) -> Any:
+    body = logs_request(*records).SerializeToString()
+    _same(body)
+    return decode_logs(body, Encoding.PROTOBUF, native=True)
+
+
+def test_nulls_defaults_and_irregular_records_in_the_middle_of_a_batch() -> None:
+    batch = _table(
+        to_log_record(make_usage("first", ttft_ms=12.5, project=None, tags={})),
+        with_attribute(to_log_record(make_usage("int-cost")), "cost_usd", AnyValue(int_value=3)),  # irregular
+        with_attribute(to_log_record(make_usage("bad")), "stream", AnyValue(string_value="yes")),  # rejected
+        with_attribute(to_log_record(make_usage("no-tokens", project=None)), "input_tokens", None),  # a default
+        to_log_record(make_usage("last", stream=True, tags={"k": "v"})),
+    )
+    table = batch.table
+    assert batch.request_ids == ["first", "int-cost", "no-tokens", "last"]
+    assert batch.rejected == 1
+    assert table.column("project").to_pylist() == [None, "helpdesk", None, "helpdesk"]
+    assert table.column("project").null_count == 2
+    assert table.column("ttft_ms").to_pylist() == [12.5, None, None, None]
+    assert table.column("cost_usd").to_pylist() == [0.000387, 3.0, 0.000387, 0.000387]
+    assert table.column("input_tokens").to_pylist() == [1200, 1200, 0, 1200]
+    assert table.column("stream").to_pylist() == [False, False, False, True]
+    assert table.column("status").to_pylist() == ["ok"] * 4  # a string default, filled natively
+    assert table.column("tags").to_pylist() == [[], _GOLD, _GOLD, [("k", "v")]]
+    assert table.column("date").null_count == 0 and table.column("date")[0].as_py() == dt.date(2025, 3, 14)
+
+
+_GOLD = [("cost_center", "cc-102"), ("tier", "gold")]
+
+
+def _reordered(body: bytes, key: bytes, value: bytes) -> bytes:
+    """`body` with the KeyValue `key` = AnyValue bytes `value` written value first: the same
+    length, so every enclosing length stays right, but no longer the shape the extension reads."""
+    canonical = bytes([0x0A, len(key)]) + key + bytes([0x12, len(value)]) + value
+    assert body.count(canonical) == 1
+    return body.replace(canonical, bytes([0x12, len(value)]) + value + bytes([0x0A, len(key)]) + key)
+
+
+def test_attributes_left_to_the_slow_decoder_land_in_the_same_buffers() -> None:
+    log = to_log_record(make_usage("slow", tags={"tier": "gold"}, ttft_ms=7.0))
+    body = logs_request(log).SerializeToString()
+    body = _reordered(body, b"team", b"\x0a\x07support")
+    body = _reordered(body, b"input_tokens", b"\x18\xb0\x09")
+    body = _reordered(body, b"ttft_ms", b"\x21" + struct.pack("<d", 7.0))
+    tier = b"\x0a\x04tier\x12\x06\x0a\x04gold"
+    body = _reordered(body, b"tags", b"\x32" + bytes([len(tier) + 2, 0x0A, len(tier)]) + tier)
+    _same(body)
+    table = decode_logs(body, Encoding.PROTOBUF, native=True).table
+    assert table is not None
+    row = table.to_pylist()[0]
+    assert (row["team"], row["input_tokens"], row["ttft_ms"], row["tags"]) == ("support", 1200, 7.0, [("tier", "gold")])
+
+
+def test_a_repeated_attribute_keeps_its_last_value_in_every_column_kind() -> None:
+    log = to_log_record(make_usage("first-id", tags={"a": "1"}))
+    extra = [
+        KeyValue(key="request_id", value=AnyValue(string_value="last-id")),
+        KeyValue(key="tags", value=AnyValue(kvlist_value=KeyValueList(values=[]))),
+        KeyValue(key="ttft_ms", value=AnyValue(double_value=2.5)),
+        KeyValue(key="stream", value=AnyValue(bool_value=True)),
+        KeyValue(key="date", value=AnyValue(string_value="2024-02-29")),
+    ]
+    log.attributes.extend(extra)
+    batch = _table(log)
+    row = batch.table.to_pylist()[0]
+    assert batch.request_ids == ["last-id"]
+    assert (row["tags"], row["ttft_ms"], row["stream"], row["date"]) == ([], 2.5, True, dt.date(2024, 2, 29))
+
+
+def test_non_ascii_strings_and_tags_keep_their_bytes() -> None:
+    batch = _table(
+        to_log_record(make_usage("ид-1", agent_id="客服-bot", tags={"ключ": "значение", "emoji": "🚀"})),
+        to_log_record(make_usage("plain", team="équipe")),
+    )
+    assert batch.request_ids == ["ид-1", "plain"]
+    assert batch.table.column("agent_id").to_pylist() == ["客服-bot", "support-bot"]
+    assert batch.table.column("team").to_pylist() == ["support", "équipe"]
+    assert batch.table.column("tags").to_pylist()[0] == [("ключ", "значение"), ("emoji", "🚀")]
+
+
+def test_an_empty_batch_is_an_empty_table_of_the_schema() -> None:
+    batch = _table()
+    assert batch.table.num_rows == 0 and batch.request_ids == []
+    assert batch.table.schema.equals(usage_arrow_schema(), check_metadata=True)
+
+
+def test_a_batch_of_only_irregular_records() -> None:
+    irregular = [
+        with_attribute(to_log_record(make_usage(f"r{n}")), "cost_usd", AnyValue(int_value=n)) for n in range(3)
+    ]
+    batch = _table(*irregular)
+    assert batch.request_ids == ["r0", "r1", "r2"]
+    assert batch.table.column("cost_usd").to_pylist() == [0.0, 1.0, 2.0]
+    rejected = [with_attribute(to_log_record(make_usage(f"r{n}")), "team", None) for n in range(3)]
+    batch = _table(*rejected)
+    assert (batch.table.num_rows, batch.rejected, batch.request_ids) == (0, 3, [])
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_the_utf8_validator_agrees_with_python_on_every_lead_and_second_byte() -> None:
+    from collector._otlp_native import valid_utf8
+
+    # Every overlong, surrogate and out-of-range case is decided by the first two bytes.
+    disagree = [
+        bytes([lead, second]) + tail
+        for lead in range(256)
+        for second in range(256)
+        for tail in (b"", b"\x80", b"\x80\x80", b"\x80\x80a")
+        if valid_utf8(bytes([lead, second]) + tail) != _decodes(bytes([lead, second]) + tail)
+    ]
+    assert disagree == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40) | st.text(max_size=20).map(str.encode))
+def test_the_utf8_validator_agrees_with_python_on_any_bytes(data: bytes) -> None:
+    from collector._otlp_native import valid_utf8
+
+    assert valid_utf8(b"ascii-prefix" + data) == _decodes(data)
