@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from gateway.cache.factory import build_cache
 from gateway.config_report import log_unused_settings
-from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound, UpstreamError, error_response
+from gateway.dispatch import GatewayApp, unexpected_error
+from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound, error_response
 from gateway.keys.service import KeyRuntime
 from gateway.metering import InstanceLabels
 from gateway.metrics import GatewayMetrics
@@ -61,9 +62,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    # Logged with its traceback here; the client gets OpenAI error JSON and never the traceback.
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(UpstreamError("The gateway could not complete the request.", code="gateway_error"))
+    return unexpected_error(request)
+
+
+MODEL_CALLS = {
+    "/v1/chat/completions": chat_completions,
+    "/chat/completions": chat_completions,
+    "/v1/completions": completions,
+    "/completions": completions,
+    "/v1/embeddings": embeddings,
+    "/embeddings": embeddings,
+    "/v1/responses": responses,
+    "/responses": responses,
+    "/v1/messages": messages,
+    "/messages": messages,
+}
+"""The model-call routes, exact POST paths dispatched ahead of Starlette's stack (dispatch.py)."""
 
 
 def create_app(
@@ -128,18 +142,11 @@ def create_app(
             await exporter.close()
             log.info("gateway stopped: %d telemetry items undelivered", exporter.pending)
 
-    app = Starlette(
+    app = GatewayApp(
+        direct=MODEL_CALLS,
+        sink=exporter,
         routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/completions", completions, methods=["POST"]),
-            Route("/completions", completions, methods=["POST"]),
-            Route("/v1/embeddings", embeddings, methods=["POST"]),
-            Route("/embeddings", embeddings, methods=["POST"]),
-            Route("/v1/responses", responses, methods=["POST"]),
-            Route("/responses", responses, methods=["POST"]),
-            Route("/v1/messages", messages, methods=["POST"]),
-            Route("/messages", messages, methods=["POST"]),
+            *(Route(path, endpoint, methods=["POST"]) for path, endpoint in MODEL_CALLS.items()),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/models", list_models, methods=["GET"]),
             Route("/health/liveliness", liveliness, methods=["GET"]),
