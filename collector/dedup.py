@@ -56,10 +56,13 @@ class UsageDeduplicator:
             out.append(row)
         return out
 
-    def fresh_mask(self, request_ids: list[str]) -> list[bool]:
-        """For each id: neither written nor repeated earlier in the list."""
+    def fresh_mask(self, request_ids: list[str], distinct: set[str] | None = None) -> list[bool]:
+        """For each id: neither written nor repeated earlier in the list. `distinct`, when the
+        caller has it, is `set(request_ids)`."""
         seen = self._seen
-        if len(distinct := set(request_ids)) == len(request_ids) and seen.isdisjoint(distinct):
+        if distinct is None:
+            distinct = set(request_ids)
+        if len(distinct) == len(request_ids) and seen.isdisjoint(distinct):
             return [True] * len(request_ids)  # the usual case, answered by set operations in C
         batch: set[str] = set()
         keep: list[bool] = []

@@ -72,7 +72,9 @@ class Pipeline:
         self._compaction = compaction
         self._compactor = Compactor(writer.target, compaction, lambda: pending_parquet_names(wal.directory))
         self._last_compaction = time.monotonic()
-        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._inflight: dict[asyncio.Future[None], set[str]] = {}
+        """Usage request ids being committed to the WAL, per commit (set operations in C, not a
+        Python loop per id)."""
         self._live_tables: frozenset[str] = frozenset()
         self._catalog_lock = asyncio.Lock()
         self._publish_lock = asyncio.Lock()
@@ -142,23 +144,25 @@ class Pipeline:
             if batch.table is not None and batch.request_ids is not None
             else data.column("request_id").to_pylist()
         )
+        distinct = set(ids)
         # A request carrying an id that another request is committing waits for that commit, so
         # it neither duplicates the row nor drops it while the commit might still fail.
-        while waits := {self._inflight[i] for i in ids if i in self._inflight}:
+        while waits := [done for done, pending in self._inflight.items() if not distinct.isdisjoint(pending)]:
             await asyncio.wait(waits)
-        keep = self._dedup.fresh_mask(ids)
-        fresh = [i for i, k in zip(ids, keep, strict=True) if k]
+        keep = self._dedup.fresh_mask(ids, distinct)
+        if all(keep):
+            fresh = distinct  # every id new and none repeated: the usual case
+        else:
+            fresh = {i for i, k in zip(ids, keep, strict=True) if k}
+            data = data.filter(pa.array(keep, type=pa.bool_()))
         if fresh:
-            if len(fresh) < len(ids):
-                data = data.filter(pa.array(keep, type=pa.bool_()))
             committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._inflight.update(dict.fromkeys(fresh, committed))
+            self._inflight[committed] = fresh
             try:
                 await self.wal.append(USAGE_TABLE, data)
                 self._dedup.mark_ids(fresh)
             finally:
-                for request_id in fresh:
-                    del self._inflight[request_id]
+                del self._inflight[committed]
                 committed.set_result(None)
             self._after_append()
         return IngestResult(len(fresh), len(ids) - len(fresh), batch.rejected, batch.message)
@@ -192,10 +196,15 @@ class Pipeline:
             await asyncio.to_thread(self.wal.rotate)
             if not self.wal.closed_segments:
                 return
-            await asyncio.to_thread(self._publish_closed)
-        await self.refresh_catalog()
+            written = await asyncio.to_thread(self._publish_closed)
+        # The views read their table's folder by glob, so a new file needs no catalog write;
+        # only a table's first file does (its view was an empty stand-in until then).
+        if not written <= self._live_tables:
+            await self.refresh_catalog()
 
-    def _publish_closed(self) -> None:
+    def _publish_closed(self) -> set[str]:
+        """Publish every closed segment; returns the tables written to."""
+        written: set[str] = set()
         for segment in list(self.wal.closed_segments):
             by_table: dict[str, list[pa.Table]] = {}
             for table, data in self.wal.read_segment(segment):
@@ -203,10 +212,12 @@ class Pipeline:
             name = parquet_name(segment)
             for table, parts in by_table.items():
                 self._writer.write_named_sync(table, pa.concat_tables(parts), name)
+            written.update(by_table)
             self.wal.remove(segment)
             del by_table
             # mimalloc keeps freed pages for reuse; a published segment's are not needed soon.
             pa.default_memory_pool().release_unused()
+        return written
 
     async def compact(self) -> CompactionReport:
         """Merge small files and apply retention now (publishing waits meanwhile)."""

@@ -2,16 +2,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from collector import wal
 from collector.decode import DecodedBatch
 from collector.errors import Overloaded
 from collector.pipeline import FlushPolicy, Pipeline
+from meterline.frames import frame
 from meterline.layout import DataLayout
+from meterline.usage_record import usage_table
 from tests.collector.otlp_fixtures import make_usage, read_rows
+
+
+def make_usage_table(*ids: str) -> pa.Table:
+    return usage_table([make_usage(i).as_row() for i in ids])
 
 
 def _batch(*ids: str) -> DecodedBatch:
@@ -75,3 +84,38 @@ def test_a_wal_backlog_over_its_limit_pushes_back(tmp_path: Path) -> None:
         assert pipeline.wal.backlog_bytes == 0
 
     asyncio.run(run())
+
+
+def test_a_frame_is_written_as_buffers_and_read_back_uncopied(tmp_path: Path) -> None:
+    table = make_usage_table("a", "b")
+    header, stream = wal.encode("usage", table)
+    payload = header[8:] + stream.to_pybytes()
+    # The same bytes the shared framing writes, so a segment stays readable by scan_frames.
+    assert header + stream.to_pybytes() == frame(payload)
+    (tmp_path / "seg").write_bytes(frame(payload) * 2 + b"\x01\x02")
+    frames, end = wal.scan(wal.map_file(tmp_path / "seg"))
+    assert (len(frames), end) == (2, 2 * len(frame(payload)))
+    name, read = wal.decode(frames[1])
+    assert (name, read.column("request_id").to_pylist()) == ("usage", ["a", "b"])
+
+
+def test_a_short_write_is_cut_off_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log_ = wal.WriteAheadLog(tmp_path / "wal")
+    log_.open()
+    first = list(wal.encode("usage", make_usage_table("a")))
+    log_._write(first, 1)
+    real_writev = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, buffers: real_writev(fd, buffers[:1]))  # the disk filled up
+    with pytest.raises(OSError, match="short write"):
+        log_._write(list(wal.encode("usage", make_usage_table("b"))), 1)
+    monkeypatch.setattr(os, "writev", real_writev)
+    log_.rotate()
+    (segment,) = log_.closed_segments
+    assert [data.column("request_id").to_pylist() for _, data in log_.read_segment(segment)] == [["a"]]
+    assert (log_.backlog_bytes, log_.active_rows) == (sum(len(b) for b in first[:1]) + first[1].size, 0)
+    log_.close()
+
+
+def test_an_empty_segment_maps_as_no_frames(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    assert wal.scan(wal.map_file(tmp_path / "empty")) == ([], 0)
