@@ -8,9 +8,11 @@ DEF_IRREGULAR: int
 
 class WireError(ValueError): ...
 
-Buffers = tuple[int, int, list[bytearray | None], tuple[Any, ...]]
-"""One column: length, null count, its Arrow buffers (validity or None first), and for a map
-column its key and value string columns as Buffers."""
+class ExportedColumns:
+    """The decoded columns as an Arrow C data interface struct array, until pyarrow takes them."""
+
+    @property
+    def address(self) -> int: ...
 
 def valid_utf8(data: bytes) -> bool: ...
 
@@ -28,4 +30,4 @@ class UsageDecoder:
     ) -> None: ...
     def decode(
         self, body: bytes, irregular: Callable[[str, bytes], list[Any] | None]
-    ) -> tuple[list[Buffers], list[str]]: ...
+    ) -> tuple[ExportedColumns, list[str]]: ...

@@ -19,12 +19,17 @@ column's value, and an irregular record is cut back off every column before `irr
 """
 
 cimport cython
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.string cimport memcmp, memcpy, memset
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcmp, memcpy
 
 
+from collector._arrow_columns cimport (
+    K_BOOL, K_DATE, K_DOUBLE, K_INT, K_STR, K_TAGS, ArrowArray, Col, _add_bool, _add_f64, _add_i32, _add_i64,
+    _add_null, _add_str, _begin, _close_map, _col_free, _col_init, _end_offset, _export_struct, _reserve,
+    _truncate,
+)
 from collector._wire cimport WT_LEN, _length, _skip, _tag, _utf8, _varint
 
 
@@ -34,16 +39,6 @@ class WireError(ValueError):
 
 cdef enum:
     MAX_COLUMNS = 128
-    OFFSET_LIMIT = 0x7FFFFFFF  # utf8 and map offsets are int32
-
-# Column kinds, as `native_logs.column_kinds` numbers them.
-cdef enum:
-    K_STR = 0
-    K_BOOL = 1
-    K_INT = 2
-    K_DOUBLE = 3
-    K_DATE = 4
-    K_TAGS = 5
 
 DEF_UNUSED = -1
 DEF_IRREGULAR = -2
@@ -56,258 +51,101 @@ def valid_utf8(bytes data):
     return _utf8(data, 0, len(data))
 
 
-# -- Arrow buffers -----------------------------------------------------------------------------
+# -- the batch's columns ----------------------------------------------------------------------
 
-@cython.final
-cdef class _Buf:
-    """A growable byte buffer backed by a bytearray, handed to Arrow without a copy."""
-
-    cdef bytearray obj
-    cdef char* data
-    cdef Py_ssize_t len, cap
-
-    def __cinit__(self, Py_ssize_t cap):
-        self.obj = bytearray(cap)
-        self.data = PyByteArray_AS_STRING(self.obj)
-        self.len = 0
-        self.cap = cap
-
-    cdef inline char* reserve(self, Py_ssize_t n) except NULL:
-        """Room for `n` more bytes at `data + len` (the caller advances `len`)."""
-        if self.len + n > self.cap:
-            self.cap = max(2 * self.cap, self.len + n)
-            PyByteArray_Resize(self.obj, self.cap)
-            self.data = PyByteArray_AS_STRING(self.obj)
-        return self.data + self.len
-
-    cdef bytearray finish(self):
-        PyByteArray_Resize(self.obj, self.len)
-        return self.obj
-
-
-cdef inline void _bit(_Buf bits, Py_ssize_t index, bint value) noexcept:
-    if value:
-        bits.data[index >> 3] |= <char>(1 << (index & 7))
-    else:
-        bits.data[index >> 3] &= <char>~(1 << (index & 7))
+cdef int _add_object(Col* col, object value) except -1:
+    """Appends a Python value (the slow decoder's, an irregular record's, a fill)."""
+    cdef Py_ssize_t size
+    cdef const char* data
+    if value is None:
+        return _add_null(col)
+    if col.kind == K_STR:
+        data = PyUnicode_AsUTF8AndSize(value, &size)
+        return _add_str(col, data, size)
+    if col.kind == K_INT:
+        return _add_i64(col, value)
+    if col.kind == K_DOUBLE:
+        return _add_f64(col, value)
+    if col.kind == K_DATE:
+        return _add_i32(col, value)
+    if col.kind == K_BOOL:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected bool, got {type(value).__name__}")
+        return _add_bool(col, value is True)
+    for key, item in value:
+        _add_object(col.keys, key)
+        _add_object(col.items, item)
+    _begin(col, True)
+    return _close_map(col)
 
 
-cdef inline bint _get_bit(_Buf bits, Py_ssize_t index) noexcept:
-    return (bits.data[index >> 3] >> (index & 7)) & 1
-
-
-cdef inline int _grow_bits(_Buf bits, Py_ssize_t length) except -1:
-    """Room for bit `length` (the next one), the bytes kept at ceil((length + 1) / 8)."""
-    if (length & 7) == 0:
-        bits.reserve(1)[0] = 0
-        bits.len += 1
-    return 0
-
-
-@cython.final
-cdef class _Col:
-    """One column's Arrow buffers: validity, offsets (utf8, map) and values."""
-
-    cdef int kind
-    cdef Py_ssize_t length, nulls
-    cdef _Buf valid, offsets, values
-    cdef _Col keys, items  # the map's children (tags)
-
-    def __cinit__(self, int kind, Py_ssize_t rows):
-        self.kind = kind
-        self.valid = _Buf(rows // 8 + 1)
-        self.offsets = None
-        self.values = None
-        if kind == K_STR or kind == K_TAGS:
-            self.offsets = _Buf(4 * rows + 4)
-            (<int32_t*>self.offsets.reserve(4))[0] = 0
-            self.offsets.len = 4
-        if kind == K_TAGS:
-            self.keys = _Col(K_STR, rows)
-            self.items = _Col(K_STR, rows)
-        elif kind == K_STR:
-            self.values = _Buf(16 * rows)
-        elif kind == K_BOOL:
-            self.values = _Buf(rows // 8 + 1)
-        elif kind == K_DATE:
-            self.values = _Buf(4 * rows)
-        else:
-            self.values = _Buf(8 * rows)
-
-    cdef inline int begin(self, bint valid) except -1:
-        """Opens the next slot; its value follows (`valid`) or it is null."""
-        _grow_bits(self.valid, self.length)
-        _bit(self.valid, self.length, valid)
-        if not valid:
-            self.nulls += 1
-        return 0
-
-    cdef inline int end_offset(self, Py_ssize_t offset) except -1:
-        if offset > OFFSET_LIMIT:
-            raise OverflowError("a usage batch's strings or tags are over 2 GiB")
-        (<int32_t*>self.offsets.reserve(4))[0] = <int32_t>offset
-        self.offsets.len += 4
-        self.length += 1
-        return 0
-
-    cdef inline int add_str(self, const char* data, Py_ssize_t size) except -1:
-        self.begin(True)
-        memcpy(self.values.reserve(size), data, size)
-        self.values.len += size
-        return self.end_offset(self.values.len)
-
-    cdef inline int add_i64(self, int64_t value) except -1:
-        self.begin(True)
-        (<int64_t*>self.values.reserve(8))[0] = value
-        self.values.len += 8
-        self.length += 1
-        return 0
-
-    cdef inline int add_f64(self, double value) except -1:
-        self.begin(True)
-        (<double*>self.values.reserve(8))[0] = value
-        self.values.len += 8
-        self.length += 1
-        return 0
-
-    cdef inline int add_i32(self, int32_t value) except -1:
-        self.begin(True)
-        (<int32_t*>self.values.reserve(4))[0] = value
-        self.values.len += 4
-        self.length += 1
-        return 0
-
-    cdef inline int add_bool(self, bint value) except -1:
-        self.begin(True)
-        _grow_bits(self.values, self.length)
-        _bit(self.values, self.length, value)
-        self.length += 1
-        return 0
-
-    cdef inline int close_map(self) except -1:
-        """Ends the current tags slot after its entries went into `keys` and `items`."""
-        return self.end_offset(self.keys.length)
-
-    cdef int add_null(self) except -1:
-        self.begin(False)
-        if self.kind == K_STR:
-            return self.end_offset(self.values.len)
-        if self.kind == K_TAGS:
-            return self.close_map()
-        if self.kind == K_BOOL:
-            _grow_bits(self.values, self.length)
-            _bit(self.values, self.length, False)
-        else:
-            width = 4 if self.kind == K_DATE else 8
-            memset(self.values.reserve(width), 0, width)
-            self.values.len += width
-        self.length += 1
-        return 0
-
-    cdef int add_object(self, object value) except -1:
-        """Appends a Python value (the slow decoder's, an irregular record's, a fill)."""
-        cdef Py_ssize_t size
-        cdef const char* data
-        if value is None:
-            return self.add_null()
-        if self.kind == K_STR:
-            data = PyUnicode_AsUTF8AndSize(value, &size)
-            return self.add_str(data, size)
-        if self.kind == K_INT:
-            return self.add_i64(value)
-        if self.kind == K_DOUBLE:
-            return self.add_f64(value)
-        if self.kind == K_DATE:
-            return self.add_i32(value)
-        if self.kind == K_BOOL:
-            if not isinstance(value, bool):
-                raise TypeError(f"expected bool, got {type(value).__name__}")
-            return self.add_bool(value is True)
-        self.begin(True)
-        for key, item in value:
-            self.keys.add_object(key)
-            self.items.add_object(item)
-        return self.close_map()
-
-    cdef int truncate(self, Py_ssize_t length) except -1:
-        """Drops every value from `length` on (a replaced attribute, an irregular record)."""
-        cdef Py_ssize_t k
-        if self.length <= length:
-            return 0
-        for k in range(length, self.length):
-            if not _get_bit(self.valid, k):
-                self.nulls -= 1
-        self.valid.len = (length + 7) >> 3
-        if self.kind == K_STR or self.kind == K_TAGS:
-            self.offsets.len = 4 * (length + 1)
-            if self.kind == K_STR:
-                self.values.len = (<int32_t*>self.offsets.data)[length]
-            else:
-                self.keys.truncate((<int32_t*>self.offsets.data)[length])
-                self.items.truncate((<int32_t*>self.offsets.data)[length])
-        elif self.kind == K_BOOL:
-            self.values.len = (length + 7) >> 3
-        else:
-            self.values.len = length * (4 if self.kind == K_DATE else 8)
-        self.length = length
-        return 0
-
-    cdef tuple finish(self):
-        """(length, null count, [validity or None, offsets or values, values or None], children)."""
-        validity = self.valid.finish() if self.nulls else None
-        children = ()
-        if self.kind == K_TAGS:
-            children = (self.keys.finish(), self.items.finish())
-            buffers = [validity, self.offsets.finish()]
-        elif self.kind == K_STR:
-            buffers = [validity, self.offsets.finish(), self.values.finish()]
-        else:
-            buffers = [validity, self.values.finish()]
-        return self.length, self.nulls, buffers, children
-
-    cdef list strings(self):
-        """The column's values as Python str (it is a K_STR column without nulls)."""
-        cdef const int32_t* offsets = <const int32_t*>self.offsets.data
-        cdef Py_ssize_t k
-        return [
-            PyUnicode_DecodeUTF8(self.values.data + offsets[k], offsets[k + 1] - offsets[k], NULL)
-            for k in range(self.length)
-        ]
+cdef inline int _add_hex(Col* col, const unsigned char* b, Py_ssize_t start, Py_ssize_t end) except -1:
+    cdef const char* digits = b"0123456789abcdef"
+    cdef Py_ssize_t n = end - start, k
+    cdef char* out
+    _begin(col, True)
+    out = _reserve(&col.values, 2 * n)
+    for k in range(n):
+        out[2 * k] = digits[b[start + k] >> 4]
+        out[2 * k + 1] = digits[b[start + k] & 15]
+    col.values.len += 2 * n
+    return _end_offset(col, col.values.len)
 
 
 @cython.final
 cdef class _Batch:
     """One decode's columns; a fresh one per body, so concurrent decodes share nothing."""
 
-    cdef list cols
+    cdef Col* cols
+    cdef int ncols
     cdef Py_ssize_t rows
 
     def __cinit__(self, tuple kinds):
-        self.cols = [_Col(kind, 512) for kind in kinds]
-        self.rows = 0
+        cdef int k
+        self.cols = <Col*>calloc(len(kinds), sizeof(Col))
+        if self.cols == NULL:
+            raise MemoryError()
+        self.ncols = len(kinds)
+        for k in range(self.ncols):
+            _col_init(&self.cols[k], kinds[k], 512)
 
-    cdef inline _Col col(self, int k):
-        return <_Col>self.cols[k]
+    def __dealloc__(self):
+        cdef int k
+        if self.cols != NULL:
+            for k in range(self.ncols):
+                _col_free(&self.cols[k])
+            free(self.cols)
 
-    cdef inline _Col replace(self, int k):
+    cdef inline Col* replace(self, int k) except NULL:
         """Column `k`, its value for the current record (if any) dropped: the last attribute wins."""
-        cdef _Col col = <_Col>self.cols[k]
-        if col.length > self.rows:
-            col.truncate(self.rows)
-        return col
+        _truncate(&self.cols[k], self.rows)
+        return &self.cols[k]
+
+    cdef list strings(self, int k):
+        """Column `k`'s values as Python str (a string column without nulls)."""
+        cdef Col* col = &self.cols[k]
+        cdef const int32_t* offsets = <const int32_t*>col.offsets.data
+        cdef Py_ssize_t n
+        return [
+            PyUnicode_DecodeUTF8(col.values.data + offsets[n], offsets[n + 1] - offsets[n], NULL)
+            for n in range(col.length)
+        ]
 
 
-cdef inline int _add_hex(_Col col, const unsigned char* b, Py_ssize_t start, Py_ssize_t end) except -1:
-    cdef const char* digits = b"0123456789abcdef"
-    cdef Py_ssize_t n = end - start, k
-    cdef char* out
-    col.begin(True)
-    out = col.values.reserve(2 * n)
-    for k in range(n):
-        out[2 * k] = digits[b[start + k] >> 4]
-        out[2 * k + 1] = digits[b[start + k] & 15]
-    col.values.len += 2 * n
-    return col.end_offset(col.values.len)
+@cython.final
+cdef class ExportedColumns:
+    """The decoded columns as an Arrow C data interface struct array, until pyarrow takes them."""
+
+    cdef ArrowArray array
+
+    def __dealloc__(self):
+        if self.array.release != NULL:  # never imported
+            self.array.release(&self.array)
+
+    @property
+    def address(self):
+        """The ArrowArray's address, for `pyarrow.RecordBatch._import_from_c`."""
+        return <Py_ssize_t>&self.array
 
 
 cdef inline int _digits(const unsigned char* b, Py_ssize_t start, int count) noexcept:
@@ -386,7 +224,7 @@ cdef class UsageDecoder:
         self._slow = slow_attribute
 
     def decode(self, bytes body, object irregular):
-        """(each column's Arrow buffers as `_Col.finish` gives them, the request ids as str) for
+        """(the columns as `ExportedColumns`, in the layout's order; the request ids as str) for
         the usage records in an ExportLogsServiceRequest's bytes.
 
         `irregular(where, record_bytes)` answers for a record this decoder will not judge: the
@@ -443,8 +281,10 @@ cdef class UsageDecoder:
                     i += 1
                 s += 1
             r += 1
-        columns = [(<_Col>col).finish() for col in out.cols]
-        return columns, out.col(self._request).strings()
+        cdef ExportedColumns exported = ExportedColumns()
+        request_ids = out.strings(self._request)
+        _export_struct(&exported.array, out.rows, out.cols, out.ncols)
+        return exported, request_ids
 
     cdef int _record(self, _Batch out, bytes body, Py_ssize_t start, Py_ssize_t end, object irregular,
                      int r, int s, int i) except -1:
@@ -452,7 +292,7 @@ cdef class UsageDecoder:
         cdef Py_ssize_t pos = start, size, ev = -1, ev_len = 0, tid = -1, tid_len = 0, sid = -1, sid_len = 0
         cdef int field, wire, k
         cdef bint usage
-        cdef _Col col
+        cdef Col* col
         cdef const int32_t* offsets
         # Pass 1: check the whole record's structure, find the event name and the ids (last wins).
         while pos < end:
@@ -492,21 +332,21 @@ cdef class UsageDecoder:
                 pos = _skip(b, pos, end, field, wire, 0)
         # Columns without an attribute take their fill: null, a default, or the record's ids.
         for k in range(self._ncols):
-            col = out.col(k)
+            col = &out.cols[k]
             if col.length > out.rows:
                 continue
             fill = self._fills[k]
             if fill is None:
-                col.add_null()
+                _add_null(col)
             elif fill is not self._required:
-                col.add_object(fill)
+                _add_object(col, fill)
             elif k == self._trace and tid >= 0 and tid_len:
                 _add_hex(col, b, tid, tid + tid_len)
             elif k == self._span and sid >= 0 and sid_len:
                 _add_hex(col, b, sid, sid + sid_len)
             else:
                 return self._irregular(out, body, start, end, irregular, r, s, i)
-        col = out.col(self._request)
+        col = &out.cols[self._request]
         offsets = <const int32_t*>col.offsets.data
         if offsets[out.rows + 1] == offsets[out.rows]:
             return self._irregular(out, body, start, end, irregular, r, s, i)  # an empty request_id
@@ -517,12 +357,12 @@ cdef class UsageDecoder:
                         int r, int s, int i) except -1:
         cdef int k
         for k in range(self._ncols):
-            out.col(k).truncate(out.rows)
+            _truncate(&out.cols[k], out.rows)
         row = irregular(f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]", body[start:end])
         if row is None:
             return 0
         for k in range(self._ncols):
-            out.col(k).add_object(row[k])
+            _add_object(&out.cols[k], row[k])
         out.rows += 1
         return 0
 
@@ -534,7 +374,7 @@ cdef class UsageDecoder:
         cdef uint64_t n = 0
         cdef int64_t days
         cdef double d
-        cdef _Col col
+        cdef Col* col
         # The regular shape: 0x0a <key> 0x12 <AnyValue>, nothing else.
         if pos >= end or b[pos] != 0x0A:
             return self._slow_attribute(out, body, start, end)
@@ -570,8 +410,8 @@ cdef class UsageDecoder:
             size = col.keys.length
             if _tags(col, b, val, end):
                 return True
-            col.keys.truncate(size)  # the entries of a list that turned out irregular
-            col.items.truncate(size)
+            _truncate(col.keys, size)  # the entries of a list that turned out irregular
+            _truncate(col.items, size)
             return self._slow_attribute(out, body, start, end)
         if kind == K_STR or kind == K_DATE:
             if b[val] != 0x0A:
@@ -582,16 +422,16 @@ cdef class UsageDecoder:
             if kind == K_DATE:
                 if not _iso_days(b, pos, end, &days):
                     return self._slow_attribute(out, body, start, end)
-                out.replace(column).add_i32(<int32_t>days)
+                _add_i32(out.replace(column), <int32_t>days)
                 return True
             if not _utf8(b, pos, end):
                 return self._slow_attribute(out, body, start, end)
-            out.replace(column).add_str(<const char*>(b + pos), size)
+            _add_str(out.replace(column), <const char*>(b + pos), size)
             return True
         if kind == K_BOOL:
             if b[val] != 0x10 or val_len != 2 or b[val + 1] > 1:
                 return self._slow_attribute(out, body, start, end)
-            out.replace(column).add_bool(b[val + 1] == 1)
+            _add_bool(out.replace(column), b[val + 1] == 1)
             return True
         if kind == K_INT:
             if b[val] != 0x18:
@@ -600,13 +440,13 @@ cdef class UsageDecoder:
             # Ten bytes carry 70 bits; protobuf keeps 64, so a tenth byte over 1 is left to it.
             if pos != end or (end - val - 1 == 10 and b[end - 1] > 1):
                 return self._slow_attribute(out, body, start, end)
-            out.replace(column).add_i64(<int64_t>n)
+            _add_i64(out.replace(column), <int64_t>n)
             return True
         # K_DOUBLE
         if b[val] != 0x21 or val_len != 9:
             return self._slow_attribute(out, body, start, end)
         memcpy(&d, b + val + 1, 8)  # little-endian on every platform this builds for
-        out.replace(column).add_f64(d)
+        _add_f64(out.replace(column), d)
         return True
 
     cdef bint _slow_attribute(self, _Batch out, bytes body, Py_ssize_t start, Py_ssize_t end) except -1:
@@ -614,7 +454,7 @@ cdef class UsageDecoder:
         if slot == DEF_IRREGULAR:
             return False
         if slot >= 0:
-            out.replace(slot).add_object(value)
+            _add_object(out.replace(slot), value)
         return True
 
 
@@ -635,7 +475,7 @@ cdef bint _plain_value(const unsigned char* b, Py_ssize_t val, Py_ssize_t end) n
     return False
 
 
-cdef bint _tags(_Col col, const unsigned char* b, Py_ssize_t val, Py_ssize_t end) except -1:
+cdef bint _tags(Col* col, const unsigned char* b, Py_ssize_t val, Py_ssize_t end) except -1:
     """Appends an AnyValue holding a list of string-valued KeyValues, each written key then
     value, as one map slot; False (entries left for the caller to cut) for anything else or
     UTF-8 that does not validate."""
@@ -666,9 +506,9 @@ cdef bint _tags(_Col col, const unsigned char* b, Py_ssize_t val, Py_ssize_t end
             return False
         if not _utf8(b, key, key + key_len) or not _utf8(b, pos, kv_end):
             return False
-        col.keys.add_str(<const char*>(b + key), key_len)
-        col.items.add_str(<const char*>(b + pos), str_len)
+        _add_str(col.keys, <const char*>(b + key), key_len)
+        _add_str(col.items, <const char*>(b + pos), str_len)
         pos = kv_end
-    col.begin(True)
-    col.close_map()
+    _begin(col, True)
+    _close_map(col)
     return True

@@ -35,7 +35,7 @@ from meterline.otlp_usage import UsageDecodeError, from_log_record
 from meterline.usage_record import usage_arrow_schema
 
 if TYPE_CHECKING:
-    from collector._otlp_native import Buffers
+    from collector._otlp_native import ExportedColumns
 
 try:
     from collector import _otlp_native
@@ -114,23 +114,11 @@ def decode_usage(body: bytes, batch: Rejects) -> tuple[pa.Table, list[str]]:
         columns, request_ids = _decoder().decode(body, irregular)
     except (_otlp_native.WireError, BadKeyValue) as exc:
         raise BadRequest(f"body is not a protobuf ExportLogsServiceRequest: {exc}") from None
-    return buffers_table(columns), request_ids
+    return columns_table(columns), request_ids
 
 
-def buffers_table(columns: list[Buffers]) -> pa.Table:
-    """The extension's column buffers -> a table of the ledger schema, without a copy."""
+def columns_table(columns: ExportedColumns) -> pa.Table:
+    """The extension's columns -> a table of the ledger schema: pyarrow takes the buffers over
+    through the Arrow C data interface, without a copy and in one call for all 38 columns."""
     schema = usage_arrow_schema()
-    arrays = [_array(field.type, column) for field, column in zip(schema, columns, strict=True)]
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _array(target: pa.DataType, column: Buffers) -> pa.Array:
-    length, nulls, data, children = column
-    buffers = [None if buffer is None else pa.py_buffer(buffer) for buffer in data]
-    if not children:
-        return pa.Array.from_buffers(target, length, buffers, null_count=nulls)
-    # The tags map: its entries are a struct of the key and value string columns.
-    fields = [target.key_field, target.item_field]
-    keys, items = (_array(f.type, child) for f, child in zip(fields, children, strict=True))
-    entries = pa.StructArray.from_arrays([keys, items], fields=fields)
-    return pa.Array.from_buffers(target, length, buffers, null_count=nulls, children=[entries])
+    return pa.Table.from_batches([pa.RecordBatch._import_from_c(columns.address, schema)], schema=schema)
