@@ -209,3 +209,17 @@ def test_traces_response_is_empty_on_full_success(tmp_path: Path) -> None:
     assert as_proto.status_code == 200
     assert ExportTraceServiceResponse.FromString(as_proto.content) == ExportTraceServiceResponse()
     assert len(read_rows(DataLayout.at(tmp_path), "spans")) == 1
+
+
+def test_routes_besides_the_two_exports_are_starlettes(tmp_path: Path) -> None:
+    """The exports are served ahead of Starlette; other methods and paths still get its answers."""
+    body = logs_request(to_log_record(make_usage("req-1"))).SerializeToString()
+    with running_collector(tmp_path) as url, httpx.Client(base_url=url) as client:
+        wrong_method = client.get("/v1/logs")
+        unknown = client.post("/v1/metrics", content=body, headers=PROTOBUF)
+        ok = client.post("/v1/logs", content=body, headers=PROTOBUF)
+        health = client.get("/health")
+
+    assert (wrong_method.status_code, unknown.status_code, health.status_code) == (405, 404, 200)
+    assert ok.status_code == 200 and ok.headers["content-type"] == "application/x-protobuf"
+    assert ok.headers["content-length"] == "0" and ok.content == b""
