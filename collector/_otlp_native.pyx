@@ -30,7 +30,7 @@ from collector._arrow_columns cimport (
     _add_null, _add_str, _begin, _close_map, _col_free, _col_init, _end_offset, _export_struct, _reserve,
     _truncate,
 )
-from collector._wire cimport WT_LEN, _length, _skip, _tag, _utf8, _varint
+from collector._wire cimport WT_LEN, _length, _short_length, _short_tag, _skip, _tag, _utf8, _varint
 
 
 class WireError(ValueError):
@@ -296,11 +296,11 @@ cdef class UsageDecoder:
         cdef const int32_t* offsets
         # Pass 1: check the whole record's structure, find the event name and the ids (last wins).
         while pos < end:
-            pos = _tag(b, pos, end, &field, &wire)
+            pos = _short_tag(b, pos, end, &field, &wire)
             if pos < 0:
                 raise WireError("bad field tag in LogRecord")
             if wire == WT_LEN and (field == 6 or field == 9 or field == 10 or field == 12):
-                pos = _length(b, pos, end, &size)
+                pos = _short_length(b, pos, end, &size)
                 if pos < 0:
                     raise WireError("LogRecord field length past the end of the record")
                 if field == 12:
@@ -322,9 +322,9 @@ cdef class UsageDecoder:
         # Pass 2: the attributes (the structure is known good now), each into its column.
         pos = start
         while pos < end:
-            pos = _tag(b, pos, end, &field, &wire)
+            pos = _short_tag(b, pos, end, &field, &wire)
             if field == 6 and wire == WT_LEN:
-                pos = _length(b, pos, end, &size)
+                pos = _short_length(b, pos, end, &size)
                 if not self._attribute(out, body, pos, pos + size):
                     return self._irregular(out, body, start, end, irregular, r, s, i)
                 pos += size
@@ -378,11 +378,11 @@ cdef class UsageDecoder:
         # The regular shape: 0x0a <key> 0x12 <AnyValue>, nothing else.
         if pos >= end or b[pos] != 0x0A:
             return self._slow_attribute(out, body, start, end)
-        pos = _length(b, pos + 1, end, &key_len)
+        pos = _short_length(b, pos + 1, end, &key_len)
         if pos < 0 or end - pos - key_len < 2 or b[pos + key_len] != 0x12:
             return self._slow_attribute(out, body, start, end)
         key = pos
-        pos = _length(b, pos + key_len + 1, end, &val_len)
+        pos = _short_length(b, pos + key_len + 1, end, &val_len)
         if pos < 0 or pos + val_len != end:
             return self._slow_attribute(out, body, start, end)
         val = pos
@@ -416,7 +416,7 @@ cdef class UsageDecoder:
         if kind == K_STR or kind == K_DATE:
             if b[val] != 0x0A:
                 return self._slow_attribute(out, body, start, end)
-            pos = _length(b, val + 1, end, &size)
+            pos = _short_length(b, val + 1, end, &size)
             if pos < 0 or pos + size != end:
                 return self._slow_attribute(out, body, start, end)
             if kind == K_DATE:
@@ -465,7 +465,7 @@ cdef bint _plain_value(const unsigned char* b, Py_ssize_t val, Py_ssize_t end) n
     if val >= end:
         return True  # an empty AnyValue
     if b[val] == 0x0A:
-        pos = _length(b, val + 1, end, &size)
+        pos = _short_length(b, val + 1, end, &size)
         return pos >= 0 and pos + size == end and _utf8(b, pos, end)
     if b[val] == 0x10 or b[val] == 0x18:
         pos = _varint(b, val + 1, end, &n)
@@ -482,26 +482,26 @@ cdef bint _tags(Col* col, const unsigned char* b, Py_ssize_t val, Py_ssize_t end
     cdef Py_ssize_t pos, size = 0, kv_end, key, key_len = 0, str_len = 0
     if b[val] != 0x32:
         return False
-    pos = _length(b, val + 1, end, &size)
+    pos = _short_length(b, val + 1, end, &size)
     if pos < 0 or pos + size != end:
         return False
     while pos < end:
         if b[pos] != 0x0A:
             return False
-        pos = _length(b, pos + 1, end, &size)
+        pos = _short_length(b, pos + 1, end, &size)
         if pos < 0:
             return False
         kv_end = pos + size
         # 0x0a <key> 0x12 <0x0a <string>>
         if pos >= kv_end or b[pos] != 0x0A:
             return False
-        key = _length(b, pos + 1, kv_end, &key_len)
+        key = _short_length(b, pos + 1, kv_end, &key_len)
         if key < 0 or kv_end - key - key_len < 2 or b[key + key_len] != 0x12:
             return False
-        pos = _length(b, key + key_len + 1, kv_end, &size)
+        pos = _short_length(b, key + key_len + 1, kv_end, &size)
         if pos < 0 or pos + size != kv_end or size < 2 or b[pos] != 0x0A:
             return False
-        pos = _length(b, pos + 1, kv_end, &str_len)
+        pos = _short_length(b, pos + 1, kv_end, &str_len)
         if pos < 0 or pos + str_len != kv_end:
             return False
         if not _utf8(b, key, key + key_len) or not _utf8(b, pos, kv_end):

@@ -143,3 +143,22 @@ cdef inline bint _utf8(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end) n
             return False
         pos += 4
     return True
+
+
+cdef inline Py_ssize_t _short_length(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t* size) noexcept:
+    """`_length`, answering a one-byte length (nearly every attribute's) without the varint loop."""
+    if pos < end and b[pos] < 0x80:
+        if b[pos] > end - pos - 1:
+            return -1
+        size[0] = b[pos]
+        return pos + 1
+    return _length(b, pos, end, size)
+
+
+cdef inline Py_ssize_t _short_tag(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end, int* field, int* wire) noexcept:
+    """`_tag`, answering a one-byte tag (fields 1 to 15) without the varint loop."""
+    if pos < end and 0x08 <= b[pos] < 0x80:
+        field[0] = b[pos] >> 3
+        wire[0] = b[pos] & 7
+        return pos + 1
+    return _tag(b, pos, end, field, wire)
