@@ -43,6 +43,11 @@ class MemoryQuotaStore:
     async def release(self, reservation: Reservation) -> None:
         self._adjust(reservation, None)
 
+    def settle_now(self, reservation: Reservation, actual: Actual | None) -> None:
+        """`settle` (or, with None, `release`) without a coroutine: no I/O, so the request path
+        can do it in place instead of in a background task."""
+        self._adjust(reservation, actual)
+
     async def close(self) -> None:
         self._counts.clear()
         self._expiry.clear()

@@ -15,8 +15,9 @@ again `recheck_seconds` after a failure and used as soon as it answers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from gateway.auth import AgentIdentity
 from gateway.pricing import PriceBook
@@ -132,9 +133,25 @@ class QuotaService:
         reservation, store = self._finish(admission)
         if reservation is not None and store is not None:
             try:
-                await store.settle(reservation, Actual(tokens=max(0, tokens), usd_nanos=max(0, usd_to_nanos(usd))))
+                await store.settle(reservation, _actual(tokens, usd))
             except QuotaStoreUnavailable as exc:
                 self._store_failed(exc)
+
+    def settle_soon(self, admission: Admission, *, tokens: int | None, usd: float) -> Coroutine[Any, Any, None] | None:
+        """`settle` (or, with `tokens` None, `release`) done at once when the admission's store is
+        in-process (None is returned), else the coroutine that does it over the network, for the
+        caller to run off the request path. At concurrency 1 the background task per request
+        was ~3 % of a direct request's CPU."""
+        store = admission.store
+        if store is not None and not isinstance(store, MemoryQuotaStore):
+            if tokens is None:
+                return self.release(admission)
+            return self.settle(admission, tokens=tokens, usd=usd)
+        reservation, _ = self._finish(admission)
+        if reservation is not None and store is not None:
+            actual = None if tokens is None else _actual(tokens, usd)
+            store.settle_now(reservation, actual)
+        return None
 
     async def release(self, admission: Admission) -> None:
         """Give back everything the admission reserved (the request failed or was cancelled)."""
@@ -178,3 +195,7 @@ class QuotaService:
             self.degraded = True
             mode = "admitting against in-process counters" if self._fail_mode == "open" else "refusing with 503"
             log.warning("quota store unavailable (%s); %s until it recovers", exc, mode)
+
+
+def _actual(tokens: int, usd: float) -> Actual:
+    return Actual(tokens=max(0, tokens), usd_nanos=max(0, usd_to_nanos(usd)))

@@ -145,11 +145,9 @@ class Call:
         if admission is None or quotas is None:
             return
         usage = self.meter.usage
-        if usage is None:
-            self.state.later(quotas.release(admission))
-        else:
-            tokens = usage.input_tokens + usage.output_tokens
-            self.state.later(quotas.settle(admission, tokens=tokens, usd=self.meter.cost_usd))
+        tokens = None if usage is None else usage.input_tokens + usage.output_tokens
+        if (remote := quotas.settle_soon(admission, tokens=tokens, usd=self.meter.cost_usd)) is not None:
+            self.state.later(remote)
 
     def respond(self, answer: ChatResponse, estimate: Callable[[list[str]], TokenUsage]) -> Response:
         """A whole answer: metered, then sent as the provider's JSON body."""

@@ -187,3 +187,20 @@ def test_settle_replaces_reserved_tokens_by_real_ones_and_keeps_the_request_coun
 
     headers = asyncio.run(scenario())
     assert (headers["x-ratelimit-remaining-requests"], headers["x-ratelimit-remaining-tokens"]) == ("8", "650")
+
+
+def test_settle_soon_settles_an_in_process_admission_at_once_and_only_once() -> None:
+    service = QuotaService.from_config(config(), PRICES, clock=Clock())
+    identity = agent(rpm=10, tpm=1000, max_parallel=1)
+
+    async def scenario() -> dict[str, str]:
+        held = await admit(service, identity)
+        assert service.settle_soon(held, tokens=150, usd=0.0002) is None
+        assert service.settle_soon(held, tokens=999, usd=1.0) is None  # already settled: no change
+        released = await admit(service, identity)  # the parallel slot is free again
+        assert service.settle_soon(released, tokens=None, usd=0.0) is None  # a release
+        return (await admit(service, identity)).headers
+
+    headers = asyncio.run(scenario())
+    # held: 1 request and 150 tokens; released: nothing; the last admission: 1 request, 200 tokens
+    assert (headers["x-ratelimit-remaining-requests"], headers["x-ratelimit-remaining-tokens"]) == ("8", "650")
