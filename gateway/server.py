@@ -39,4 +39,6 @@ class FreezeAfterStartup:
 
 def serve(config: MeterlineConfig, host: str = "127.0.0.1", port: int = 4000) -> None:
     log.info("gateway: OpenAI-compatible API on http://%s:%d/v1", host, port)
-    run_until_stopped(FreezeAfterStartup(create_app(config)), host, port)
+    # The gateway never reads the client address (agents are known by key), so uvicorn's
+    # X-Forwarded-* middleware would be a layer per request for nothing.
+    run_until_stopped(FreezeAfterStartup(create_app(config)), host, port, proxy_headers=False)

@@ -31,7 +31,11 @@ class DrainingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def run_until_stopped(app: Any, host: str, port: int, graceful_timeout_s: int = 15) -> None:
+def run_until_stopped(
+    app: Any, host: str, port: int, graceful_timeout_s: int = 15, *, proxy_headers: bool = True
+) -> None:
+    """`proxy_headers`: uvicorn's X-Forwarded-* rewrite of the client address, an ASGI layer on
+    every request; a server that never reads the client address can turn it off."""
     server = DrainingServer(
         uvicorn.Config(
             app,
@@ -41,6 +45,7 @@ def run_until_stopped(app: Any, host: str, port: int, graceful_timeout_s: int = 
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=graceful_timeout_s,
+            proxy_headers=proxy_headers,
         )
     )
     server.run()

@@ -51,3 +51,16 @@ def test_objects_alive_at_startup_complete_are_frozen_and_requests_pass_through(
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "http.response.start"]
     assert seen[0] == ("before startup.complete", 0)
     assert seen[1][0] == "lifespan.startup.complete" and seen[1][1] > 10_000
+
+
+def test_serve_runs_the_frozen_app_without_uvicorns_proxy_headers_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.server as server
+
+    calls: list[tuple[object, str, int, dict[str, object]]] = []
+    built = object()
+    monkeypatch.setattr(server, "create_app", lambda config: built)
+    monkeypatch.setattr(server, "run_until_stopped", lambda app, host, port, **kw: calls.append((app, host, port, kw)))
+    server.serve(object(), "127.0.0.1", 4123)  # type: ignore[arg-type]
+    [(app, host, port, options)] = calls
+    assert isinstance(app, FreezeAfterStartup) and app.app is built
+    assert (host, port, options) == ("127.0.0.1", 4123, {"proxy_headers": False})
