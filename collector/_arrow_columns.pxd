@@ -74,6 +74,14 @@ cdef inline char* _reserve(Buf* buf, Py_ssize_t n) except NULL:
     return buf.data + buf.len
 
 
+cdef inline const void* _fit(Buf* buf) noexcept nogil:
+    """The buffer's memory trimmed to its length (an exported table holds it until written)."""
+    cdef char* fitted = <char*>realloc(buf.data, buf.len if buf.len > 0 else 1)
+    if fitted != NULL:  # else the larger block is as good
+        buf.data = fitted
+    return buf.data
+
+
 cdef inline int _buf_init(Buf* buf, Py_ssize_t cap) except -1:
     buf.data = <char*>malloc(cap)  # never NULL, even for an empty buffer: Arrow wants a pointer
     if buf.data == NULL:
@@ -98,7 +106,7 @@ cdef inline int _col_init(Col* col, int kind, Py_ssize_t rows) except -1:
         _col_init(col.items, K_STR, rows)
         _buf_init(&col.values, 8)
     elif kind == K_STR:
-        _buf_init(&col.values, 24 * rows + 8)
+        _buf_init(&col.values, 16 * rows + 8)
     elif kind == K_BOOL:
         _buf_init(&col.values, rows // 8 + 8)
     else:
@@ -270,18 +278,18 @@ cdef inline int _export_col(Col* col, ArrowArray* out) except -1:
     out.release = _release
     out.n_children = 0
     if col.nulls:
-        owned.buffers[0] = col.valid.data
+        owned.buffers[0] = _fit(&col.valid)
     else:
         free(col.valid.data)  # no nulls: no bitmap, as pyarrow builds it
     col.valid.data = NULL
     if col.kind == K_STR:
         out.n_buffers = 3
-        owned.buffers[1], owned.buffers[2] = col.offsets.data, col.values.data
+        owned.buffers[1], owned.buffers[2] = _fit(&col.offsets), _fit(&col.values)
         col.offsets.data = col.values.data = NULL
         return 0
     if col.kind == K_TAGS:
         out.n_buffers = 2
-        owned.buffers[1] = col.offsets.data
+        owned.buffers[1] = _fit(&col.offsets)
         col.offsets.data = NULL
         # One child, the entries: a struct (no buffers of its own but the absent bitmap) of keys and items.
         out.n_children = 1
@@ -289,7 +297,7 @@ cdef inline int _export_col(Col* col, ArrowArray* out) except -1:
         _export_struct(owned.kids, col.keys.length, col.keys, 2)
         return 0
     out.n_buffers = 2
-    owned.buffers[1] = col.values.data
+    owned.buffers[1] = _fit(&col.values)
     col.values.data = NULL
     return 0
 

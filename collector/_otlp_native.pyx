@@ -100,14 +100,14 @@ cdef class _Batch:
     cdef int ncols
     cdef Py_ssize_t rows
 
-    def __cinit__(self, tuple kinds):
+    def __cinit__(self, tuple kinds, Py_ssize_t rows):
         cdef int k
         self.cols = <Col*>calloc(len(kinds), sizeof(Col))
         if self.cols == NULL:
             raise MemoryError()
         self.ncols = len(kinds)
         for k in range(self.ncols):
-            _col_init(&self.cols[k], kinds[k], 512)
+            _col_init(&self.cols[k], kinds[k], rows)
 
     def __dealloc__(self):
         cdef int k
@@ -235,7 +235,8 @@ cdef class UsageDecoder:
         cdef Py_ssize_t pos = 0, size, scope_end, res_end
         cdef int field, wire, sfield, swire, lfield, lwire
         cdef int r = 0, s, i
-        cdef _Batch out = _Batch(self._kind_tuple)
+        # A usage record is about 1 KiB on the wire: buffers sized for that grow rarely.
+        cdef _Batch out = _Batch(self._kind_tuple, end // 1024 + 1)
         while pos < end:
             pos = _tag(b, pos, end, &field, &wire)
             if pos < 0:

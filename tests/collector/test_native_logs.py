@@ -338,6 +338,44 @@ def test_a_batch_of_only_irregular_records() -> None:
     assert (batch.table.num_rows, batch.rejected, batch.request_ids) == (0, 3, [])
 
 
+def test_buffers_grow_past_their_first_size() -> None:
+    # Buffers start sized for ~1 KiB records: a long string, many tags and many short records
+    # each outgrow theirs.
+    huge = to_log_record(make_usage("huge", usage_raw="é" * 100_000, tags={f"k{n}": f"v{n}" for n in range(300)}))
+    batch = _table(huge, to_log_record(make_usage("next")))
+    assert batch.request_ids == ["huge", "next"]
+    assert batch.table.column("usage_raw")[0].as_py() == "é" * 100_000
+    assert len(batch.table.column("tags")[0].as_py()) == 300
+    short = [_only_required(UsageRecord(**{**_SHORT, "request_id": f"s{n}"})) for n in range(300)]
+    assert len(logs_request(*short).SerializeToString()) < 300 * 1024 / 2  # sized for under half of them
+    batch = _table(*short)
+    assert batch.request_ids == [f"s{n}" for n in range(300)]
+    assert batch.table.column("input_tokens").to_pylist() == [0] * 300
+
+
+def _only_required(record: UsageRecord) -> LogRecord:
+    log = to_log_record(record)
+    kept = [kv for kv in log.attributes if kv.key in _SHORT]
+    del log.attributes[:]
+    log.attributes.extend(kept)
+    return log
+
+
+_SHORT: dict[str, Any] = {
+    "request_id": "",
+    "trace_id": "ab" * 16,
+    "span_id": "cd" * 8,
+    "ts_start": dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    "ts_end": dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    "latency_ms": 1.0,
+    "agent_id": "a",
+    "team": "t",
+    "operation": "o",
+    "model_requested": "m",
+    "date": dt.date(2025, 1, 1),
+}
+
+
 def _decodes(data: bytes) -> bool:
     try:
         data.decode()
