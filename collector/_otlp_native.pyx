@@ -189,6 +189,7 @@ cdef bint _iso_days(const unsigned char* b, Py_ssize_t start, Py_ssize_t end, in
     return True
 
 
+@cython.final
 cdef class UsageDecoder:
     """Decodes bodies against one column layout (built once by `native_logs`)."""
 
