@@ -11,9 +11,9 @@ valid goes whole to `irregular`, so this module never has to reproduce an error 
 protobuf corner case: it only has to know when not to answer. Every read is bounds-checked
 against the end of the enclosing field; a malformed body raises WireError, never reads past it.
 
-Values go straight into per-column buffers in Arrow's layout (int64 / float64 / int32 days,
-bit-packed bools, UTF-8 offsets + data, validity bitmaps, the tags map's offsets and key/value
-children), so no Python object is made per value; `native_logs` wraps the buffers as arrays.
+Values go straight into per-column buffers in Arrow's layout (`_arrow_columns.pxd`), so no
+Python object is made per value; `native_logs` imports them as one record batch through the
+Arrow C data interface.
 A record is appended column by column as its attributes come; a repeated attribute replaces its
 column's value, and an irregular record is cut back off every column before `irregular` answers.
 """

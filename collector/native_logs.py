@@ -1,7 +1,8 @@
 """Usage log records decoded by the native extension (`collector/_otlp_native.pyx`) when built.
 
-The extension walks the request's protobuf bytes itself and fills column lists, so neither upb
-messages nor per-attribute Python calls are made for the regular case. It answers only what it
+The extension walks the request's protobuf bytes itself and fills Arrow buffers, which pyarrow
+takes over without a copy, so neither upb messages nor Python objects per value are made for the
+regular case (only the request ids, for dedup, become str). It answers only what it
 can answer exactly; every other attribute goes to `usage_columns`' decoder (and its cache), every
 other record to `from_log_record`, so both paths accept, convert and refuse the same records
 (tests/collector/test_native_logs.py holds them to identical tables). Without the extension
@@ -46,7 +47,7 @@ except ImportError as exc:  # built optionally: no compiler, or a source checkou
 log = logging.getLogger(__name__)
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-# Column kinds as the extension numbers them (K_* in _otlp_native.pyx).
+# Column kinds as the extension numbers them (K_* in _arrow_columns.pxd).
 _KIND_CODES: dict[Any, int] = {str: 0, bool: 1, int: 2, dt.datetime: 2, float: 3, dt.date: 4, dict[str, str]: 5}
 
 
