@@ -181,6 +181,16 @@ def test_a_changed_byte_gets_the_same_answer(position: int, byte: int) -> None:
     _same(_BODY[:position] + bytes([byte]) + _BODY[position + 1 :])
 
 
+_FIXTURES = _fixture_body()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=len(_FIXTURES) - 1), st.integers(min_value=0, max_value=255))
+def test_a_changed_byte_of_the_fixtures_gets_the_same_answer(position: int, byte: int) -> None:
+    # The fixtures hold tags, non-ASCII text, nulls, defaults and irregular records.
+    _same(_FIXTURES[:position] + bytes([byte]) + _FIXTURES[position + 1 :])
+
+
 @pytest.mark.parametrize(
     "body",
     [
