@@ -148,6 +148,26 @@ cdef class ExportedColumns:
         return <Py_ssize_t>&self.array
 
 
+cdef inline bint _same(const unsigned char* a, const unsigned char* b, Py_ssize_t n) noexcept:
+    """memcmp(a, b, n) == 0 for attribute keys (~10 bytes): inline loads instead of a libc call."""
+    cdef uint64_t x, y
+    while n >= 8:
+        memcpy(&x, a, 8)
+        memcpy(&y, b, 8)
+        if x != y:
+            return False
+        a += 8
+        b += 8
+        n -= 8
+    while n > 0:
+        if a[0] != b[0]:
+            return False
+        a += 1
+        b += 1
+        n -= 1
+    return True
+
+
 cdef inline int _digits(const unsigned char* b, Py_ssize_t start, int count) noexcept:
     cdef int value = 0
     cdef int k
@@ -391,11 +411,11 @@ cdef class UsageDecoder:
         # Senders write attributes in column order, so the column after the last one matched is
         # tried first; a full scan finds the rest.
         k = self._next
-        if k < self._ncols and self._key_len[k] == key_len and memcmp(self._key_ptr[k], b + key, key_len) == 0:
+        if k < self._ncols and self._key_len[k] == key_len and _same(self._key_ptr[k], b + key, key_len):
             column = k
         else:
             for k in range(self._ncols):
-                if self._key_len[k] == key_len and memcmp(self._key_ptr[k], b + key, key_len) == 0:
+                if self._key_len[k] == key_len and _same(self._key_ptr[k], b + key, key_len):
                     column = k
                     break
         self._next = column + 1 if column >= 0 else 0
