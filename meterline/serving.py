@@ -7,6 +7,7 @@ server that never started (port taken, lifespan error) exits 1.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
@@ -32,10 +33,17 @@ class DrainingServer(uvicorn.Server):
 
 
 def run_until_stopped(
-    app: Any, host: str, port: int, graceful_timeout_s: int = 15, *, proxy_headers: bool = True
+    app: Any,
+    host: str,
+    port: int,
+    graceful_timeout_s: int = 15,
+    *,
+    proxy_headers: bool = True,
+    http: type[asyncio.Protocol] | str = "auto",
 ) -> None:
     """`proxy_headers`: uvicorn's X-Forwarded-* rewrite of the client address, an ASGI layer on
-    every request; a server that never reads the client address can turn it off."""
+    every request; a server that never reads the client address can turn it off. `http`:
+    uvicorn's HTTP protocol, by name or class."""
     server = DrainingServer(
         uvicorn.Config(
             app,
@@ -46,6 +54,7 @@ def run_until_stopped(
             access_log=False,
             timeout_graceful_shutdown=graceful_timeout_s,
             proxy_headers=proxy_headers,
+            http=http,
         )
     )
     server.run()
