@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
+
+from gateway.telemetry.random_ids import random_hex
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _INVALID_TRACE = "0" * 32
@@ -19,7 +20,7 @@ class TraceContext:
 
 
 def new_span_id() -> str:
-    return secrets.token_hex(8)
+    return random_hex(8)
 
 
 def from_traceparent(header: str | None) -> TraceContext:
@@ -28,7 +29,7 @@ def from_traceparent(header: str | None) -> TraceContext:
         match = _TRACEPARENT.match(header.strip().lower())
         if match and match.group(1) != _INVALID_TRACE and match.group(2) != _INVALID_SPAN:
             return TraceContext(trace_id=match.group(1), span_id=new_span_id(), parent_span_id=match.group(2))
-    return TraceContext(trace_id=secrets.token_hex(16), span_id=new_span_id(), parent_span_id=None)
+    return TraceContext(trace_id=random_hex(16), span_id=new_span_id(), parent_span_id=None)
 
 
 def is_sampled(trace_id: str, ratio: float) -> bool:
