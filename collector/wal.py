@@ -133,6 +133,10 @@ class WriteAheadLog:
         self._handle: int | None = None
         self._active_bytes = 0
         self._active_rows = 0
+        self._active_frames: list[tuple[int, int]] = []
+        self._written_frames: dict[str, list[tuple[int, int]]] = {}
+        """(offset, length) of every payload in the segments this process wrote: publishing
+        slices them out of the mapped file without a second crc32 pass (~0.2 us per span)."""
         self._closed_bytes = 0
         self._lock = threading.Lock()
         self._queue: list[tuple[Frame, int, asyncio.Future[None]]] = []
@@ -175,6 +179,7 @@ class WriteAheadLog:
         self._active_name = _name(self._active)
         self._handle = os.open(self.directory / self._active_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._active_bytes = self._active_rows = 0
+        self._active_frames = []
         fsync_dir(self.directory)
 
     # -- appending -------------------------------------------------------------------------------
@@ -204,9 +209,8 @@ class WriteAheadLog:
     async def _commit(self) -> None:
         while self._queue:
             group, self._queue = self._queue, []
-            buffers = [buffer for f, _, _ in group for buffer in f]
             try:
-                await asyncio.to_thread(self._write, buffers, sum(n for _, n, _ in group))
+                await asyncio.to_thread(self._write, [f for f, _, _ in group], sum(n for _, n, _ in group))
             except OSError as exc:
                 error = StorageUnavailable(f"could not append to the write-ahead log: {exc}")
                 for _, _, waiter in group:
@@ -217,8 +221,9 @@ class WriteAheadLog:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    def _write(self, buffers: list[bytes | pa.Buffer], rows: int) -> None:
-        size = sum(len(b) if isinstance(b, bytes) else b.size for b in buffers)
+    def _write(self, frames: list[Frame], rows: int) -> None:
+        buffers: list[bytes | pa.Buffer] = [buffer for f in frames for buffer in f]
+        size = sum(len(header) + stream.size for header, stream in frames)
         with self._lock:
             assert self._handle is not None
             try:
@@ -232,6 +237,10 @@ class WriteAheadLog:
                 # A torn append must not sit in front of later, acknowledged frames.
                 os.ftruncate(self._handle, self._active_bytes)
                 raise
+            offset = self._active_bytes
+            for header, stream in frames:
+                self._active_frames.append((offset + _HEADER.size, len(header) - _HEADER.size + stream.size))
+                offset += len(header) + stream.size
             self._active_bytes += size
             self._active_rows += rows
 
@@ -245,13 +254,18 @@ class WriteAheadLog:
             assert self._handle is not None
             os.close(self._handle)
             self.closed_segments.append(self._active_name)
+            self._written_frames[self._active_name] = self._active_frames
             self._closed_bytes += self._active_bytes
             self._active += 1
             self._open_active()
 
     def read_segment(self, segment: str) -> list[Batch]:
-        """The segment's batches; their columns point into the mapped file (see `map_file`)."""
-        frames, _ = scan(map_file(self.directory / segment))
+        """The segment's batches; their columns point into the mapped file (see `map_file`). A
+        segment this process wrote is sliced where its frames were written; one recovered at
+        startup was checked when it was opened, and is checked again here."""
+        view = map_file(self.directory / segment)
+        written = self._written_frames.get(segment)
+        frames = scan(view)[0] if written is None else [view[start : start + n] for start, n in written]
         return [decode(f) for f in frames]
 
     def remove(self, segment: str) -> None:
@@ -261,6 +275,7 @@ class WriteAheadLog:
             self._closed_bytes -= path.stat().st_size
             path.unlink()
             self.closed_segments.remove(segment)
+            self._written_frames.pop(segment, None)
         fsync_dir(self.directory)
 
     def close(self) -> None:

@@ -102,20 +102,37 @@ def test_a_frame_is_written_as_buffers_and_read_back_uncopied(tmp_path: Path) ->
 def test_a_short_write_is_cut_off_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log_ = wal.WriteAheadLog(tmp_path / "wal")
     log_.open()
-    first = list(wal.encode("usage", make_usage_table("a")))
-    log_._write(first, 1)
+    first = wal.encode("usage", make_usage_table("a"))
+    log_._write([first], 1)
     real_writev = os.writev
     monkeypatch.setattr(os, "writev", lambda fd, buffers: real_writev(fd, buffers[:1]))  # the disk filled up
     with pytest.raises(OSError, match="short write"):
-        log_._write(list(wal.encode("usage", make_usage_table("b"))), 1)
+        log_._write([wal.encode("usage", make_usage_table("b"))], 1)
     monkeypatch.setattr(os, "writev", real_writev)
     log_.rotate()
     (segment,) = log_.closed_segments
     assert [data.column("request_id").to_pylist() for _, data in log_.read_segment(segment)] == [["a"]]
-    assert (log_.backlog_bytes, log_.active_rows) == (sum(len(b) for b in first[:1]) + first[1].size, 0)
+    assert (log_.backlog_bytes, log_.active_rows) == (len(first[0]) + first[1].size, 0)
     log_.close()
 
 
 def test_an_empty_segment_maps_as_no_frames(tmp_path: Path) -> None:
     (tmp_path / "empty").write_bytes(b"")
     assert wal.scan(wal.map_file(tmp_path / "empty")) == ([], 0)
+
+
+def test_a_segment_this_process_wrote_is_sliced_where_scanning_finds_its_frames(tmp_path: Path) -> None:
+    log_ = wal.WriteAheadLog(tmp_path / "wal")
+    log_.open()
+    log_._write([wal.encode("usage", make_usage_table("a")), wal.encode("usage", make_usage_table("b", "c"))], 3)
+    log_._write([wal.encode("usage", make_usage_table("d"))], 1)
+    log_.rotate()
+    (segment,) = log_.closed_segments
+    scanned, _ = wal.scan(wal.map_file(tmp_path / "wal" / segment))
+    view = wal.map_file(tmp_path / "wal" / segment)
+    assert [bytes(view[start : start + n]) for start, n in log_._written_frames[segment]] == [bytes(f) for f in scanned]
+    batches = log_.read_segment(segment)
+    assert [data.column("request_id").to_pylist() for _, data in batches] == [["a"], ["b", "c"], ["d"]]
+    log_.remove(segment)
+    assert log_._written_frames == {}
+    log_.close()
