@@ -193,6 +193,11 @@ class Response:
 
     async def read(self, limit: int | None = None) -> bytes:
         """The body, whole (or its first `limit` bytes, after which the connection is dropped)."""
+        if self.complete and limit is None and not self._paused:  # all here already: no reader needed
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            self._buffered = 0
+            return data
         parts: list[bytes] = []
         size = 0
         async for chunk in self.chunks():
