@@ -39,6 +39,7 @@ class WireError(ValueError):
 
 cdef enum:
     MAX_COLUMNS = 128
+    DEFER = 2  # `_attribute`: an attribute only the Python decoder answers
 
 DEF_UNUSED = -1
 DEF_IRREGULAR = -2
@@ -313,10 +314,14 @@ cdef class UsageDecoder:
         cdef const unsigned char* b = body
         cdef Py_ssize_t pos = start, size, ev = -1, ev_len = 0, tid = -1, tid_len = 0, sid = -1, sid_len = 0
         cdef int field, wire, k
-        cdef bint usage
+        cdef bint usage, deferred
         cdef Col* col
         cdef const int32_t* offsets
-        # Pass 1: check the whole record's structure, find the event name and the ids (last wins).
+        # One pass: the record's structure, the event name and ids (last wins), and each attribute
+        # the native path answers alone straight into its column. The first one that needs the
+        # Python decoder stops that (`deferred`): such records are rare, and the Python decoder
+        # may only see attributes of a usage record, which the event name (often last) tells.
+        deferred = False
         while pos < end:
             pos = _short_tag(b, pos, end, &field, &wire)
             if pos < 0:
@@ -325,11 +330,14 @@ cdef class UsageDecoder:
                 pos = _short_length(b, pos, end, &size)
                 if pos < 0:
                     raise WireError("LogRecord field length past the end of the record")
-                if field == 12:
+                if field == 6:
+                    if not deferred:
+                        deferred = self._attribute(out, body, pos, pos + size, False) == DEFER
+                elif field == 12:
                     ev, ev_len = pos, size
                 elif field == 9:
                     tid, tid_len = pos, size
-                elif field == 10:
+                else:
                     sid, sid_len = pos, size
                 pos += size
             else:
@@ -337,21 +345,24 @@ cdef class UsageDecoder:
                 if pos < 0:
                     raise WireError("truncated or malformed field in LogRecord")
         usage = ev >= 0 and ev_len == 15 and memcmp(b + ev, _USAGE, 15) == 0
+        if not usage or deferred:
+            for k in range(self._ncols):
+                _truncate(&out.cols[k], out.rows)
         if not usage:
             if ev >= 0 and not _utf8(b, ev, ev + ev_len):
                 raise WireError("LogRecord.event_name is not UTF-8")
             return 0
-        # Pass 2: the attributes (the structure is known good now), each into its column.
-        pos = start
-        while pos < end:
-            pos = _short_tag(b, pos, end, &field, &wire)
-            if field == 6 and wire == WT_LEN:
-                pos = _short_length(b, pos, end, &size)
-                if not self._attribute(out, body, pos, pos + size):
-                    return self._irregular(out, body, start, end, irregular, r, s, i)
-                pos += size
-            else:
-                pos = _skip(b, pos, end, field, wire, 0)
+        if deferred:  # again, each attribute now answered by the native path or the Python decoder
+            pos = start
+            while pos < end:
+                pos = _short_tag(b, pos, end, &field, &wire)
+                if field == 6 and wire == WT_LEN:
+                    pos = _short_length(b, pos, end, &size)
+                    if not self._attribute(out, body, pos, pos + size, True):
+                        return self._irregular(out, body, start, end, irregular, r, s, i)
+                    pos += size
+                else:
+                    pos = _skip(b, pos, end, field, wire, 0)
         # Columns without an attribute take their fill: null, a default, or the record's ids.
         for k in range(self._ncols):
             col = &out.cols[k]
@@ -388,8 +399,9 @@ cdef class UsageDecoder:
         out.rows += 1
         return 0
 
-    cdef bint _attribute(self, _Batch out, bytes body, Py_ssize_t start, Py_ssize_t end) except -1:
-        """Puts one KeyValue's value into its column; False when the record is irregular."""
+    cdef int _attribute(self, _Batch out, bytes body, Py_ssize_t start, Py_ssize_t end, bint slow) except -1:
+        """Puts one KeyValue's value into its column: True; False when the record is irregular;
+        DEFER, without `slow`, where the Python decoder would have to answer."""
         cdef const unsigned char* b = body
         cdef Py_ssize_t pos = start, key, key_len, val, val_len, size
         cdef int column = -1, k, kind
@@ -399,14 +411,14 @@ cdef class UsageDecoder:
         cdef Col* col
         # The regular shape: 0x0a <key> 0x12 <AnyValue>, nothing else.
         if pos >= end or b[pos] != 0x0A:
-            return self._slow_attribute(out, body, start, end)
+            return self._slow_attribute(out, body, start, end) if slow else DEFER
         pos = _short_length(b, pos + 1, end, &key_len)
         if pos < 0 or end - pos - key_len < 2 or b[pos + key_len] != 0x12:
-            return self._slow_attribute(out, body, start, end)
+            return self._slow_attribute(out, body, start, end) if slow else DEFER
         key = pos
         pos = _short_length(b, pos + key_len + 1, end, &val_len)
         if pos < 0 or pos + val_len != end:
-            return self._slow_attribute(out, body, start, end)
+            return self._slow_attribute(out, body, start, end) if slow else DEFER
         val = pos
         # Senders write attributes in column order, so the column after the last one matched is
         # tried first; a full scan finds the rest.
@@ -423,10 +435,10 @@ cdef class UsageDecoder:
             # No column: the value only has to be valid, as KeyValue.FromString would check it.
             if _utf8(b, key, key + key_len) and _plain_value(b, val, end):
                 return True
-            return self._slow_attribute(out, body, start, end)
+            return self._slow_attribute(out, body, start, end) if slow else DEFER
         kind = self._kinds[column]
         if val_len < 2:
-            return self._slow_attribute(out, body, start, end)
+            return self._slow_attribute(out, body, start, end) if slow else DEFER
         if kind == K_TAGS:
             col = out.replace(column)
             size = col.keys.length
@@ -434,39 +446,39 @@ cdef class UsageDecoder:
                 return True
             _truncate(col.keys, size)  # the entries of a list that turned out irregular
             _truncate(col.items, size)
-            return self._slow_attribute(out, body, start, end)
+            return self._slow_attribute(out, body, start, end) if slow else DEFER
         if kind == K_STR or kind == K_DATE:
             if b[val] != 0x0A:
-                return self._slow_attribute(out, body, start, end)
+                return self._slow_attribute(out, body, start, end) if slow else DEFER
             pos = _short_length(b, val + 1, end, &size)
             if pos < 0 or pos + size != end:
-                return self._slow_attribute(out, body, start, end)
+                return self._slow_attribute(out, body, start, end) if slow else DEFER
             if kind == K_DATE:
                 if not _iso_days(b, pos, end, &days):
-                    return self._slow_attribute(out, body, start, end)
+                    return self._slow_attribute(out, body, start, end) if slow else DEFER
                 _add_i32(out.replace(column), <int32_t>days)
                 return True
             if not _utf8(b, pos, end):
-                return self._slow_attribute(out, body, start, end)
+                return self._slow_attribute(out, body, start, end) if slow else DEFER
             _add_str(out.replace(column), <const char*>(b + pos), size)
             return True
         if kind == K_BOOL:
             if b[val] != 0x10 or val_len != 2 or b[val + 1] > 1:
-                return self._slow_attribute(out, body, start, end)
+                return self._slow_attribute(out, body, start, end) if slow else DEFER
             _add_bool(out.replace(column), b[val + 1] == 1)
             return True
         if kind == K_INT:
             if b[val] != 0x18:
-                return self._slow_attribute(out, body, start, end)
+                return self._slow_attribute(out, body, start, end) if slow else DEFER
             pos = _varint(b, val + 1, end, &n)
             # Ten bytes carry 70 bits; protobuf keeps 64, so a tenth byte over 1 is left to it.
             if pos != end or (end - val - 1 == 10 and b[end - 1] > 1):
-                return self._slow_attribute(out, body, start, end)
+                return self._slow_attribute(out, body, start, end) if slow else DEFER
             _add_i64(out.replace(column), <int64_t>n)
             return True
         # K_DOUBLE
         if b[val] != 0x21 or val_len != 9:
-            return self._slow_attribute(out, body, start, end)
+            return self._slow_attribute(out, body, start, end) if slow else DEFER
         memcpy(&d, b + val + 1, 8)  # little-endian on every platform this builds for
         _add_f64(out.replace(column), d)
         return True
