@@ -12,6 +12,7 @@ from typing import Any
 from gateway.chat_request import ChatRequest
 from gateway.json_codec import dumps
 from gateway.providers.client_params import for_litellm
+from gateway.providers.litellm_success_log import no_success_log
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.sse import DONE, absorb_chunk, sse
 from gateway.routing.deployments import Deployment
@@ -105,13 +106,14 @@ class LiteLLMTranslate:
             # LiteLLM's mock provider reports the admission estimate of input tokens as usage.
             kwargs["metadata"] = {"user_api_key_budget_reservation": {"input_tokens": count_messages(request.messages)}}
         try:
-            result = await litellm.acompletion(
-                model=deployment.litellm_model,
-                messages=request.messages,
-                stream=request.stream,
-                num_retries=0,
-                **kwargs,
-            )
+            with no_success_log():
+                result = await litellm.acompletion(
+                    model=deployment.litellm_model,
+                    messages=request.messages,
+                    stream=request.stream,
+                    num_retries=0,
+                    **kwargs,
+                )
         except Exception as exc:  # noqa: BLE001 - every LiteLLM exception is classified here, once
             raise _failure(exc, deployment) from None
         if request.stream:
