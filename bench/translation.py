@@ -184,10 +184,18 @@ async def _post(url: str, body: dict[str, object], concurrency: int, requests: i
 
         async def caller(count: int) -> None:
             for _ in range(count):
-                async with client.stream("POST", url, json=body, headers=headers) as response:
-                    async for _ in response.aiter_bytes():
-                        pass
-                    failures[0] += response.status_code != 200
+                for attempt in range(3):
+                    try:
+                        async with client.stream("POST", url, json=body, headers=headers) as response:
+                            async for _ in response.aiter_bytes():
+                                pass
+                            failures[0] += response.status_code != 200
+                        break
+                    except httpx.TransportError:
+                        # Under valgrind the gateway's own keep-alive (5 s) can close a pooled
+                        # connection just as it is reused; the request never reached it.
+                        if attempt == 2:
+                            raise
 
         await asyncio.gather(*(caller(requests // concurrency) for _ in range(concurrency)))
     return failures[0]
