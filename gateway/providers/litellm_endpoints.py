@@ -16,6 +16,7 @@ import openai
 from gateway.endpoint_request import EndpointRequest
 from gateway.json_codec import dumps
 from gateway.providers.anthropic_direct import message_response
+from gateway.providers.litellm_success_log import no_success_log
 from gateway.providers.litellm_translate import _failure, _import_litellm
 from gateway.providers.named_events import (
     AnthropicTally,
@@ -135,7 +136,8 @@ class LiteLLMEndpoints:
     async def _call(self, deployment: Deployment, name: str, **kwargs: Any) -> Any:
         function = getattr(await self._lib(), name)
         try:
-            return await function(model=deployment.litellm_model, **kwargs)
+            with no_success_log():  # LiteLLM's logging payload, which Meterline never reads
+                return await function(model=deployment.litellm_model, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every LiteLLM exception is classified there, once
             raise _classified(exc, deployment) from None
 
