@@ -319,6 +319,27 @@ def test_a_repeated_attribute_keeps_its_last_value_in_every_column_kind() -> Non
     assert (row["tags"], row["ttft_ms"], row["stream"], row["date"]) == ([], 2.5, True, dt.date(2024, 2, 29))
 
 
+def test_non_usage_records_between_usage_records_leave_no_values_behind() -> None:
+    # Their attributes carry usage keys, and one is not even a valid KeyValue: the Python path
+    # never reads a non-usage record's attributes, so neither may the native one keep or judge them.
+    def other(*extra: KeyValue) -> LogRecord:
+        leak = [
+            KeyValue(key="request_id", value=AnyValue(string_value="leak")),
+            KeyValue(key="ttft_ms", value=AnyValue(double_value=9.5)),  # no usage record here sets it
+        ]
+        return LogRecord(event_name="app.log", attributes=[*leak, *extra])
+
+    odd = KeyValue(key="odd", value=AnyValue(string_value="x"))
+    usage = [to_log_record(make_usage(name)) for name in "abc"]
+    request = logs_request(usage[0], other(), usage[1], other(odd), usage[2])
+    wire = bytearray(request.SerializeToString())
+    wire[wire.find(b"odd") - 2] = 0x0B  # that KeyValue's key tag becomes a group start
+    _same(bytes(wire))
+    batch = decode_logs(bytes(wire), Encoding.PROTOBUF, native=True)
+    assert batch.request_ids == ["a", "b", "c"] and batch.rejected == 0
+    assert batch.table is not None and batch.table.column("ttft_ms").to_pylist() == [None, None, None]
+
+
 def test_non_ascii_strings_and_tags_keep_their_bytes() -> None:
     batch = _table(
         to_log_record(make_usage("ид-1", agent_id="客服-bot", tags={"ключ": "значение", "emoji": "🚀"})),
