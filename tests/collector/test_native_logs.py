@@ -407,6 +407,18 @@ _SHORT: dict[str, Any] = {
 }
 
 
+def test_columns_never_imported_are_released_and_imported_ones_outlive_the_decoder() -> None:
+    body = logs_request(to_log_record(make_usage("a", tags={"k": "v"}))).SerializeToString()
+    decoder = native_logs._decoder()
+    dropped, _ = decoder.decode(body, lambda where, record: None)
+    del dropped  # its release callback frees the buffers pyarrow never took
+    columns, ids = decoder.decode(body, lambda where, record: None)
+    table = native_logs.columns_table(columns)
+    del columns
+    assert ids == ["a"] and table.column("tags").to_pylist() == [[("k", "v")]]
+    assert native_logs.columns_table(native_logs._decoder().decode(b"", lambda w, r: None)[0]).num_rows == 0
+
+
 def _decodes(data: bytes) -> bool:
     try:
         data.decode()
