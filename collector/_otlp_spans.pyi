@@ -3,6 +3,14 @@
 from collections.abc import Callable
 from typing import Any
 
+class ExportedSpans:
+    """The decoded columns as an Arrow C data interface struct array, until pyarrow takes them."""
+
+    @property
+    def address(self) -> int: ...
+
+def column_kinds() -> tuple[int, ...]: ...
+
 class SpanDecoder:
     def __init__(
         self, promoted_keys: tuple[bytes, ...], kind_names: tuple[str, ...], status_names: tuple[str, ...]
@@ -13,4 +21,4 @@ class SpanDecoder:
         resource: Callable[[bytes], tuple[str | None, str]],
         scope: Callable[[bytes], str | None],
         irregular: Callable[[str, bytes, str | None, str | None, str], tuple[Any, ...] | None],
-    ) -> list[list[Any]]: ...
+    ) -> ExportedSpans: ...

@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Spans read straight from ExportTraceServiceRequest wire bytes into `spans` column lists.
+"""Spans read straight from ExportTraceServiceRequest wire bytes into `spans` Arrow buffers.
 
 The native half of `collector/native_spans.py`; `decode._span_values` (protobuf messages) is the
 reference. Only plain spans are decoded here: the fields the gateway and SDKs write, attributes
@@ -8,16 +8,25 @@ known kind and status code. Any other span (events, links, arrays, a repeated ke
 field ...) goes whole to `irregular`, which parses it with the protobuf runtime, so this module
 never has to reproduce a protobuf or JSON corner case, only recognise one. Every read is
 bounds-checked; a malformed body raises WireError.
+
+Values go straight into per-column buffers in Arrow's layout (`_arrow_columns.pxd`), so no Python
+object is made per value; `native_spans` imports them as one record batch through the Arrow C
+data interface. A span is appended only once it is known to be plain, so nothing is ever cut back.
 """
 
-from cpython.unicode cimport PyUnicode_DecodeUTF8
-from cpython.float cimport PyFloat_FromDouble
-from libc.stdint cimport int64_t, uint64_t
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.string cimport memcmp, memcpy, strlen
 from libc.math cimport isfinite
 
-from collector._wire cimport WT_I64, WT_LEN, WT_VARINT, _hex, _length, _skip, _tag, _varint
+from collector._arrow_columns cimport (
+    K_DATE, K_DOUBLE, K_INT, K_STR, ArrowArray, Col, _add_f64, _add_i32, _add_i64, _add_null, _add_str, _begin,
+    _col_free, _col_init, _end_offset, _export_struct, _reserve,
+)
+from collector._wire cimport WT_I64, WT_LEN, WT_VARINT, _length, _skip, _tag, _varint
 
 from collector._otlp_native import WireError
 
@@ -108,6 +117,97 @@ cdef class _Json:
         return PyUnicode_DecodeUTF8(<const char*>(<unsigned char*>self.buf), self.n, NULL)
 
 
+# The `spans` schema's column kinds, in its order (meterline.span_row.SpanRow); times are int64
+# microseconds and the date int32 days, which is Arrow's layout of timestamp[us] and date32.
+cdef int[NCOLS] _KINDS = [
+    K_STR, K_STR, K_STR, K_INT, K_INT, K_DOUBLE, K_DATE, K_STR, K_STR, K_STR, K_STR,
+    K_STR, K_STR, K_STR, K_STR, K_STR, K_STR, K_INT, K_INT, K_DOUBLE, K_STR, K_STR,
+]
+
+
+def column_kinds():
+    """The column kinds (K_* of `_arrow_columns.pxd`), for native_spans to check against the schema."""
+    return tuple(_KINDS[k] for k in range(NCOLS))
+
+
+@cython.final
+cdef class _Batch:
+    """One decode's columns; a fresh one per body, so concurrent decodes share nothing."""
+
+    cdef Col cols[NCOLS]
+    cdef Py_ssize_t rows
+
+    def __cinit__(self, Py_ssize_t rows):
+        cdef int k
+        for k in range(NCOLS):
+            _col_init(&self.cols[k], _KINDS[k], rows)
+
+    def __dealloc__(self):
+        cdef int k
+        for k in range(NCOLS):
+            _col_free(&self.cols[k])
+
+
+@cython.final
+cdef class ExportedSpans:
+    """The decoded columns as an Arrow C data interface struct array, until pyarrow takes them."""
+
+    cdef ArrowArray array
+
+    def __dealloc__(self):
+        if self.array.release != NULL:  # never imported
+            self.array.release(&self.array)
+
+    @property
+    def address(self):
+        """The ArrowArray's address, for `pyarrow.RecordBatch._import_from_c`."""
+        return <Py_ssize_t>&self.array
+
+
+cdef int _add_object(Col* col, object value) except -1:
+    """Appends a Python value of an irregular span's row (`decode._span_values`)."""
+    cdef Py_ssize_t size
+    cdef const char* data
+    if value is None:
+        return _add_null(col)
+    if col.kind == K_STR:
+        data = PyUnicode_AsUTF8AndSize(value, &size)
+        return _add_str(col, data, size)
+    if col.kind == K_INT:
+        return _add_i64(col, value)
+    if col.kind == K_DOUBLE:
+        return _add_f64(col, value)
+    return _add_i32(col, value)
+
+
+cdef inline int _add_text(Col* col, object text) except -1:
+    """A str (its UTF-8, cached on the object) or None; for the per-resource and per-scope values."""
+    cdef Py_ssize_t size
+    cdef const char* data
+    if text is None:
+        return _add_null(col)
+    data = PyUnicode_AsUTF8AndSize(text, &size)
+    return _add_str(col, data, size)
+
+
+cdef inline int _add_bytes(Col* col, bytes text) except -1:
+    return _add_str(col, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+
+
+cdef inline int _add_hex(Col* col, const unsigned char* b, Py_ssize_t start, Py_ssize_t n) except -1:
+    cdef const char* digits = b"0123456789abcdef"
+    cdef Py_ssize_t k
+    cdef char* out
+    _begin(col, True)
+    out = _reserve(&col.values, 2 * n)
+    for k in range(n):
+        out[2 * k] = digits[b[start + k] >> 4]
+        out[2 * k + 1] = digits[b[start + k] & 15]
+    col.values.len += 2 * n
+    return _end_offset(col, col.values.len)
+
+
+@cython.final
 cdef class SpanDecoder:
     """Decodes bodies with the promoted attribute keys and the enum names given once."""
 
@@ -117,25 +217,30 @@ cdef class SpanDecoder:
     cdef _Json _json
     cdef Py_ssize_t _key_at[MAX_ATTRS]
     cdef Py_ssize_t _key_len[MAX_ATTRS]
+    # The promoted attributes of the span being read: the kind (A_*) and AnyValue extent of each.
+    cdef int _p_kind[NPROMOTED]
+    cdef Py_ssize_t _p_val[NPROMOTED]
+    cdef Py_ssize_t _p_end[NPROMOTED]
 
     def __init__(self, tuple promoted_keys, tuple kind_names, tuple status_names):
         if len(promoted_keys) != NPROMOTED:
             raise ValueError("seven promoted attribute keys expected")
         self._keys = promoted_keys
-        self._kinds = kind_names
-        self._codes = status_names
+        self._kinds = tuple(name.encode() for name in kind_names)
+        self._codes = tuple(name.encode() for name in status_names)
         self._json = _Json()
 
     def decode(self, bytes body, object resource, object scope, object irregular):
-        """Column lists for the spans in an ExportTraceServiceRequest's bytes.
+        """The spans in an ExportTraceServiceRequest's bytes, as `ExportedSpans` in `spans` order.
 
         `resource(bytes)` gives (service_name, resource_json) for a ResourceSpans' resource bytes,
         `scope(bytes)` the scope name; `irregular(where, span_bytes, service, scope, resource_json)`
         gives the values of a span this decoder does not judge, or None when it is rejected."""
         cdef const unsigned char* b = body
         cdef Py_ssize_t end = len(body), pos = 0, size, res_end, scope_end, p2, item
-        cdef int field, wire, r = 0, s, i
-        cdef list columns = [[] for _ in range(NCOLS)]
+        cdef int field, wire, r = 0, s, i, k
+        # About one span per 256 bytes to start with; buffers grow as needed and are trimmed on export.
+        cdef _Batch out = _Batch(end // 256 + 1)
         cdef list resource_parts, scope_parts, spans
         while pos < end:
             pos = _tag(b, pos, end, &field, &wire)
@@ -200,24 +305,29 @@ cdef class SpanDecoder:
                 scope_name = scope(b"".join(scope_parts))
                 i = 0
                 for span_start, span_end in spans:
-                    if not self._span(b, span_start, span_end, columns, service, scope_name, resource_json):
+                    if not self._span(b, span_start, span_end, out, service, scope_name, resource_json):
                         where = f"resource_spans[{r}].scope_spans[{s}].spans[{i}]"
                         row = irregular(where, body[span_start:span_end], service, scope_name, resource_json)
                         if row is not None:
                             for k in range(NCOLS):
-                                (<list>columns[k]).append(row[k])
+                                _add_object(&out.cols[k], row[k])
+                            out.rows += 1
                     i += 1
                 s += 1
             r += 1
-        return columns
+        cdef ExportedSpans exported = ExportedSpans()
+        _export_struct(&exported.array, out.rows, out.cols, NCOLS)
+        return exported
 
-    cdef bint _span(self, const unsigned char* b, Py_ssize_t start, Py_ssize_t end, list columns,
+    cdef bint _span(self, const unsigned char* b, Py_ssize_t start, Py_ssize_t end, _Batch out,
                     object service, object scope_name, object resource_json) except -1:
         """Appends a plain span's values; False (nothing appended) for any other span."""
         cdef Py_ssize_t pos = start, size, tid = -1, tid_len = 0, sid = -1, sid_len = 0, par = -1, par_len = 0
         cdef Py_ssize_t name = -1, name_len = 0, smsg = -1, smsg_len = 0, p2, st_end
         cdef int field = 0, wire = 0, nattrs = 0, k, j, code = 0, kind = 0
         cdef uint64_t v, t_start = 0, t_end = 0
+        cdef int64_t start_us
+        cdef Col* cols = out.cols
         # Pass 1: the fields, each of the wire type protobuf expects, or the span is irregular.
         while pos < end:
             pos = _tag(b, pos, end, &field, &wire)
@@ -300,37 +410,45 @@ cdef class SpanDecoder:
             return False  # the Python path rejects it with its reason
         if t_start >= (<uint64_t>1) << 63 or t_end >= (<uint64_t>1) << 63:
             return False
-        attrs = self._attributes(b, nattrs)
-        if attrs is None:
+        if not self._attributes(b, nattrs):
             return False
-        attributes_json, promoted = attrs
+        # Plain: every value goes in now, in column order.
         start_us = <int64_t>(t_start // 1000)
-        values = (
-            _hex(b, tid, tid + 16),
-            _hex(b, sid, sid + 8),
-            PyUnicode_DecodeUTF8(<const char*>(b + name), name_len, NULL) if name >= 0 else "",
-            start_us,
-            <int64_t>(t_end // 1000),
-            PyFloat_FromDouble(<double>(<int64_t>t_end - <int64_t>t_start) / 1e6),
-            start_us // 86_400_000_000,
-            _hex(b, par, par + par_len) if par >= 0 and par_len else None,
-            self._kinds[kind],
-            service,
-            scope_name,
-            self._codes[code],
-            PyUnicode_DecodeUTF8(<const char*>(b + smsg), smsg_len, NULL) if smsg_len else None,
-        ) + promoted + (attributes_json, resource_json)
-        for k in range(NCOLS):
-            (<list>columns[k]).append(values[k])
+        _add_hex(&cols[0], b, tid, 16)
+        _add_hex(&cols[1], b, sid, 8)
+        _add_str(&cols[2], <const char*>(b + name), name_len if name >= 0 else 0)
+        _add_i64(&cols[3], start_us)
+        _add_i64(&cols[4], <int64_t>(t_end // 1000))
+        _add_f64(&cols[5], <double>(<int64_t>t_end - <int64_t>t_start) / 1e6)
+        _add_i32(&cols[6], <int32_t>(start_us // 86_400_000_000))
+        if par >= 0 and par_len:
+            _add_hex(&cols[7], b, par, par_len)
+        else:
+            _add_null(&cols[7])
+        _add_bytes(&cols[8], <bytes>self._kinds[kind])
+        _add_text(&cols[9], service)
+        _add_text(&cols[10], scope_name)
+        _add_bytes(&cols[11], <bytes>self._codes[code])
+        if smsg_len:
+            _add_str(&cols[12], <const char*>(b + smsg), smsg_len)
+        else:
+            _add_null(&cols[12])
+        for k in range(NPROMOTED):
+            self._add_promoted(&cols[13 + k], k, b)
+        _add_str(&cols[20], <const char*>(<unsigned char*>self._json.buf), self._json.n)
+        _add_text(&cols[21], resource_json)
+        out.rows += 1
         return True
 
-    cdef object _attributes(self, const unsigned char* b, int nattrs):
-        """(attributes JSON, the seven promoted values) or None when an attribute is not plain."""
+    cdef bint _attributes(self, const unsigned char* b, int nattrs) except -1:
+        """Writes the attributes JSON (`self._json`) and notes the promoted attributes; False
+        when an attribute is not plain."""
         cdef Py_ssize_t kv, kv_end, pos, key, key_len, val, val_len
         cdef int k, j, p
         cdef int kinds[MAX_ATTRS]
         cdef _Json out = self._json
-        cdef list promoted = [None] * NPROMOTED
+        for p in range(NPROMOTED):
+            self._p_kind[p] = A_NONE
         out.reset()
         out.raw(b"{", 1)
         for k in range(nattrs):
@@ -338,17 +456,17 @@ cdef class SpanDecoder:
             kv_end = kv + self._key_len[k]
             # 0x0a <key> 0x12 <AnyValue>, nothing else
             if kv >= kv_end or b[kv] != 0x0A:
-                return None
+                return False
             pos = _length(b, kv + 1, kv_end, &key_len)
             if pos < 0 or kv_end - pos - key_len < 1 or b[pos + key_len] != 0x12:
-                return None
+                return False
             key = pos
             pos = _length(b, pos + key_len + 1, kv_end, &val_len)
             if pos < 0 or pos + val_len != kv_end or val_len < 2 or not _valid_utf8(b, key, key_len):
-                return None
+                return False
             for j in range(k):  # a repeated key: a dict keeps the first place and the last value
                 if self._key_len[j] == key_len and memcmp(b + self._key_at[j], b + key, key_len) == 0:
-                    return None
+                    return False
             self._key_at[k] = key
             self._key_len[k] = key_len
             val = pos
@@ -358,41 +476,44 @@ cdef class SpanDecoder:
             out.raw(b":", 1)
             if b[val] == 0x2A:  # array_value
                 if not _array(out, b, val, kv_end):
-                    return None
+                    return False
                 kinds[k] = A_ARRAY
             else:
                 kinds[k] = _scalar(out, b, val, kv_end)
                 if kinds[k] < 0:
-                    return None
+                    return False
             for p in range(NPROMOTED):
                 key_bytes = <bytes>self._keys[p]
                 if len(key_bytes) == key_len and memcmp(<const char*>key_bytes, b + key, key_len) == 0:
-                    promoted[p] = self._promote(p, kinds[k], b, val, kv_end)
-                    if promoted[p] is _IRREGULAR:
-                        return None
+                    if (p == 4 or p == 5) and kinds[k] == A_DOUBLE:
+                        return False  # a whole double becomes an int; leave that to Python
+                    self._p_kind[p] = kinds[k]
+                    self._p_val[p] = val
+                    self._p_end[p] = kv_end
                     break
         out.raw(b"}", 1)
-        return out.text(), tuple(promoted)
+        return True
 
-    cdef object _promote(self, int p, int kind, const unsigned char* b, Py_ssize_t val, Py_ssize_t end):
-        """The value `decode._str/_int/_float` would give for promoted attribute `p`."""
+    cdef int _add_promoted(self, Col* col, int p, const unsigned char* b) except -1:
+        """The value `decode._str/_int/_float` gives for promoted attribute `p`, into `col`."""
         cdef uint64_t v = 0
         cdef double d
-        cdef Py_ssize_t pos, size = 0
+        cdef Py_ssize_t pos, size = 0, val = self._p_val[p], end = self._p_end[p]
+        cdef int kind = self._p_kind[p]
         if p < 4:
             if kind != A_STR:
-                return None
+                return _add_null(col)
             pos = _length(b, val + 1, end, &size)
-            return PyUnicode_DecodeUTF8(<const char*>(b + pos), size, NULL)
+            return _add_str(col, <const char*>(b + pos), size)
         if kind == A_INT:
             _varint(b, val + 1, end, &v)
-            return <int64_t>v if p < 6 else <double>(<int64_t>v)
-        if kind == A_DOUBLE:
             if p < 6:
-                return _IRREGULAR  # a whole double becomes an int; leave that to Python
+                return _add_i64(col, <int64_t>v)
+            return _add_f64(col, <double>(<int64_t>v))
+        if kind == A_DOUBLE:  # p == 6: the others were left to Python
             memcpy(&d, b + val + 1, 8)
-            return d
-        return None
+            return _add_f64(col, d)
+        return _add_null(col)
 
 
 cdef int _scalar(_Json out, const unsigned char* b, Py_ssize_t val, Py_ssize_t end) except -2:
@@ -462,8 +583,6 @@ cdef bint _array(_Json out, const unsigned char* b, Py_ssize_t val, Py_ssize_t e
     out.raw(b"]", 1)
     return True
 
-
-_IRREGULAR = object()
 
 
 cdef bint _valid_utf8(const unsigned char* b, Py_ssize_t start, Py_ssize_t size) except -1:

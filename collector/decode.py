@@ -75,7 +75,7 @@ def decode_traces(body: bytes, encoding: Encoding, *, native: bool | None = None
     the native decoder (native_spans.py) when it is built and `native` is not False."""
     batch = DecodedBatch()
     if encoding is Encoding.PROTOBUF and native is not False and native_logs.available() and native_spans.available():
-        batch.table = _span_table(native_spans.decode_spans(body, batch, _span_values, _resource_values))
+        batch.table = native_spans.decode_spans(body, batch, _span_values, _resource_values)
         return batch
     request = parse_request(body, encoding, ExportTraceServiceRequest)
     rows: list[tuple[Any, ...]] = []
