@@ -8,7 +8,6 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.app import create_app
-from gateway.http_protocol import CoalescingHttpToolsProtocol
 from meterline.config import MeterlineConfig
 from meterline.serving import run_until_stopped
 
@@ -41,12 +40,5 @@ class FreezeAfterStartup:
 def serve(config: MeterlineConfig, host: str = "127.0.0.1", port: int = 4000) -> None:
     log.info("gateway: OpenAI-compatible API on http://%s:%d/v1", host, port)
     # The gateway never reads the client address (agents are known by key), so uvicorn's
-    # X-Forwarded-* middleware would be a layer per request for nothing; a response's headers
-    # and body leave in one write (http_protocol.py).
-    run_until_stopped(
-        FreezeAfterStartup(create_app(config)),
-        host,
-        port,
-        proxy_headers=False,
-        http=CoalescingHttpToolsProtocol,
-    )
+    # X-Forwarded-* middleware would be a layer per request for nothing.
+    run_until_stopped(FreezeAfterStartup(create_app(config)), host, port, proxy_headers=False)

@@ -7,7 +7,6 @@ server that never started (port taken, lifespan error) exits 1.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import threading
@@ -39,11 +38,9 @@ def run_until_stopped(
     graceful_timeout_s: int = 15,
     *,
     proxy_headers: bool = True,
-    http: type[asyncio.Protocol] | str = "auto",
 ) -> None:
     """`proxy_headers`: uvicorn's X-Forwarded-* rewrite of the client address, an ASGI layer on
-    every request; a server that never reads the client address can turn it off. `http`:
-    uvicorn's HTTP protocol, by name or class."""
+    every request; a server that never reads the client address can turn it off."""
     server = DrainingServer(
         uvicorn.Config(
             app,
@@ -54,7 +51,6 @@ def run_until_stopped(
             access_log=False,
             timeout_graceful_shutdown=graceful_timeout_s,
             proxy_headers=proxy_headers,
-            http=http,
         )
     )
     server.run()

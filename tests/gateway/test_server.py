@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.http_protocol import CoalescingHttpToolsProtocol
 from gateway.server import FreezeAfterStartup
 
 
@@ -64,4 +63,4 @@ def test_serve_runs_the_frozen_app_without_uvicorns_proxy_headers_layer(monkeypa
     server.serve(object(), "127.0.0.1", 4123)  # type: ignore[arg-type]
     [(app, host, port, options)] = calls
     assert isinstance(app, FreezeAfterStartup) and app.app is built
-    assert (host, port, options) == ("127.0.0.1", 4123, {"proxy_headers": False, "http": CoalescingHttpToolsProtocol})
+    assert (host, port, options) == ("127.0.0.1", 4123, {"proxy_headers": False})
