@@ -17,6 +17,7 @@ from collector.decode import decode_traces
 from collector.errors import BadRequest
 from collector.wire import Encoding
 from meterline import semconv
+from meterline.span_row import span_arrow_schema
 from tests.collector.test_decode import START_NS, _trace_request
 
 pytestmark = pytest.mark.skipif(
@@ -33,7 +34,9 @@ def _outcome(body: bytes, native: bool) -> Outcome:
         assert str(exc).startswith("body is not a protobuf ExportTraceServiceRequest: ")
         return ("400",)
     assert batch.table is not None
-    return (batch.table.to_pylist(), batch.table.schema, batch.rejected, batch.message)
+    batch.table.validate(full=True)  # offsets, UTF-8 and bitmaps of the imported buffers
+    table = batch.table
+    return (table.to_pylist(), table.schema, table.schema.metadata, table, batch.rejected, batch.message)
 
 
 def _same(body: bytes) -> Outcome:
@@ -60,7 +63,7 @@ def _body(*spans: Span, resource: Resource | None = None) -> bytes:
 
 
 def test_the_decode_fixture_decodes_identically() -> None:
-    rows, _schema, rejected, message = _same(_trace_request().SerializeToString())
+    rows, _schema, _metadata, _table, rejected, message = _same(_trace_request().SerializeToString())
 
     assert [row["name"] for row in rows] == ["chat gpt-4o-mini", "agent-run"]
     assert rows[0]["attributes"] == (
@@ -93,7 +96,7 @@ def test_plain_spans_with_escapes_numbers_and_promoted_values_decode_identically
             _kv("flag", bool_value=False),
         ],
     )
-    ((row,), _, rejected, _) = _same(_body(span))
+    ((row,), _, _, _, rejected, _) = _same(_body(span))
 
     assert rejected == 0
     assert (row["input_tokens"], row["output_tokens"], row["cost_usd"], row["agent_id"]) == (-(2**63), None, 3.0, None)
@@ -113,7 +116,7 @@ def test_a_whole_double_token_count_beyond_int64_is_no_count_not_a_failed_batch(
             _kv(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, double_value=-(2.0**63)),
         ],
     )
-    ((row,), _, rejected, _) = _same(_body(span))
+    ((row,), _, _, _, rejected, _) = _same(_body(span))
 
     assert rejected == 0
     assert (row["input_tokens"], row["output_tokens"]) == (None, -(2**63))
@@ -194,3 +197,100 @@ def test_a_changed_byte_gets_the_same_answer(position: int, byte: int) -> None:
 )
 def test_malformed_bodies_get_the_same_answer(body: bytes) -> None:
     _same(body)
+
+
+def _plain_span(n: int, **fields: Any) -> Span:
+    defaults: dict[str, Any] = {"name": f"span {n}"}
+    return Span(
+        trace_id=bytes([n]) * 16,
+        span_id=bytes([n]) * 8,
+        start_time_unix_nano=START_NS + n,
+        end_time_unix_nano=START_NS + 1_000_000 * n,
+        **(defaults | fields),
+    )
+
+
+def test_nulls_non_ascii_and_promoted_values_land_in_their_rows() -> None:
+    spans = [
+        _plain_span(
+            1,
+            parent_span_id=b"\xab" * 8,
+            status=Status(code=Status.STATUS_CODE_ERROR, message="d\u00e9j\u00e0 \u4e2d"),
+            attributes=[
+                _kv(semconv.GEN_AI_REQUEST_MODEL, string_value="m\u00f6del"),
+                _kv(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, int_value=7),
+                _kv(semconv.METERLINE_COST_USD, double_value=0.25),
+            ],
+        ),
+        _plain_span(2),
+        _plain_span(3, name="", attributes=[_kv(semconv.GEN_AI_USAGE_INPUT_TOKENS, int_value=5)]),
+    ]
+    resource = Resource(attributes=[_kv("host", string_value="h\u00f4te")])  # no service.name: a null service
+    rows, _, _, table, rejected, _ = _same(_body(*spans, resource=resource))
+
+    assert rejected == 0
+    assert [r["parent_span_id"] for r in rows] == ["ab" * 8, None, None]
+    assert [r["status_message"] for r in rows] == ["d\u00e9j\u00e0 \u4e2d", None, None]
+    assert [r["status_code"] for r in rows] == ["ERROR", "UNSET", "UNSET"]
+    assert [r["request_model"] for r in rows] == ["m\u00f6del", None, None]
+    assert [r["input_tokens"] for r in rows] == [None, None, 5]
+    assert [r["output_tokens"] for r in rows] == [7, None, None]
+    assert [r["cost_usd"] for r in rows] == [0.25, None, None]
+    assert [r["name"] for r in rows] == ["span 1", "span 2", ""]
+    assert [r["attributes"] for r in rows][1:] == ["{}", '{"gen_ai.usage.input_tokens":5}']
+    assert [r["service_name"] for r in rows] == [None, None, None]
+    assert rows[0]["resource_attributes"] == '{"host":"h\u00f4te"}'
+    assert [r["duration_ms"] for r in rows] == [(1_000_000 * n - n) / 1e6 for n in (1, 2, 3)]
+    assert table.column("service_name").null_count == 3
+    assert table.column("parent_span_id").null_count == 2
+
+
+def test_irregular_and_rejected_spans_mid_batch_keep_their_places() -> None:
+    with_event = _plain_span(2)
+    with_event.events.add(name="e", time_unix_nano=START_NS)
+    with_link = _plain_span(3)
+    with_link.links.add(trace_id=b"\x05" * 16, span_id=b"\x06" * 8)
+    array_in_array = _plain_span(
+        5, attributes=[_kv("a", array_value=ArrayValue(values=[AnyValue(array_value=ArrayValue())]))]
+    )
+    no_ids = Span(name="no ids", start_time_unix_nano=START_NS)
+    body = _body(_plain_span(1), with_event, with_link, no_ids, _plain_span(4), array_in_array, _plain_span(6))
+    rows, _, _, _, rejected, message = _same(body)
+
+    assert [r["name"] for r in rows] == ["span 1", "span 2", "span 3", "span 4", "span 5", "span 6"]
+    assert rows[4]["attributes"] == '{"a":[[]]}'
+    assert (rejected, message) == (1, "resource_spans[0].scope_spans[0].spans[3]: trace_id/span_id missing")
+
+
+def test_plain_spans_never_reach_the_python_row_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native path must really decode them, not fall back span by span."""
+    body = _body(_plain_span(1), _plain_span(2))
+    monkeypatch.setattr("collector.decode._span_values", None)  # calling it would raise TypeError
+
+    batch = decode_traces(body, Encoding.PROTOBUF)
+
+    assert batch.table is not None
+    assert batch.table.column("name").to_pylist() == ["span 1", "span 2"]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        ExportTraceServiceRequest(),
+        ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans()])]),
+        ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[Span()])])]),
+    ],
+)
+def test_a_batch_without_stored_spans_is_an_empty_table_of_the_schema(request_: ExportTraceServiceRequest) -> None:
+    rows, schema, metadata, table, _, _ = _same(request_.SerializeToString())
+
+    assert (rows, table.num_columns, metadata) == ([], 22, {b"meterline.spans.schema_version": b"1"})
+    assert schema.equals(span_arrow_schema(), check_metadata=True)
+
+
+def test_many_spans_grow_the_buffers_past_their_first_guess() -> None:
+    spans = [_plain_span(n % 250 + 1, attributes=[_kv("k", string_value="v" * (n % 300))]) for n in range(700)]
+    rows, *_ = _same(_body(*spans))
+
+    assert len(rows) == 700
+    assert rows[699]["attributes"] == '{"k":"' + "v" * (699 % 300) + '"}'
