@@ -18,7 +18,6 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.stdio cimport snprintf
 from libc.string cimport memcmp, memcpy, strlen
 from libc.math cimport isfinite
 
@@ -68,6 +67,13 @@ cdef class _Json:
         cdef Py_ssize_t size = len(self.buf)
         if self.n + extra > size:
             self.buf.extend(bytes(max(size, extra)))
+        return 0
+
+    cdef inline int byte(self, char c) except -1:
+        """One ASCII byte (the JSON punctuation): no memcpy call for it."""
+        self.reserve(1)
+        (<char*>(<unsigned char*>self.buf))[self.n] = c
+        self.n += 1
         return 0
 
     cdef int raw(self, const char* s, Py_ssize_t k) except -1:
@@ -218,6 +224,8 @@ cdef class SpanDecoder:
     cdef Py_ssize_t _key_at[MAX_ATTRS]
     cdef Py_ssize_t _key_len[MAX_ATTRS]
     # The promoted attributes of the span being read: the kind (A_*) and AnyValue extent of each.
+    cdef const char* _key_ptr[NPROMOTED]  # into self._keys' bytes, which this object keeps
+    cdef Py_ssize_t _key_size[NPROMOTED]
     cdef int _p_kind[NPROMOTED]
     cdef Py_ssize_t _p_val[NPROMOTED]
     cdef Py_ssize_t _p_end[NPROMOTED]
@@ -226,6 +234,9 @@ cdef class SpanDecoder:
         if len(promoted_keys) != NPROMOTED:
             raise ValueError("seven promoted attribute keys expected")
         self._keys = promoted_keys
+        for p in range(NPROMOTED):
+            self._key_ptr[p] = <bytes>promoted_keys[p]
+            self._key_size[p] = len(<bytes>promoted_keys[p])
         self._kinds = tuple(name.encode() for name in kind_names)
         self._codes = tuple(name.encode() for name in status_names)
         self._json = _Json()
@@ -450,7 +461,7 @@ cdef class SpanDecoder:
         for p in range(NPROMOTED):
             self._p_kind[p] = A_NONE
         out.reset()
-        out.raw(b"{", 1)
+        out.byte(b"{"[0])
         for k in range(nattrs):
             kv = self._key_at[k]
             kv_end = kv + self._key_len[k]
@@ -471,9 +482,9 @@ cdef class SpanDecoder:
             self._key_len[k] = key_len
             val = pos
             if k:
-                out.raw(b",", 1)
+                out.byte(b","[0])
             out.string(b + key, key_len)
-            out.raw(b":", 1)
+            out.byte(b":"[0])
             if b[val] == 0x2A:  # array_value
                 if not _array(out, b, val, kv_end):
                     return False
@@ -483,15 +494,14 @@ cdef class SpanDecoder:
                 if kinds[k] < 0:
                     return False
             for p in range(NPROMOTED):
-                key_bytes = <bytes>self._keys[p]
-                if len(key_bytes) == key_len and memcmp(<const char*>key_bytes, b + key, key_len) == 0:
+                if self._key_size[p] == key_len and memcmp(self._key_ptr[p], b + key, key_len) == 0:
                     if (p == 4 or p == 5) and kinds[k] == A_DOUBLE:
                         return False  # a whole double becomes an int; leave that to Python
                     self._p_kind[p] = kinds[k]
                     self._p_val[p] = val
                     self._p_end[p] = kv_end
                     break
-        out.raw(b"}", 1)
+        out.byte(b"}"[0])
         return True
 
     cdef int _add_promoted(self, Col* col, int p, const unsigned char* b) except -1:
@@ -514,6 +524,28 @@ cdef class SpanDecoder:
             memcpy(&d, b + val + 1, 8)
             return _add_f64(col, d)
         return _add_null(col)
+
+
+cdef inline int _decimal(int64_t value, char* out) noexcept:
+    """`value` in decimal, as `%lld` writes it (snprintf costs ~1k instructions a number); its length."""
+    cdef char digits[20]
+    cdef uint64_t rest = <uint64_t>value
+    cdef int n = 0, k = 0
+    if value < 0:
+        rest = (<uint64_t>0) - rest  # also right for INT64_MIN
+        out[0] = 45
+        k = 1
+    while True:
+        digits[n] = <char>(48 + rest % 10)
+        rest //= 10
+        n += 1
+        if rest == 0:
+            break
+    while n:
+        n -= 1
+        out[k] = digits[n]
+        k += 1
+    return k
 
 
 cdef int _scalar(_Json out, const unsigned char* b, Py_ssize_t val, Py_ssize_t end) except -2:
@@ -542,7 +574,7 @@ cdef int _scalar(_Json out, const unsigned char* b, Py_ssize_t val, Py_ssize_t e
         pos = _varint(b, val + 1, end, &v)
         if pos != end or (end - val - 1 == 10 and b[end - 1] > 1):
             return -1
-        out.raw(number, snprintf(number, 24, "%lld", <long long>(<int64_t>v)))
+        out.raw(number, _decimal(<int64_t>v, number))
         return A_INT
     if b[val] == 0x21 and end - val == 9:
         memcpy(&d, b + val + 1, 8)
@@ -565,7 +597,7 @@ cdef bint _array(_Json out, const unsigned char* b, Py_ssize_t val, Py_ssize_t e
     pos = _length(b, val + 1, end, &size)
     if pos < 0 or pos + size != end:
         return False
-    out.raw(b"[", 1)
+    out.byte(b"["[0])
     while pos < end:
         if b[pos] != 0x0A:
             return False
@@ -573,14 +605,14 @@ cdef bint _array(_Json out, const unsigned char* b, Py_ssize_t val, Py_ssize_t e
         if elem < 0:
             return False
         if not first:
-            out.raw(b",", 1)
+            out.byte(b","[0])
         first = False
         if size == 0:
             out.raw(b"null", 4)
         elif _scalar(out, b, elem, elem + size) < 0:
             return False
         pos = elem + size
-    out.raw(b"]", 1)
+    out.byte(b"]"[0])
     return True
 
 

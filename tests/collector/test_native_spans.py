@@ -103,6 +103,19 @@ def test_plain_spans_with_escapes_numbers_and_promoted_values_decode_identically
     assert row["attributes"].endswith('"big":1e+16,"small":-1.5e-07,"flag":false}')
 
 
+def test_integers_at_every_width_and_sign_are_written_as_json_writes_them() -> None:
+    numbers = [0, 1, -1, 9, 10, -10, 99, 100, 12345, 2**31, -(2**31) - 1, 2**63 - 1, -(2**63), -(2**63) + 1]
+    span = Span(
+        trace_id=b"\x01" * 16,
+        span_id=b"\x02" * 8,
+        attributes=[_kv(f"n{k}", int_value=n) for k, n in enumerate(numbers)],
+    )
+    ((row,), _, _, _, rejected, _) = _same(_body(span))
+
+    assert rejected == 0
+    assert row["attributes"] == "{" + ",".join(f'"n{k}":{n}' for k, n in enumerate(numbers)) + "}"
+
+
 def test_a_whole_double_token_count_beyond_int64_is_no_count_not_a_failed_batch() -> None:
     """Found by the generated test below: int(1e20) used to fail the whole int64 column (a 500)."""
     span = Span(
