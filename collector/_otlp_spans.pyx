@@ -84,15 +84,24 @@ cdef class _Json:
 
     cdef int string(self, const unsigned char* s, Py_ssize_t k) except -1:
         """A JSON string: `"`, `\\` and control characters escaped as json.dumps escapes them."""
-        cdef Py_ssize_t j
+        cdef Py_ssize_t j = 0
         cdef unsigned char c
         cdef unsigned char* o
         cdef const char* hexd = b"0123456789abcdef"
+        cdef uint64_t w
         self.reserve(6 * k + 2)
         o = (<unsigned char*>self.buf) + self.n
         o[0] = 34
         o += 1
-        for j in range(k):
+        # Eight bytes at a time while none needs an escape (keys and most values), then byte by byte.
+        while j + 8 <= k:
+            memcpy(&w, s + j, 8)
+            if _needs_escape(w):
+                break
+            memcpy(o, &w, 8)
+            o += 8
+            j += 8
+        for j in range(j, k):
             c = s[j]
             if c == 34 or c == 92:
                 o[0] = 92
@@ -524,6 +533,14 @@ cdef class SpanDecoder:
             memcpy(&d, b + val + 1, 8)
             return _add_f64(col, d)
         return _add_null(col)
+
+
+cdef inline bint _needs_escape(uint64_t w) noexcept:
+    """Whether any byte of `w` is below 0x20, `"` or `\\` (exact: the word tricks of
+    graphics.stanford.edu/~seander/bithacks.html, "has less" and "has value")."""
+    cdef uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL
+    cdef uint64_t q = w ^ (ones * 0x22), e = w ^ (ones * 0x5C)
+    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((e - ones) & ~e)) & highs != 0
 
 
 cdef inline int _decimal(int64_t value, char* out) noexcept:

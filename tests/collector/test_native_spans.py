@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -101,6 +102,22 @@ def test_plain_spans_with_escapes_numbers_and_promoted_values_decode_identically
     assert rejected == 0
     assert (row["input_tokens"], row["output_tokens"], row["cost_usd"], row["agent_id"]) == (-(2**63), None, 3.0, None)
     assert row["attributes"].endswith('"big":1e+16,"small":-1.5e-07,"flag":false}')
+
+
+def test_every_byte_class_at_every_place_in_a_string_is_escaped_as_json_escapes_it() -> None:
+    """Strings are copied eight bytes at a time until a byte needs an escape: try each near the edges."""
+    specials = ['"', "\\", "\x00", "\x1f", " ", "!", "#", "[", "]", "\x7f", "\u00e9", "\U0001f600"]
+    values = [("a" * at + c + "b" * (17 - at))[: 4 + at % 14] for c in specials for at in range(18)]
+    span = Span(
+        trace_id=b"\x01" * 16,
+        span_id=b"\x02" * 8,
+        name="n" * 9 + '"',
+        attributes=[_kv(f"k{k:02d}{v}", string_value=v) for k, v in enumerate(values)],
+    )
+    ((row,), _, _, _, rejected, _) = _same(_body(span))
+
+    assert rejected == 0
+    assert json.loads(row["attributes"]) == {f"k{k:02d}{v}": v for k, v in enumerate(values)}
 
 
 def test_integers_at_every_width_and_sign_are_written_as_json_writes_them() -> None:
