@@ -635,10 +635,16 @@ cdef bint _array(_Json out, const unsigned char* b, Py_ssize_t val, Py_ssize_t e
 
 
 cdef bint _valid_utf8(const unsigned char* b, Py_ssize_t start, Py_ssize_t size) except -1:
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k = start, stop = start + size
+    cdef uint64_t w
     if start < 0 or size == 0:
         return True
-    for k in range(start, start + size):
+    while k + 8 <= stop:  # ASCII, the usual case, is checked eight bytes at a time
+        memcpy(&w, b + k, 8)
+        if w & 0x8080808080808080ULL:
+            break
+        k += 8
+    for k in range(k, stop):
         if b[k] >= 0x80:
             break
     else:

@@ -120,6 +120,26 @@ def test_every_byte_class_at_every_place_in_a_string_is_escaped_as_json_escapes_
     assert json.loads(row["attributes"]) == {f"k{k:02d}{v}": v for k, v in enumerate(values)}
 
 
+@pytest.mark.parametrize("at", range(18))
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc3", b"\xe9"])
+def test_a_byte_that_is_not_utf8_anywhere_in_a_string_gets_the_same_answer(at: int, bad: bytes) -> None:
+    """ASCII is checked eight bytes at a time: put the bad byte before, at and after each word."""
+    plain = _body(
+        Span(
+            trace_id=b"\x01" * 16,
+            span_id=b"\x02" * 8,
+            name="N" * 18,
+            status=Status(message="M" * 18),
+            attributes=[_kv("K" * 18, string_value="V" * 18)],
+        )
+    )
+    for letter in b"NMKV":
+        run = bytes([letter]) * 18
+        body = plain.replace(run, run[:at] + bad + run[at + 1 :])
+        assert body != plain
+        _same(body)
+
+
 def test_integers_at_every_width_and_sign_are_written_as_json_writes_them() -> None:
     numbers = [0, 1, -1, 9, 10, -10, 99, 100, 12345, 2**31, -(2**31) - 1, 2**63 - 1, -(2**63), -(2**63) + 1]
     span = Span(
