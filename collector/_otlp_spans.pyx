@@ -18,119 +18,25 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.string cimport memcmp, memcpy, strlen
-from libc.math cimport isfinite
+from libc.string cimport memcmp, memcpy
 
 from collector._arrow_columns cimport (
     K_DATE, K_DOUBLE, K_INT, K_STR, ArrowArray, Col, _add_f64, _add_i32, _add_i64, _add_null, _add_str, _begin,
     _col_free, _col_init, _end_offset, _export_struct, _reserve,
 )
-from collector._wire cimport WT_I64, WT_LEN, WT_VARINT, _length, _skip, _tag, _varint
+from collector._attribute_json cimport (
+    A_ARRAY, A_BOOL, A_DOUBLE, A_INT, A_NONE, A_STR, JsonText, json_byte, json_free, json_init, json_string,
+    write_array, write_scalar,
+)
+from collector._wire cimport WT_I64, WT_LEN, WT_VARINT, _length, _skip, _tag, _utf8, _varint
 
 from collector._otlp_native import WireError
-
-cdef extern from "Python.h":
-    char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* type) except NULL
-    void PyMem_Free(void* p)
-    int Py_DTSF_ADD_DOT_0
 
 cdef enum:
     NCOLS = 22
     MAX_ATTRS = 256
     # Promoted attributes, in `keys` order: str, str, str, str, int, int, float.
     NPROMOTED = 7
-
-cdef enum:
-    A_NONE = 0
-    A_STR = 1
-    A_BOOL = 2
-    A_INT = 3
-    A_DOUBLE = 4
-    A_ARRAY = 5
-
-
-cdef class _Json:
-    """A growing UTF-8 buffer for one span's attributes object, as json.dumps(ensure_ascii=False,
-    separators=(",", ":")) writes it."""
-
-    cdef bytearray buf
-    cdef Py_ssize_t n
-
-    def __cinit__(self):
-        self.buf = bytearray(1024)
-        self.n = 0
-
-    cdef void reset(self):
-        self.n = 0
-
-    cdef int reserve(self, Py_ssize_t extra) except -1:
-        cdef Py_ssize_t size = len(self.buf)
-        if self.n + extra > size:
-            self.buf.extend(bytes(max(size, extra)))
-        return 0
-
-    cdef inline int byte(self, char c) except -1:
-        """One ASCII byte (the JSON punctuation): no memcpy call for it."""
-        self.reserve(1)
-        (<char*>(<unsigned char*>self.buf))[self.n] = c
-        self.n += 1
-        return 0
-
-    cdef int raw(self, const char* s, Py_ssize_t k) except -1:
-        self.reserve(k)
-        memcpy((<unsigned char*>self.buf) + self.n, s, k)
-        self.n += k
-        return 0
-
-    cdef int string(self, const unsigned char* s, Py_ssize_t k) except -1:
-        """A JSON string: `"`, `\\` and control characters escaped as json.dumps escapes them."""
-        cdef Py_ssize_t j = 0
-        cdef unsigned char c
-        cdef unsigned char* o
-        cdef const char* hexd = b"0123456789abcdef"
-        cdef uint64_t w
-        self.reserve(6 * k + 2)
-        o = (<unsigned char*>self.buf) + self.n
-        o[0] = 34
-        o += 1
-        # Eight bytes at a time while none needs an escape (keys and most values), then byte by byte.
-        while j + 8 <= k:
-            memcpy(&w, s + j, 8)
-            if _needs_escape(w):
-                break
-            memcpy(o, &w, 8)
-            o += 8
-            j += 8
-        for j in range(j, k):
-            c = s[j]
-            if c == 34 or c == 92:
-                o[0] = 92
-                o[1] = c
-                o += 2
-            elif c >= 0x20:
-                o[0] = c
-                o += 1
-            elif c == 10:
-                o[0] = 92; o[1] = 110; o += 2
-            elif c == 13:
-                o[0] = 92; o[1] = 114; o += 2
-            elif c == 9:
-                o[0] = 92; o[1] = 116; o += 2
-            elif c == 8:
-                o[0] = 92; o[1] = 98; o += 2
-            elif c == 12:
-                o[0] = 92; o[1] = 102; o += 2
-            else:
-                o[0] = 92; o[1] = 117; o[2] = 48; o[3] = 48; o[4] = hexd[c >> 4]; o[5] = hexd[c & 15]
-                o += 6
-        o[0] = 34
-        o += 1
-        self.n = o - (<unsigned char*>self.buf)
-        return 0
-
-    cdef str text(self):
-        return PyUnicode_DecodeUTF8(<const char*>(<unsigned char*>self.buf), self.n, NULL)
-
 
 # The `spans` schema's column kinds, in its order (meterline.span_row.SpanRow); times are int64
 # microseconds and the date int32 days, which is Arrow's layout of timestamp[us] and date32.
@@ -229,7 +135,7 @@ cdef class SpanDecoder:
     cdef tuple _keys
     cdef tuple _kinds
     cdef tuple _codes
-    cdef _Json _json
+    cdef JsonText _json
     cdef Py_ssize_t _key_at[MAX_ATTRS]
     cdef Py_ssize_t _key_len[MAX_ATTRS]
     # The promoted attributes of the span being read: the kind (A_*) and AnyValue extent of each.
@@ -238,6 +144,12 @@ cdef class SpanDecoder:
     cdef int _p_kind[NPROMOTED]
     cdef Py_ssize_t _p_val[NPROMOTED]
     cdef Py_ssize_t _p_end[NPROMOTED]
+
+    def __cinit__(self, *args):
+        json_init(&self._json, 1024)
+
+    def __dealloc__(self):
+        json_free(&self._json)
 
     def __init__(self, tuple promoted_keys, tuple kind_names, tuple status_names):
         if len(promoted_keys) != NPROMOTED:
@@ -248,7 +160,6 @@ cdef class SpanDecoder:
             self._key_size[p] = len(<bytes>promoted_keys[p])
         self._kinds = tuple(name.encode() for name in kind_names)
         self._codes = tuple(name.encode() for name in status_names)
-        self._json = _Json()
 
     def decode(self, bytes body, object resource, object scope, object irregular):
         """The spans in an ExportTraceServiceRequest's bytes, as `ExportedSpans` in `spans` order.
@@ -291,7 +202,7 @@ cdef class SpanDecoder:
                     elif field == 2:
                         scopes.append((pos, pos + size))
                     else:
-                        _utf8(b, pos, size, "ResourceSpans.schema_url")
+                        _require_utf8(b, pos, size, "ResourceSpans.schema_url")
                     pos += size
                 else:
                     pos = _skip(b, pos, res_end, field, wire, 0)
@@ -316,7 +227,7 @@ cdef class SpanDecoder:
                         elif field == 2:
                             spans.append((p2, p2 + size))
                         else:
-                            _utf8(b, p2, size, "ScopeSpans.schema_url")
+                            _require_utf8(b, p2, size, "ScopeSpans.schema_url")
                         p2 += size
                     else:
                         p2 = _skip(b, p2, scope_end, field, wire, 0)
@@ -362,12 +273,12 @@ cdef class SpanDecoder:
                 elif field == 2:
                     sid, sid_len = pos, size
                 elif field == 3:
-                    if not _valid_utf8(b, pos, size):
+                    if not _utf8(b, pos, pos + size):
                         return False
                 elif field == 4:
                     par, par_len = pos, size
                 elif field == 5:
-                    if not _valid_utf8(b, pos, size):
+                    if not _utf8(b, pos, pos + size):
                         return False
                     name, name_len = pos, size
                 elif field == 9:
@@ -389,7 +300,7 @@ cdef class SpanDecoder:
                             p2 = _length(b, p2, st_end, &size)
                             if p2 < 0:
                                 raise WireError("Status.message length past its end")
-                            if not _valid_utf8(b, p2, size):
+                            if not _utf8(b, p2, p2 + size):
                                 return False
                             smsg, smsg_len = p2, size
                             p2 += size
@@ -455,7 +366,7 @@ cdef class SpanDecoder:
             _add_null(&cols[12])
         for k in range(NPROMOTED):
             self._add_promoted(&cols[13 + k], k, b)
-        _add_str(&cols[20], <const char*>(<unsigned char*>self._json.buf), self._json.n)
+        _add_str(&cols[20], <const char*>self._json.data, self._json.n)
         _add_text(&cols[21], resource_json)
         out.rows += 1
         return True
@@ -466,11 +377,11 @@ cdef class SpanDecoder:
         cdef Py_ssize_t kv, kv_end, pos, key, key_len, val, val_len
         cdef int k, j, p
         cdef int kinds[MAX_ATTRS]
-        cdef _Json out = self._json
+        cdef JsonText* out = &self._json
         for p in range(NPROMOTED):
             self._p_kind[p] = A_NONE
-        out.reset()
-        out.byte(b"{"[0])
+        out.n = 0
+        json_byte(out, b"{"[0])
         for k in range(nattrs):
             kv = self._key_at[k]
             kv_end = kv + self._key_len[k]
@@ -482,7 +393,7 @@ cdef class SpanDecoder:
                 return False
             key = pos
             pos = _length(b, pos + key_len + 1, kv_end, &val_len)
-            if pos < 0 or pos + val_len != kv_end or val_len < 2 or not _valid_utf8(b, key, key_len):
+            if pos < 0 or pos + val_len != kv_end or val_len < 2 or not _utf8(b, key, key + key_len):
                 return False
             for j in range(k):  # a repeated key: a dict keeps the first place and the last value
                 if self._key_len[j] == key_len and memcmp(b + self._key_at[j], b + key, key_len) == 0:
@@ -491,15 +402,15 @@ cdef class SpanDecoder:
             self._key_len[k] = key_len
             val = pos
             if k:
-                out.byte(b","[0])
-            out.string(b + key, key_len)
-            out.byte(b":"[0])
+                json_byte(out, b","[0])
+            json_string(out, b + key, key_len)
+            json_byte(out, b":"[0])
             if b[val] == 0x2A:  # array_value
-                if not _array(out, b, val, kv_end):
+                if not write_array(out, b, val, kv_end):
                     return False
                 kinds[k] = A_ARRAY
             else:
-                kinds[k] = _scalar(out, b, val, kv_end)
+                kinds[k] = write_scalar(out, b, val, kv_end)
                 if kinds[k] < 0:
                     return False
             for p in range(NPROMOTED):
@@ -510,7 +421,7 @@ cdef class SpanDecoder:
                     self._p_val[p] = val
                     self._p_end[p] = kv_end
                     break
-        out.byte(b"}"[0])
+        json_byte(out, b"}"[0])
         return True
 
     cdef int _add_promoted(self, Col* col, int p, const unsigned char* b) except -1:
@@ -535,128 +446,7 @@ cdef class SpanDecoder:
         return _add_null(col)
 
 
-cdef inline bint _needs_escape(uint64_t w) noexcept:
-    """Whether any byte of `w` is below 0x20, `"` or `\\` (exact: the word tricks of
-    graphics.stanford.edu/~seander/bithacks.html, "has less" and "has value")."""
-    cdef uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL
-    cdef uint64_t q = w ^ (ones * 0x22), e = w ^ (ones * 0x5C)
-    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((e - ones) & ~e)) & highs != 0
-
-
-cdef inline int _decimal(int64_t value, char* out) noexcept:
-    """`value` in decimal, as `%lld` writes it (snprintf costs ~1k instructions a number); its length."""
-    cdef char digits[20]
-    cdef uint64_t rest = <uint64_t>value
-    cdef int n = 0, k = 0
-    if value < 0:
-        rest = (<uint64_t>0) - rest  # also right for INT64_MIN
-        out[0] = 45
-        k = 1
-    while True:
-        digits[n] = <char>(48 + rest % 10)
-        rest //= 10
-        n += 1
-        if rest == 0:
-            break
-    while n:
-        n -= 1
-        out[k] = digits[n]
-        k += 1
-    return k
-
-
-cdef int _scalar(_Json out, const unsigned char* b, Py_ssize_t val, Py_ssize_t end) except -2:
-    """Writes an AnyValue holding one string, bool, int or finite double as JSON; its kind, or
-    -1 (with partial output) for any other AnyValue."""
-    cdef Py_ssize_t pos, size = 0
-    cdef uint64_t v = 0
-    cdef double d
-    cdef char* text
-    cdef char number[24]
-    if end - val < 2:
-        return -1
-    if b[val] == 0x0A:
-        pos = _length(b, val + 1, end, &size)
-        if pos < 0 or pos + size != end or not _valid_utf8(b, pos, size):
-            return -1
-        out.string(b + pos, size)
-        return A_STR
-    if b[val] == 0x10:
-        pos = _varint(b, val + 1, end, &v)
-        if pos != end or end - val != 2 or v > 1:
-            return -1
-        out.raw(b"true" if v else b"false", 4 if v else 5)
-        return A_BOOL
-    if b[val] == 0x18:
-        pos = _varint(b, val + 1, end, &v)
-        if pos != end or (end - val - 1 == 10 and b[end - 1] > 1):
-            return -1
-        out.raw(number, _decimal(<int64_t>v, number))
-        return A_INT
-    if b[val] == 0x21 and end - val == 9:
-        memcpy(&d, b + val + 1, 8)
-        if not isfinite(d):
-            return -1
-        text = PyOS_double_to_string(d, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-        try:
-            out.raw(text, strlen(text))
-        finally:
-            PyMem_Free(text)
-        return A_DOUBLE
-    return -1
-
-
-cdef bint _array(_Json out, const unsigned char* b, Py_ssize_t val, Py_ssize_t end) except -1:
-    """Writes an AnyValue holding an array of plain scalars (or empty values) as a JSON list;
-    False for any other array."""
-    cdef Py_ssize_t pos, size = 0, elem
-    cdef bint first = True
-    pos = _length(b, val + 1, end, &size)
-    if pos < 0 or pos + size != end:
-        return False
-    out.byte(b"["[0])
-    while pos < end:
-        if b[pos] != 0x0A:
-            return False
-        elem = _length(b, pos + 1, end, &size)
-        if elem < 0:
-            return False
-        if not first:
-            out.byte(b","[0])
-        first = False
-        if size == 0:
-            out.raw(b"null", 4)
-        elif _scalar(out, b, elem, elem + size) < 0:
-            return False
-        pos = elem + size
-    out.byte(b"]"[0])
-    return True
-
-
-
-cdef bint _valid_utf8(const unsigned char* b, Py_ssize_t start, Py_ssize_t size) except -1:
-    cdef Py_ssize_t k = start, stop = start + size
-    cdef uint64_t w
-    if start < 0 or size == 0:
-        return True
-    while k + 8 <= stop:  # ASCII, the usual case, is checked eight bytes at a time
-        memcpy(&w, b + k, 8)
-        if w & 0x8080808080808080ULL:
-            break
-        k += 8
-    for k in range(k, stop):
-        if b[k] >= 0x80:
-            break
-    else:
-        return True
-    try:
-        PyUnicode_DecodeUTF8(<const char*>(b + start), size, NULL)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-cdef int _utf8(const unsigned char* b, Py_ssize_t start, Py_ssize_t size, str what) except -1:
-    if not _valid_utf8(b, start, size):
+cdef int _require_utf8(const unsigned char* b, Py_ssize_t start, Py_ssize_t size, str what) except -1:
+    if not _utf8(b, start, start + size):
         raise WireError(f"{what} is not UTF-8")
     return 0
