@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 import pytest
+from redis import Redis
 
 from gateway.testing.behaviour import MockBehaviour, prompt_tokens, words
 from gateway.testing.mock_openai import create_mock_openai
@@ -54,7 +55,7 @@ def provider() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory, database: str, provider: str) -> Iterator[list[str]]:
     root = tmp_path_factory.mktemp("replicas")
-    prefix = f"meterline:test:{uuid.uuid4().hex[:8]}:"
+    prefix = f"meterline:test:{uuid.uuid4().hex}:"
     config = root / "meterline.yaml"
     config.write_text(
         f"""
@@ -71,11 +72,20 @@ telemetry: {{collector: "http://127.0.0.1:{free_port()}"}}
 """
     )
     urls: list[str] = []
-    with (
-        _gateway(root / "one", config, urls) as _one,
-        _gateway(root / "two", config, urls) as _two,
-    ):
-        yield urls
+    try:
+        with (
+            _gateway(root / "one", config, urls) as _one,
+            _gateway(root / "two", config, urls) as _two,
+        ):
+            yield urls
+    finally:
+        client = Redis.from_url(REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=prefix + "*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 def _gateway(data_dir: Path, config: Path, urls: list[str]) -> AbstractContextManager[subprocess.Popen[bytes]]:
