@@ -43,10 +43,9 @@ class MemoryQuotaStore:
     async def release(self, reservation: Reservation) -> None:
         self._adjust(reservation, None)
 
-    def settle_now(self, reservation: Reservation, actual: Actual | None) -> None:
-        """`settle` (or, with None, `release`) without a coroutine: no I/O, so the request path
-        can do it in place instead of in a background task."""
+    def settle_in_place(self, reservation: Reservation, actual: Actual | None) -> bool:
         self._adjust(reservation, actual)
+        return True
 
     async def close(self) -> None:
         self._counts.clear()

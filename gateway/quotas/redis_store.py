@@ -159,6 +159,9 @@ class RedisQuotaStore:
     async def release(self, reservation: Reservation) -> None:
         await self._adjust_counters(reservation, None)
 
+    def settle_in_place(self, reservation: Reservation, actual: Actual | None) -> bool:
+        return False  # a round trip to Redis: the caller awaits `settle` / `release` off the path
+
     async def close(self) -> None:
         await self._redis.aclose()
 

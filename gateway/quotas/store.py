@@ -101,4 +101,9 @@ class QuotaStore(Protocol):
         """Give back exactly what the reservation took."""
         ...
 
+    def settle_in_place(self, reservation: Reservation, actual: Actual | None) -> bool:
+        """`settle` (or, with None, `release`) done at once when it needs no I/O, so the request
+        path need not start a task for it; False (nothing done) when it must be awaited."""
+        ...
+
     async def close(self) -> None: ...
