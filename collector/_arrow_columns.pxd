@@ -8,6 +8,7 @@ into an ArrowArray struct (a struct array of the columns) whose release callback
 pyarrow imports it without a copy (`RecordBatch._import_from_c`).
 """
 
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
@@ -242,6 +243,46 @@ cdef inline void _truncate(Col* col, Py_ssize_t length) noexcept:
     else:
         col.values.len = length * (4 if col.kind == K_DATE else 8)
     col.length = length
+
+
+cdef inline int _add_object(Col* col, object value) except -1:
+    """Appends a Python value (the slow decoder's, an irregular record's or span's, a fill)."""
+    cdef Py_ssize_t size
+    cdef const char* data
+    if value is None:
+        return _add_null(col)
+    if col.kind == K_STR:
+        data = PyUnicode_AsUTF8AndSize(value, &size)
+        return _add_str(col, data, size)
+    if col.kind == K_INT:
+        return _add_i64(col, value)
+    if col.kind == K_DOUBLE:
+        return _add_f64(col, value)
+    if col.kind == K_DATE:
+        return _add_i32(col, value)
+    if col.kind == K_BOOL:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected bool, got {type(value).__name__}")
+        return _add_bool(col, value is True)
+    for key, item in value:
+        _add_object(col.keys, key)
+        _add_object(col.items, item)
+    _begin(col, True)
+    return _close_map(col)
+
+
+cdef inline int _add_hex(Col* col, const unsigned char* b, Py_ssize_t start, Py_ssize_t end) except -1:
+    """b[start:end] as lowercase hex (trace and span ids)."""
+    cdef const char* digits = b"0123456789abcdef"
+    cdef Py_ssize_t n = end - start, k
+    cdef char* out
+    _begin(col, True)
+    out = _reserve(&col.values, 2 * n)
+    for k in range(n):
+        out[2 * k] = digits[b[start + k] >> 4]
+        out[2 * k + 1] = digits[b[start + k] & 15]
+    col.values.len += 2 * n
+    return _end_offset(col, col.values.len)
 
 
 # -- export: the Arrow C data interface ----------------------------------------------------------

@@ -19,16 +19,16 @@ column's value, and an irregular record is cut back off every column before `irr
 """
 
 cimport cython
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
 
 from collector._arrow_columns cimport (
-    K_BOOL, K_DATE, K_DOUBLE, K_INT, K_STR, K_TAGS, ArrowArray, Col, _add_bool, _add_f64, _add_i32, _add_i64,
-    _add_null, _add_str, _begin, _close_map, _col_free, _col_init, _end_offset, _export_struct, _reserve,
-    _truncate,
+    K_BOOL, K_DATE, K_DOUBLE, K_INT, K_STR, K_TAGS, ArrowArray, Col, _add_bool, _add_f64, _add_hex, _add_i32,
+    _add_i64, _add_null, _add_object, _add_str, _begin, _close_map, _col_free, _col_init,
+    _export_struct, _truncate,
 )
 from collector._wire cimport WT_LEN, _length, _short_length, _short_tag, _skip, _tag, _utf8, _varint
 
@@ -53,45 +53,6 @@ def valid_utf8(bytes data):
 
 
 # -- the batch's columns ----------------------------------------------------------------------
-
-cdef int _add_object(Col* col, object value) except -1:
-    """Appends a Python value (the slow decoder's, an irregular record's, a fill)."""
-    cdef Py_ssize_t size
-    cdef const char* data
-    if value is None:
-        return _add_null(col)
-    if col.kind == K_STR:
-        data = PyUnicode_AsUTF8AndSize(value, &size)
-        return _add_str(col, data, size)
-    if col.kind == K_INT:
-        return _add_i64(col, value)
-    if col.kind == K_DOUBLE:
-        return _add_f64(col, value)
-    if col.kind == K_DATE:
-        return _add_i32(col, value)
-    if col.kind == K_BOOL:
-        if not isinstance(value, bool):
-            raise TypeError(f"expected bool, got {type(value).__name__}")
-        return _add_bool(col, value is True)
-    for key, item in value:
-        _add_object(col.keys, key)
-        _add_object(col.items, item)
-    _begin(col, True)
-    return _close_map(col)
-
-
-cdef inline int _add_hex(Col* col, const unsigned char* b, Py_ssize_t start, Py_ssize_t end) except -1:
-    cdef const char* digits = b"0123456789abcdef"
-    cdef Py_ssize_t n = end - start, k
-    cdef char* out
-    _begin(col, True)
-    out = _reserve(&col.values, 2 * n)
-    for k in range(n):
-        out[2 * k] = digits[b[start + k] >> 4]
-        out[2 * k + 1] = digits[b[start + k] & 15]
-    col.values.len += 2 * n
-    return _end_offset(col, col.values.len)
-
 
 @cython.final
 cdef class _Batch:

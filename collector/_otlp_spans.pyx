@@ -21,8 +21,8 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
 from collector._arrow_columns cimport (
-    K_DATE, K_DOUBLE, K_INT, K_STR, ArrowArray, Col, _add_f64, _add_i32, _add_i64, _add_null, _add_str, _begin,
-    _col_free, _col_init, _end_offset, _export_struct, _reserve,
+    K_DATE, K_DOUBLE, K_INT, K_STR, ArrowArray, Col, _add_f64, _add_hex, _add_i32, _add_i64, _add_null, _add_object,
+    _add_str, _col_free, _col_init, _export_struct,
 )
 from collector._attribute_json cimport (
     A_ARRAY, A_BOOL, A_DOUBLE, A_INT, A_NONE, A_STR, JsonText, json_byte, json_free, json_init, json_string,
@@ -85,22 +85,6 @@ cdef class ExportedSpans:
         return <Py_ssize_t>&self.array
 
 
-cdef int _add_object(Col* col, object value) except -1:
-    """Appends a Python value of an irregular span's row (`decode._span_values`)."""
-    cdef Py_ssize_t size
-    cdef const char* data
-    if value is None:
-        return _add_null(col)
-    if col.kind == K_STR:
-        data = PyUnicode_AsUTF8AndSize(value, &size)
-        return _add_str(col, data, size)
-    if col.kind == K_INT:
-        return _add_i64(col, value)
-    if col.kind == K_DOUBLE:
-        return _add_f64(col, value)
-    return _add_i32(col, value)
-
-
 cdef inline int _add_text(Col* col, object text) except -1:
     """A str (its UTF-8, cached on the object) or None; for the per-resource and per-scope values."""
     cdef Py_ssize_t size
@@ -113,19 +97,6 @@ cdef inline int _add_text(Col* col, object text) except -1:
 
 cdef inline int _add_bytes(Col* col, bytes text) except -1:
     return _add_str(col, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
-
-
-cdef inline int _add_hex(Col* col, const unsigned char* b, Py_ssize_t start, Py_ssize_t n) except -1:
-    cdef const char* digits = b"0123456789abcdef"
-    cdef Py_ssize_t k
-    cdef char* out
-    _begin(col, True)
-    out = _reserve(&col.values, 2 * n)
-    for k in range(n):
-        out[2 * k] = digits[b[start + k] >> 4]
-        out[2 * k + 1] = digits[b[start + k] & 15]
-    col.values.len += 2 * n
-    return _end_offset(col, col.values.len)
 
 
 @cython.final
@@ -345,15 +316,15 @@ cdef class SpanDecoder:
             return False
         # Plain: every value goes in now, in column order.
         start_us = <int64_t>(t_start // 1000)
-        _add_hex(&cols[0], b, tid, 16)
-        _add_hex(&cols[1], b, sid, 8)
+        _add_hex(&cols[0], b, tid, tid + 16)
+        _add_hex(&cols[1], b, sid, sid + 8)
         _add_str(&cols[2], <const char*>(b + name), name_len if name >= 0 else 0)
         _add_i64(&cols[3], start_us)
         _add_i64(&cols[4], <int64_t>(t_end // 1000))
         _add_f64(&cols[5], <double>(<int64_t>t_end - <int64_t>t_start) / 1e6)
         _add_i32(&cols[6], <int32_t>(start_us // 86_400_000_000))
         if par >= 0 and par_len:
-            _add_hex(&cols[7], b, par, par_len)
+            _add_hex(&cols[7], b, par, par + par_len)
         else:
             _add_null(&cols[7])
         _add_bytes(&cols[8], <bytes>self._kinds[kind])
