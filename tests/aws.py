@@ -44,6 +44,15 @@ def use_moto(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 
 
+def s3_bucket(url: str, monkeypatch: pytest.MonkeyPatch, bucket: str) -> Any:
+    """A boto3 S3 client on a fresh moto holding one empty `bucket`, the environment pointing at it."""
+    reset(url)
+    use_moto(monkeypatch, url)
+    client = boto3.client("s3", endpoint_url=url, region_name=REGION)
+    client.create_bucket(Bucket=bucket)
+    return client
+
+
 def secretsmanager(url: str) -> Any:
     return boto3.client(
         "secretsmanager",

@@ -9,11 +9,9 @@ import datetime as dt
 import threading
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
@@ -28,7 +26,7 @@ from meterline.layout import USAGE_TABLE, DataLayout
 from meterline.storage import LocalTarget, StorageTarget, open_target
 from meterline.usage_record import UsageRecord, usage_table
 from tests.analytics.ledger_gen import generated_records
-from tests.aws import REGION, moto_url, reset, use_moto
+from tests.aws import moto_url, s3_bucket, use_moto
 from tests.ledger_fixtures import exact_usd
 
 __all__ = ["moto_url"]  # the session-wide moto server fixture
@@ -39,12 +37,8 @@ TZ = "Asia/Shanghai"
 
 
 @pytest.fixture
-def s3(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    reset(moto_url)
-    use_moto(monkeypatch, moto_url)
-    client = boto3.client("s3", endpoint_url=moto_url, region_name=REGION)
-    client.create_bucket(Bucket=BUCKET)
-    yield client
+def s3(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    return s3_bucket(moto_url, monkeypatch, BUCKET)
 
 
 def s3_target(tmp_path: Path, moto_url: str) -> StorageTarget:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
@@ -21,7 +19,7 @@ from meterline.otlp_usage import to_log_record
 from meterline.storage import open_target
 from meterline.storage.base import StorageTarget
 from meterline.storage.s3 import S3Target
-from tests.aws import REGION, moto_url, reset, use_moto
+from tests.aws import moto_url, s3_bucket, use_moto
 from tests.collector.otlp_fixtures import all_files, logs_request, make_usage, running_collector
 
 __all__ = ["moto_url"]  # the session-wide moto server fixture
@@ -32,12 +30,8 @@ PROTOBUF = {"content-type": "application/x-protobuf"}
 
 
 @pytest.fixture
-def s3(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    reset(moto_url)
-    use_moto(monkeypatch, moto_url)
-    client = boto3.client("s3", endpoint_url=moto_url, region_name=REGION)
-    client.create_bucket(Bucket=BUCKET)
-    yield client
+def s3(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    return s3_bucket(moto_url, monkeypatch, BUCKET)
 
 
 def _target(tmp_path: Path, moto_url: str) -> StorageTarget:
