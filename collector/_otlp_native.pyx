@@ -26,7 +26,7 @@ from libc.string cimport memcmp, memcpy
 
 
 from collector._arrow_columns cimport (
-    K_BOOL, K_DATE, K_DOUBLE, K_INT, K_STR, K_TAGS, ArrowArray, Col, _add_bool, _add_f64, _add_hex, _add_i32,
+    K_BOOL, K_DATE, K_DOUBLE, K_INT, K_STR, K_TAGS, Col, _add_bool, _add_f64, _add_hex, _add_i32,
     _add_i64, _add_null, _add_object, _add_str, _begin, _close_map, _col_free, _col_init,
     _export_struct, _truncate,
 )
@@ -96,9 +96,8 @@ cdef class _Batch:
 
 @cython.final
 cdef class ExportedColumns:
-    """The decoded columns as an Arrow C data interface struct array, until pyarrow takes them."""
-
-    cdef ArrowArray array
+    """The decoded columns as an Arrow C data interface struct array, until pyarrow takes them
+    (its `array` is declared in _otlp_native.pxd, for the span decoder too)."""
 
     def __dealloc__(self):
         if self.array.release != NULL:  # never imported

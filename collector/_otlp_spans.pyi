@@ -3,11 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-class ExportedSpans:
-    """The decoded columns as an Arrow C data interface struct array, until pyarrow takes them."""
-
-    @property
-    def address(self) -> int: ...
+from collector._otlp_native import ExportedColumns
 
 def column_kinds() -> tuple[int, ...]: ...
 
@@ -21,4 +17,4 @@ class SpanDecoder:
         resource: Callable[[bytes], tuple[str | None, str]],
         scope: Callable[[bytes], str | None],
         irregular: Callable[[str, bytes, str | None, str | None, str], tuple[Any, ...] | None],
-    ) -> ExportedSpans: ...
+    ) -> ExportedColumns: ...

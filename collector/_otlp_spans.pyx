@@ -21,7 +21,7 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
 from collector._arrow_columns cimport (
-    K_DATE, K_DOUBLE, K_INT, K_STR, ArrowArray, Col, _add_f64, _add_hex, _add_i32, _add_i64, _add_null, _add_object,
+    K_DATE, K_DOUBLE, K_INT, K_STR, Col, _add_f64, _add_hex, _add_i32, _add_i64, _add_null, _add_object,
     _add_str, _col_free, _col_init, _export_struct,
 )
 from collector._attribute_json cimport (
@@ -30,6 +30,7 @@ from collector._attribute_json cimport (
 )
 from collector._wire cimport WT_I64, WT_LEN, WT_VARINT, _length, _skip, _tag, _utf8, _varint
 
+from collector._otlp_native cimport ExportedColumns
 from collector._otlp_native import WireError
 
 cdef enum:
@@ -67,22 +68,6 @@ cdef class _Batch:
         cdef int k
         for k in range(NCOLS):
             _col_free(&self.cols[k])
-
-
-@cython.final
-cdef class ExportedSpans:
-    """The decoded columns as an Arrow C data interface struct array, until pyarrow takes them."""
-
-    cdef ArrowArray array
-
-    def __dealloc__(self):
-        if self.array.release != NULL:  # never imported
-            self.array.release(&self.array)
-
-    @property
-    def address(self):
-        """The ArrowArray's address, for `pyarrow.RecordBatch._import_from_c`."""
-        return <Py_ssize_t>&self.array
 
 
 cdef inline int _add_text(Col* col, object text) except -1:
@@ -133,7 +118,7 @@ cdef class SpanDecoder:
         self._codes = tuple(name.encode() for name in status_names)
 
     def decode(self, bytes body, object resource, object scope, object irregular):
-        """The spans in an ExportTraceServiceRequest's bytes, as `ExportedSpans` in `spans` order.
+        """The spans in an ExportTraceServiceRequest's bytes, as `ExportedColumns` in `spans` order.
 
         `resource(bytes)` gives (service_name, resource_json) for a ResourceSpans' resource bytes,
         `scope(bytes)` the scope name; `irregular(where, span_bytes, service, scope, resource_json)`
@@ -217,7 +202,7 @@ cdef class SpanDecoder:
                     i += 1
                 s += 1
             r += 1
-        cdef ExportedSpans exported = ExportedSpans()
+        cdef ExportedColumns exported = ExportedColumns()
         _export_struct(&exported.array, out.rows, out.cols, NCOLS)
         return exported
 
