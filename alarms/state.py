@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from alarms.message import Message
 from meterline.layout import DataLayout
 
 MAX_RUNS_PER_DELIVERY = 10
 """A failed delivery is retried by later runs until it has failed this many runs."""
+OPEN_TIMEOUT_SECONDS = 30.0
+"""How long opening the state waits for other processes opening or writing it at the same time."""
 
-_SCHEMA = """
+_T = TypeVar("_T")
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS alarms (
     id INTEGER PRIMARY KEY,
     budget TEXT NOT NULL,
@@ -27,7 +35,8 @@ CREATE TABLE IF NOT EXISTS alarms (
     message TEXT NOT NULL,
     created_at TEXT NOT NULL,
     UNIQUE (budget, period, kind)
-);
+)""",
+    """
 CREATE TABLE IF NOT EXISTS deliveries (
     alarm_id INTEGER NOT NULL REFERENCES alarms (id),
     channel TEXT NOT NULL,
@@ -37,8 +46,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error TEXT,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (alarm_id, channel)
-);
-"""
+)""",
+)
 
 
 def state_file(layout: DataLayout) -> Path:
@@ -60,12 +69,26 @@ class Delivery:
 
 
 class AlarmState:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout: float = OPEN_TIMEOUT_SECONDS) -> None:
+        """Open (creating it if need be) the state at `path`. Any number of processes may open
+        a new file at once: switching to WAL takes an exclusive lock, and SQLite answers a
+        connection that would deadlock waiting for it with SQLITE_BUSY at once, whatever the
+        busy timeout, so both the switch and the schema are retried until `timeout`."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
+        self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            deadline = time.monotonic() + timeout
+            _retry_busy(lambda: self._db.execute("PRAGMA journal_mode=WAL").fetchall(), deadline)
+            _retry_busy(self._create_schema, deadline)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _create_schema(self) -> None:
+        with self._transaction():
+            for statement in _SCHEMA:
+                self._db.execute(statement)
 
     def close(self) -> None:
         self._db.close()
@@ -147,6 +170,24 @@ class _Immediate:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "database is locked" in text or "database is busy" in text
+
+
+def _retry_busy(work: Callable[[], _T], deadline: float) -> _T:
+    """`work()`, again after a short pause while SQLite answers SQLITE_BUSY, until `deadline`."""
+    pause = 0.005
+    while True:
+        try:
+            return work()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _now() -> str:

@@ -132,10 +132,14 @@ def test_two_runs_at_once_send_each_alarm_once(layout: DataLayout, receivers: tu
     ding, slack = receivers
     steady_november(layout)
     start = threading.Barrier(4)
+    errors: list[BaseException] = []
 
     def run() -> None:
-        start.wait()
-        AlarmEngine(config(ding.url, slack.url), layout, backoff_seconds=0).run(LATE_NOV)
+        start.wait()  # all four open the new alarm-state file at once (alarms/state.py retries the WAL switch)
+        try:
+            AlarmEngine(config(ding.url, slack.url), layout, backoff_seconds=0).run(LATE_NOV)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it instead of a thread dying quietly
+            errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for thread in threads:
@@ -143,6 +147,8 @@ def test_two_runs_at_once_send_each_alarm_once(layout: DataLayout, receivers: tu
     for thread in threads:
         thread.join(timeout=60)
 
+    assert errors == []
+    assert [t.is_alive() for t in threads] == [False] * 4
     assert len(ding.received) == len(slack.received) == 2
     assert sorted(m["markdown"]["title"][:30] for m in ding.received) == sorted(
         {m["markdown"]["title"][:30] for m in ding.received}
