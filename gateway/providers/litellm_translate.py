@@ -83,6 +83,16 @@ def _failure(exc: Exception, deployment: Deployment) -> UpstreamFailure:
     )
 
 
+def _provider_reported_usage(stream: Any) -> bool:
+    """Whether the provider itself sent usage in a LiteLLM stream. When it sent none, LiteLLM
+    makes up a count for the stream's last chunk; the provider's own usage is on one of the
+    chunks LiteLLM keeps (`CustomStreamWrapper.chunks`). A stream without that list is trusted."""
+    kept = getattr(stream, "chunks", None)
+    if not isinstance(kept, list):
+        return True
+    return any(getattr(chunk, "usage", None) is not None for chunk in kept)
+
+
 class LiteLLMTranslate:
     def __init__(self) -> None:
         self._litellm: Any = None
@@ -138,6 +148,12 @@ class LiteLLMTranslate:
             try:
                 async for chunk in chunks:
                     data = chunk.model_dump(exclude_none=True)
+                    if data.get("usage") is not None and not _provider_reported_usage(chunks):
+                        # LiteLLM's own count: the gateway counts instead and flags the record,
+                        # as on the direct path (the route shows the client the billed counts).
+                        del data["usage"]
+                        if all(not c.get("delta") and not c.get("finish_reason") for c in data.get("choices") or []):
+                            continue
                     if data.get("usage") is not None and all(
                         not c.get("delta") and not c.get("finish_reason") for c in data.get("choices") or []
                     ):

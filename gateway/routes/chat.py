@@ -11,6 +11,8 @@ telemetry/exporter.py (off the path).
 from __future__ import annotations
 
 import json
+import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -48,11 +50,40 @@ async def chat_completions(request: Request) -> Response:
         return _estimate(chat, texts)
 
     if isinstance(answer, ChatStream):
-        return call.stream(answer, lambda event: event.endswith(DONE), estimate, lambda error: sse(error.body()))
-    response = call.respond(answer, estimate)
+        tally = answer.tally
+
+        def usage_event(last: bytes, usage: TokenUsage) -> bytes:
+            """The usage chunk the client asked for, with the billed counts, just before [DONE]."""
+            chunk: dict[str, Any] = {
+                "id": tally.response_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": call.meter.answer.model if call.meter.answer is not None else chat.model,
+                "choices": [],
+                "usage": openai_usage(usage),
+            }
+            return last.removesuffix(DONE) + sse(chunk) + DONE
+
+        return call.stream(
+            answer,
+            lambda event: event.endswith(DONE),
+            estimate,
+            lambda error: sse(error.body()),
+            usage_event if chat.client_wants_usage else None,
+        )
+    response = call.respond(answer, estimate, openai_usage)
     if cache_key is not None:
         await _store(call, cache_key, answer)
     return response
+
+
+def openai_usage(usage: TokenUsage) -> dict[str, int]:
+    """OpenAI's usage block for counts the gateway made (no cache or reasoning subsets to report)."""
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
 
 
 def _estimate(chat: ChatRequest, texts: list[str]) -> TokenUsage:

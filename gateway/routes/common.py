@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import GatewayError, GatewayNotReady, ModelNotAllowed, ModelNotFound, error_response
+from gateway.json_codec import dumps, loads
 from gateway.metering import Answer, RequestMeter
 from gateway.providers.results import ChatResponse, ChatStream
 from gateway.quotas.service import Admission
@@ -149,9 +150,17 @@ class Call:
         if (remote := quotas.settle_soon(admission, tokens=tokens, usd=self.meter.cost_usd)) is not None:
             self.state.later(remote)
 
-    def respond(self, answer: ChatResponse, estimate: Callable[[list[str]], TokenUsage]) -> Response:
-        """A whole answer: metered, then sent as the provider's JSON body."""
+    def respond(
+        self,
+        answer: ChatResponse,
+        estimate: Callable[[list[str]], TokenUsage],
+        usage_block: Callable[[TokenUsage], dict[str, int]] | None = None,
+    ) -> Response:
+        """A whole answer: metered, then sent as the provider's JSON body. When the gateway counted
+        the usage (the provider reported none), `usage_block` puts the billed counts in the body."""
         self.finish(answer.usage, lambda: estimate(answer.texts), answer.response_id, answer.finish_reasons)
+        if usage_block is not None and self.meter.usage_estimated and self.meter.usage is not None:
+            answer.body = with_usage(answer.body, usage_block(self.meter.usage))
         return Response(answer.body, media_type="application/json", headers=self.headers)
 
     def stream(
@@ -160,11 +169,14 @@ class Call:
         is_last: Callable[[bytes], bool],
         estimate: Callable[[list[str]], TokenUsage],
         error_event: Callable[[GatewayError], bytes],
+        usage_event: Callable[[bytes, TokenUsage], bytes] | None = None,
     ) -> EventStreamResponse:
         """Relay a stream; metered just before its last event, so a client that has read the
-        whole stream is already in the ledger queue, or when the stream ends any other way."""
+        whole stream is already in the ledger queue, or when the stream ends any other way.
+        When the gateway counted the usage, `usage_event(last, usage)` rewrites the last event to
+        carry the billed counts (for a client that asked for usage)."""
         headers = {**self.headers, "cache-control": "no-cache"}
-        return EventStreamResponse(self._relay(stream, is_last, estimate, error_event), headers)
+        return EventStreamResponse(self._relay(stream, is_last, estimate, error_event, usage_event), headers)
 
     async def _relay(
         self,
@@ -172,6 +184,7 @@ class Call:
         is_last: Callable[[bytes], bool],
         estimate: Callable[[list[str]], TokenUsage],
         error_event: Callable[[GatewayError], bytes],
+        usage_event: Callable[[bytes, TokenUsage], bytes] | None,
     ) -> AsyncIterator[bytes]:
         tally = stream.tally
 
@@ -184,6 +197,8 @@ class Call:
                 self.meter.first_token()
                 if is_last(event):
                     finish()
+                    if usage_event is not None and self.meter.usage_estimated and self.meter.usage is not None:
+                        event = usage_event(event, self.meter.usage)
                 yield event
         except UpstreamFailure as failure:  # a mid-stream provider failure becomes an error event
             error = failure.to_client_error()
@@ -198,6 +213,18 @@ class Call:
             raise
         finally:
             finish()
+
+
+def with_usage(body: bytes, block: dict[str, int]) -> bytes:
+    """A JSON response body with its `usage` replaced (a body that is not a JSON object: as it is)."""
+    try:
+        data = loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict):
+        return body
+    data["usage"] = block
+    return dumps(data)
 
 
 def _max_output_tokens(asked: Asked) -> int | None:

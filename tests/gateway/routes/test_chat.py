@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -9,9 +10,11 @@ import httpx
 import pytest
 
 from gateway.app import create_app
+from gateway.pricing import PriceBook
 from gateway.telemetry.sink import InMemorySink
 from gateway.testing.behaviour import MockBehaviour
 from gateway.testing.mock_openai import create_mock_openai
+from gateway.token_usage import TokenUsage
 from gateway.tokens import count_messages, count_text
 from meterline.config import parse_config
 from meterline.usage_record import UsageRecord
@@ -33,9 +36,15 @@ def sink() -> InMemorySink:
 
 
 @pytest.fixture(params=["direct", "litellm"])
-def gateway(request: pytest.FixtureRequest, behaviour: MockBehaviour, sink: InMemorySink) -> Iterator[httpx.Client]:
+def path(request: pytest.FixtureRequest) -> str:
+    """Which upstream path serves the model group: the direct forward or LiteLLM's translation."""
+    return str(request.param)
+
+
+@pytest.fixture
+def gateway(path: str, behaviour: MockBehaviour, sink: InMemorySink) -> Iterator[httpx.Client]:
     with serve_in_thread(create_mock_openai(behaviour)) as provider:
-        info = "{meterline_upstream: litellm}" if request.param == "litellm" else "{}"
+        info = "{meterline_upstream: litellm}" if path == "litellm" else "{}"
         config = parse_config(
             f"""
 model_list:
@@ -89,32 +98,70 @@ def test_client_disconnect_cancels_upstream_and_records_partial_usage(
 
 
 def test_missing_usage_is_counted_and_flagged(
-    gateway: httpx.Client, behaviour: MockBehaviour, sink: InMemorySink
+    gateway: httpx.Client, path: str, behaviour: MockBehaviour, sink: InMemorySink
 ) -> None:
+    """No usage from the provider: on either path the gateway counts, flags the record, and shows
+    the client the very numbers it bills (LiteLLM's path used to show 0/0/0)."""
     behaviour.omit_usage = True
     behaviour.reply = "The keeper lit the lamp."
     response = gateway.post("/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES}, headers=AUTH)
     assert response.status_code == 200
     record = wait_for_record(sink)
-    # LiteLLM computes usage itself when the provider sends none; either way the ledger has it.
-    assert record.input_tokens > 0 and record.output_tokens > 0
-    assert record.cost_usd > 0
-    if record.usage_estimated:
-        assert (record.input_tokens, record.output_tokens) == (count_messages(MESSAGES), count_text(behaviour.reply))
+    counted = (count_messages(MESSAGES), count_text(behaviour.reply))
+    assert counted == (17, 6)
+    assert (record.input_tokens, record.output_tokens, record.usage_estimated) == (17, 6, True), path
+    assert record.cost_usd == PriceBook().cost_usd("gpt-4o-mini", "openai", TokenUsage(17, 6)) > 0
+    usage = response.json()["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (17, 6, 23), path
 
 
-def test_stream_without_provider_usage_is_estimated(
-    gateway: httpx.Client, behaviour: MockBehaviour, sink: InMemorySink
+def test_reported_usage_is_billed_as_reported(
+    gateway: httpx.Client, path: str, behaviour: MockBehaviour, sink: InMemorySink
 ) -> None:
+    """The provider's own usage: billed as reported, never flagged, on either path (the mock
+    counts words: 3 per message plus 9 words in; 5 words out)."""
+    behaviour.reply = "The keeper lit the lamp."
+    response = gateway.post("/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES}, headers=AUTH)
+    record = wait_for_record(sink)
+    assert (record.input_tokens, record.output_tokens, record.usage_estimated) == (12, 5, False), path
+    usage = response.json()["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (12, 5, 17), path
+
+
+def stream_usage(text: str) -> list[tuple[int, int, int]]:
+    chunks = [json.loads(line[6:]) for line in text.split("\n\n") if line.startswith("data: {")]
+    assert text.rstrip().endswith("data: [DONE]")
+    return [(u["prompt_tokens"], u["completion_tokens"], u["total_tokens"]) for c in chunks if (u := c.get("usage"))]
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_stream_without_provider_usage_is_estimated(
+    gateway: httpx.Client, path: str, behaviour: MockBehaviour, sink: InMemorySink, include_usage: bool
+) -> None:
+    """LiteLLM fills in its own count when a stream ends without usage; the ledger must still say
+    the gateway counted (it said `usage_estimated=false`), and the client who asked for usage
+    gets the billed numbers, once."""
     behaviour.omit_usage = True
     behaviour.reply = "The keeper lit the lamp at dusk."
-    body = {"model": "gpt", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+    body = {"model": "gpt", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": include_usage}}
     response = gateway.post("/v1/chat/completions", json=body, headers=AUTH)
     assert response.status_code == 200
     record = wait_for_record(sink)
-    assert record.output_tokens > 0 and record.input_tokens > 0
-    if record.usage_estimated:
-        assert (record.input_tokens, record.output_tokens) == (count_messages(MESSAGES), count_text(behaviour.reply))
+    assert (count_messages(MESSAGES), count_text(behaviour.reply)) == (17, 8)
+    assert (record.input_tokens, record.output_tokens, record.usage_estimated) == (17, 8, True), path
+    assert stream_usage(response.text) == ([(17, 8, 25)] if include_usage else []), path
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_stream_with_provider_usage_is_not_estimated(
+    gateway: httpx.Client, path: str, behaviour: MockBehaviour, sink: InMemorySink, include_usage: bool
+) -> None:
+    behaviour.reply = "The keeper lit the lamp at dusk."
+    body = {"model": "gpt", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": include_usage}}
+    response = gateway.post("/v1/chat/completions", json=body, headers=AUTH)
+    record = wait_for_record(sink)
+    assert (record.input_tokens, record.output_tokens, record.usage_estimated) == (12, 7, False), path
+    assert stream_usage(response.text) == ([(12, 7, 19)] if include_usage else []), path
 
 
 def test_body_over_the_limit_is_413(gateway: httpx.Client) -> None:
