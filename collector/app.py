@@ -23,7 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from collector.errors import CollectorError, PayloadTooLarge
+from collector.auth import IngestAuth
+from collector.errors import CollectorError, PayloadTooLarge, Unauthenticated
 from collector.export import LOGS, TRACES, Signal, export
 from collector.grpc_receiver import GrpcReceiver, GrpcStartError
 from collector.pipeline import Pipeline
@@ -38,8 +39,9 @@ log = logging.getLogger(__name__)
 class _Receiver:
     """The endpoints and the state they share; the state exists only inside the lifespan."""
 
-    def __init__(self, settings: CollectorSettings) -> None:
+    def __init__(self, settings: CollectorSettings, auth: IngestAuth) -> None:
         self._settings = settings
+        self._auth = auth
         self._pipeline: Pipeline | None = None
 
     @contextlib.asynccontextmanager
@@ -49,6 +51,7 @@ class _Receiver:
         target = open_target(layout, settings.storage_url, settings.s3_endpoint_url, settings.s3_region)
         self._pipeline = await Pipeline.start(layout, target=target, compaction=settings.compaction)
         grpc: GrpcReceiver | None = None
+        await self._auth.start()
         try:
             if self._settings.grpc_port:
                 grpc = await self._start_grpc(self._pipeline)
@@ -58,10 +61,11 @@ class _Receiver:
                 await grpc.stop()
             await self._pipeline.close()
             self._pipeline = None
+            await self._auth.stop()
 
     async def _start_grpc(self, pipeline: Pipeline) -> GrpcReceiver | None:
         try:
-            return await GrpcReceiver.start(pipeline, self._settings)
+            return await GrpcReceiver.start(pipeline, self._settings, self._auth)
         except GrpcStartError as exc:
             if self._settings.grpc_required:
                 raise
@@ -84,6 +88,7 @@ class _Receiver:
         encoding = Encoding.JSON
         try:
             encoding = Encoding.of(headers.get("content-type"))
+            signal = self._auth.authorize(self._auth.authenticate(headers.get("authorization")), signal)
             body = await self._read_body(headers, receive)
             if body is None:
                 return  # the client went away: nobody is listening for an answer
@@ -133,7 +138,9 @@ def _error_response(path: str, exc: CollectorError, encoding: Encoding) -> Respo
         log.error("collector: %s failed, sender will retry: %s", path, exc, exc_info=exc.__cause__)
     else:
         log.info("collector: %s answered %d: %s", path, exc.status_code, exc)
-    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
     return Response(
         status_body(exc.rpc_code, str(exc), encoding),
         status_code=exc.status_code,
@@ -156,8 +163,10 @@ class _CollectorApp:
             await self._fallback(scope, receive, send)
 
 
-def create_app(settings: CollectorSettings) -> ASGIApp:
-    receiver = _Receiver(settings)
+def create_app(settings: CollectorSettings, auth: IngestAuth | None = None) -> ASGIApp:
+    """The collector app; `auth` (the principals, their tokens resolved) defaults to
+    `IngestAuth.open(settings)`, which raises for a token that cannot be used."""
+    receiver = _Receiver(settings, auth if auth is not None else IngestAuth.open(settings))
     # The export routes stay declared here too, so a GET on them is Starlette's 405, not a 404.
     routes = [
         Route("/v1/traces", _not_reached, methods=["POST"]),

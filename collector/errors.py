@@ -52,3 +52,17 @@ class Overloaded(CollectorError):
     rpc_code = 8  # RESOURCE_EXHAUSTED with RetryInfo: the OTLP way to push back over gRPC
     retryable = True
     retry_after_s = 2
+
+
+class Unauthenticated(CollectorError):
+    """No bearer token, or one no principal holds (collector.ingest_tokens)."""
+
+    status_code = 401
+    rpc_code = 16  # UNAUTHENTICATED
+
+
+class PermissionDenied(CollectorError):
+    """A known principal without the scope the whole request needs (spans to /v1/traces)."""
+
+    status_code = 403
+    rpc_code = 7  # PERMISSION_DENIED

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 import grpc
 
+from collector.auth import IngestAuth
 from collector.errors import CollectorError
 from collector.export import LOGS, TRACES, Signal, export
 from collector.pipeline import Pipeline
@@ -36,10 +37,18 @@ class GrpcStartError(RuntimeError):
     """The gRPC port could not be bound."""
 
 
-def _handler(pipeline: Pipeline, signal: Signal) -> Handler:
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
+
+
+def _handler(pipeline: Pipeline, signal: Signal, auth: IngestAuth) -> Handler:
     async def handle(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
-            response = await export(pipeline, signal, body, Encoding.PROTOBUF)
+            allowed = auth.authorize(auth.authenticate(_authorization(context)), signal)
+            response = await export(pipeline, allowed, body, Encoding.PROTOBUF)
         except CollectorError as exc:
             await _abort(context, signal, exc)
         wire: bytes = response.SerializeToString()
@@ -72,7 +81,7 @@ class GrpcReceiver:
         self.address = address
 
     @classmethod
-    async def start(cls, pipeline: Pipeline, settings: CollectorSettings) -> GrpcReceiver:
+    async def start(cls, pipeline: Pipeline, settings: CollectorSettings, auth: IngestAuth) -> GrpcReceiver:
         limit = settings.max_body_bytes
         server = grpc.aio.server(
             options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)],
@@ -81,18 +90,22 @@ class GrpcReceiver:
         server.add_generic_rpc_handlers(
             [
                 grpc.method_handlers_generic_handler(
-                    service, {"Export": grpc.unary_unary_rpc_method_handler(_handler(pipeline, signal))}
+                    service, {"Export": grpc.unary_unary_rpc_method_handler(_handler(pipeline, signal, auth))}
                 )
                 for service, signal in services.items()
             ]
         )
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         try:
-            server.add_insecure_port(address)
+            if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+                pair = (settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())
+                server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
+            else:
+                server.add_insecure_port(address)
         except RuntimeError as exc:  # grpc raises RuntimeError when the port cannot be bound
             raise GrpcStartError(f"cannot listen for OTLP/gRPC on {address}: {exc}") from exc
         await server.start()
-        log.info("collector: OTLP/gRPC on %s", address)
+        log.info("collector: OTLP/gRPC on %s%s", address, " (TLS)" if settings.tls_cert_file else "")
         return cls(server, address)
 
     async def stop(self) -> None:

@@ -133,6 +133,12 @@ class TelemetryConfig(_Strict):
     """Group-commit window of the gateway's on-disk usage spool; 0 fsyncs before each response ends."""
     spool_max_bytes: int = Field(default=1024**3, gt=0)
     """Cap of the usage spool (warnings at 50 % and 80 %); beyond it new usage records are dropped."""
+    collector_token: str | None = None
+    """Bearer token the exporter sends to the collector (a secret reference, like every secret
+    here): the token of a `collector.ingest_tokens` principal with scopes `usage` and `spans`.
+    Absent: no Authorization header (a collector without tokens, on loopback)."""
+    collector_ca_file: str | None = None
+    """PEM file of the CA that signed an `https://` collector's certificate; absent: the system's CAs."""
 
 
 class StorageConfig(_Strict):
@@ -191,6 +197,56 @@ class KeyStoreConfig(_Strict):
     """How often each gateway reloads the store, so a revoke on one replica reaches the others."""
     rotation_grace_seconds: float = Field(default=3600.0, ge=0)
     """How long a rotated key keeps working beside its replacement."""
+
+
+IngestScope = Literal["usage", "spans"]
+
+
+class IngestTokenConfig(_Strict):
+    """One principal that may write to the collector, known by its bearer token."""
+
+    name: str = Field(min_length=1)
+    """Shown in the collector's logs and refusals (never the token)."""
+    token: str = Field(min_length=1)
+    """The bearer token: a secret reference (`os.environ/NAME`, `aws-secretsmanager://...`,
+    `vault://...`, `file://...`) or a literal; at least 20 characters once resolved."""
+    scopes: list[IngestScope] = Field(min_length=1)
+    """`usage`: may write usage records (the gateways); `spans`: may write spans and logs that
+    are not usage records (agents, any OpenTelemetry SDK). A gateway needs both."""
+
+
+class CollectorTlsConfig(_Strict):
+    cert_file: str = Field(min_length=1)
+    """PEM certificate (chain) both OTLP listeners (HTTP and gRPC) present."""
+    key_file: str = Field(min_length=1)
+    """PEM private key of `cert_file`."""
+
+
+class CollectorConfig(_Strict):
+    """Who may write to the collector, and over what (collector/auth.py)."""
+
+    ingest_tokens: list[IngestTokenConfig] = Field(default_factory=list)
+    """The principals. Empty: no authentication, so the collector serves loopback only."""
+    tls: CollectorTlsConfig | None = None
+    """TLS on both OTLP listeners; absent: plain HTTP and gRPC."""
+    allow_unauthenticated: bool = False
+    """Without `ingest_tokens`, bind a non-loopback address anyway (anyone who reaches it may
+    write the ledger; a warning at every start). Without it such a start is refused (exit 2)."""
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CollectorConfig:
+        seen: set[str] = set()
+        for index, principal in enumerate(self.ingest_tokens):
+            if principal.name in seen:
+                raise ValueError(f"ingest_tokens[{index}].name: duplicate principal name {principal.name!r}")
+            seen.add(principal.name)
+        return self
+
+
+class DashboardConfig(_Strict):
+    allow_unauthenticated: bool = False
+    """The dashboard has no login: bind a non-loopback address (`meterline dashboard --host
+    0.0.0.0`) only with this on (a warning at every start); otherwise refused (exit 2)."""
 
 
 class AnalyticsConfig(_Strict):
@@ -275,6 +331,8 @@ class MeterlineConfig(_Strict):
     key_store: KeyStoreConfig = Field(default_factory=KeyStoreConfig)
     response_cache: ResponseCacheConfig = Field(default_factory=ResponseCacheConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    collector: CollectorConfig = Field(default_factory=CollectorConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("timezone")
     @classmethod

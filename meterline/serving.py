@@ -38,9 +38,12 @@ def run_until_stopped(
     graceful_timeout_s: int = 15,
     *,
     proxy_headers: bool = True,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> None:
     """`proxy_headers`: uvicorn's X-Forwarded-* rewrite of the client address, an ASGI layer on
-    every request; a server that never reads the client address can turn it off."""
+    every request; a server that never reads the client address can turn it off.
+    `ssl_certfile`/`ssl_keyfile`: serve HTTPS with that PEM certificate and key."""
     server = DrainingServer(
         uvicorn.Config(
             app,
@@ -51,6 +54,8 @@ def run_until_stopped(
             access_log=False,
             timeout_graceful_shutdown=graceful_timeout_s,
             proxy_headers=proxy_headers,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
         )
     )
     server.run()

@@ -77,12 +77,12 @@ def gateway(args: argparse.Namespace) -> int:
 def collector(args: argparse.Namespace) -> int:
     from collector.server import serve
 
-    config, _source = load_config(args.config)
+    config, source = load_config(args.config)
     data_dir = args.data_dir or config.storage.data_dir  # a path or s3://bucket/prefix
     if args.grpc_port is None:
-        serve(config, data_dir, host=args.host, port=args.port, grpc_port=4317, grpc_required=False)
+        serve(config, data_dir, host=args.host, port=args.port, grpc_port=4317, grpc_required=False, source=source)
     else:
-        serve(config, data_dir, host=args.host, port=args.port, grpc_port=args.grpc_port)
+        serve(config, data_dir, host=args.host, port=args.port, grpc_port=args.grpc_port, source=source)
     return 0
 
 
@@ -143,8 +143,18 @@ def _alarms(config: MeterlineConfig, layout: DataLayout) -> None:
 
 def dashboard(args: argparse.Namespace) -> int:
     from dashboards.filters import BUDGETS_ENV, TIMEZONE_ENV, budgets_env_value
+    from meterline.bind import require_loopback_or_allowed
 
     config, layout, _ledger = load_marts(args)  # the page reads only the marts
+    require_loopback_or_allowed(
+        args.host,
+        server="dashboard",
+        risk="may read every agent's spend",
+        remedy="put it behind an authenticating proxy on loopback",
+        setting="dashboard.allow_unauthenticated",
+        allowed=config.dashboard.allow_unauthenticated,
+        source=str(args.config or "meterline.yaml"),
+    )
     app = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
     command = [
         sys.executable, "-m", "streamlit", "run", str(app),

@@ -23,6 +23,9 @@ from meterline.secrets.live import LiveSecret, SecretStatus
 from meterline.secrets.reference import Reference, parse_reference
 from meterline.secrets.vault import VaultBackend
 
+COLLECTOR_ONLY = "collector."
+"""Config paths only the collector reads; the gateway's `preload` leaves them alone."""
+
 
 class SecretRegistry:
     def __init__(
@@ -80,6 +83,8 @@ class SecretRegistry:
         """Resolve every reference in `config` now; the first that fails raises
         SecretResolutionError naming it, its backend, the reason and the config field."""
         for path, value, _provider in config_references(config):
+            if path.startswith(COLLECTOR_ONLY):
+                continue  # the collector resolves its principals' tokens itself (collector/auth.py)
             try:
                 self.live(value)
             except SecretResolutionError as exc:
