@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from gateway.endpoint_request import EndpointRequest
-from gateway.providers.http import body_lines, post, read_json
-from gateway.providers.named_events import AnthropicTally, frames
+from gateway.providers.http import anthropic_stream_error, body_lines, post, read_json
+from gateway.providers.named_events import AnthropicTally, event_name, frame_data, frames
 from gateway.providers.results import ChatResponse, ChatStream
 from gateway.providers.session import SessionOwner
 from gateway.routing.deployments import Deployment
@@ -60,6 +60,8 @@ class AnthropicDirect(SessionOwner):
         async def events() -> AsyncIterator[bytes]:
             try:
                 async for frame in frames(body_lines(response, deployment)):
+                    if event_name(frame) == "error":
+                        raise anthropic_stream_error(frame_data(frame), deployment)
                     reader.absorb(frame)
                     yield frame
             finally:

@@ -9,6 +9,7 @@ from gateway.json_codec import dumps, loads
 from gateway.providers.h1 import ConnectionFailed, HttpClient, Response
 from gateway.routing.deployments import Deployment
 from gateway.routing.failures import UpstreamFailure
+from gateway.scrubbing import held_secrets, scrub_json, scrub_text
 
 _MAX_ERROR_BODY = 64 * 1024
 
@@ -28,30 +29,97 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def scrub(text: str, deployment: Deployment) -> str:
-    """Never let a provider echo our provider key back to an agent or a log."""
-    if deployment.api_key is not None:
-        text = text.replace(deployment.api_key.reveal(), "***")
-    return text
+    """Never let a provider echo a provider key (any version the gateway holds) or anything
+    shaped like a credential back to an agent, a log or the ledger (see gateway/scrubbing.py)."""
+    return scrub_text(text, held_secrets(deployment.api_key))
+
+
+def _error_fields(data: Any, fallback: str) -> tuple[str, str | None]:
+    """The message and code of an error body (OpenAI's `{"error": {...}}`, Anthropic's
+    `{"type": "error", "error": {...}}`, or `{"error": "text"}`); a message that is not a
+    string is kept as its JSON text."""
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, str):
+        return error or fallback, None
+    if not isinstance(error, dict):
+        return fallback, None
+    message = error.get("message")
+    if not isinstance(message, str):
+        message = dumps(message).decode() if message else fallback
+    code = error.get("code")
+    return message or fallback, code if isinstance(code, str) else None
 
 
 def failure_from_response(status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamFailure:
-    message, code = f"HTTP {status}", None
     try:
-        error = loads(body).get("error") or {}
-        if isinstance(error, dict):
-            message = str(error.get("message") or message)
-            code = error.get("code") if isinstance(error.get("code"), str) else None
-        elif isinstance(error, str):
-            message = error
-    except (ValueError, AttributeError):
-        pass
+        data = loads(body)
+    except ValueError:
+        data = None
+    message, code = _error_fields(data, f"HTTP {status}")
+    held = held_secrets(deployment.api_key)
+    code = scrub_text(code, held) if code is not None else None
     return UpstreamFailure(
-        scrub(message, deployment)[:1000],
+        scrub_text(message, held)[:1000],
         status=status,
         retry_after=_retry_after(headers),
         code=code,
         context_window=code == "context_length_exceeded",
     )
+
+
+def stream_error(payload: bytes, deployment: Deployment) -> UpstreamFailure | None:
+    """An OpenAI-protocol stream chunk that is the provider's error (`{"error": {...}}`, sent
+    mid-stream), as the failure the route turns into its own (scrubbed) error event; None for
+    any other chunk. The status is 500, the one LiteLLM's path gives the same event."""
+    try:
+        data = loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("error"), (dict, str)) or data.get("choices"):
+        return None
+    message, code = _error_fields(data, "the provider's stream failed")
+    held = held_secrets(deployment.api_key)
+    return UpstreamFailure(
+        scrub_text(message, held)[:1000], status=500, code=scrub_text(code, held) if code is not None else None
+    )
+
+
+# Anthropic's error type -> the status LiteLLM's stream adapter derived it from.
+_STATUS_BY_ANTHROPIC_TYPE = {"rate_limit_error": 429, "overloaded_error": 529, "timeout_error": 504}
+
+
+def anthropic_stream_error(data: dict[str, Any] | None, deployment: Deployment) -> UpstreamFailure:
+    """An Anthropic `error` event mid-stream (the provider's, or LiteLLM's adapter's, which turns a
+    lost connection into a 500 `api_error`), as the failure the route sends its own error event for."""
+    error = (data or {}).get("error") or {}
+    message, _ = _error_fields(data, "the provider's stream failed")
+    message = scrub(message, deployment)
+    status = _STATUS_BY_ANTHROPIC_TYPE.get(str(error.get("type")) if isinstance(error, dict) else "")
+    if status is None:
+        return UpstreamFailure(message[:1000], status=None, kind="connection")
+    return UpstreamFailure(message[:1000], status=status)
+
+
+SCRUBBED_EVENTS = frozenset({"error", "response.failed"})
+"""Named events relayed as the provider sent them that may quote what the provider was sent."""
+
+
+def scrubbed_frame(frame: bytes, deployment: Deployment) -> bytes:
+    """A named event relayed to the client (a Responses `error` or `response.failed`) with every
+    string of its data scrubbed."""
+    name, data = b"", None
+    for line in frame.split(b"\n"):
+        if line.startswith(b"event:"):
+            name = line[6:].strip()
+        elif line.startswith(b"data:"):
+            try:
+                data = loads(line[5:])
+            except ValueError:
+                data = None
+    if data is None:
+        return scrub(frame.decode("utf-8", "replace"), deployment).encode()
+    clean = dumps(scrub_json(data, held_secrets(deployment.api_key)))
+    return (b"event: " + name + b"\n" if name else b"") + b"data: " + clean + b"\n\n"
 
 
 def connection_failure(exc: ConnectionFailed, deployment: Deployment) -> UpstreamFailure:

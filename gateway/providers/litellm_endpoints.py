@@ -16,6 +16,7 @@ import openai
 from gateway.endpoint_request import EndpointRequest
 from gateway.json_codec import dumps
 from gateway.providers.anthropic_direct import message_response
+from gateway.providers.http import SCRUBBED_EVENTS, anthropic_stream_error, scrubbed_frame
 from gateway.providers.litellm_success_log import no_success_log
 from gateway.providers.litellm_translate import _failure, _import_litellm
 from gateway.providers.named_events import (
@@ -59,24 +60,6 @@ def _classified(exc: Exception, deployment: Deployment) -> UpstreamFailure:
     if failure.code is not None and failure.code.isdigit():
         failure.code = None
     return failure
-
-
-# Anthropic's error type -> the status LiteLLM's stream adapter derived it from.
-_STATUS_BY_ANTHROPIC_TYPE = {"rate_limit_error": 429, "overloaded_error": 529, "timeout_error": 504}
-
-
-def _stream_error(frame: bytes, deployment: Deployment) -> UpstreamFailure:
-    """LiteLLM's Anthropic stream adapter turns a provider failure mid-stream into an `error`
-    event (a lost connection as a 500 `api_error`); the route must see it as a failure, to send
-    its own error event and meter the request as failed."""
-    error = (frame_data(frame) or {}).get("error") or {}
-    message = str(error.get("message") or "the provider's stream failed")
-    if deployment.api_key is not None:
-        message = message.replace(deployment.api_key.reveal(), "***")
-    status = _STATUS_BY_ANTHROPIC_TYPE.get(str(error.get("type")))
-    if status is None:
-        return UpstreamFailure(message[:1000], status=None, kind="connection")
-    return UpstreamFailure(message[:1000], status=status)
 
 
 def _encode(data: dict[str, Any]) -> bytes:
@@ -210,6 +193,8 @@ class LiteLLMEndpoints:
             try:
                 async for event in _mapped(result, deployment):
                     frame = named_frame(_dump(event))
+                    if event_name(frame) in SCRUBBED_EVENTS:
+                        frame = scrubbed_frame(frame, deployment)
                     reader.absorb(frame)
                     yield frame
             finally:
@@ -234,7 +219,7 @@ class LiteLLMEndpoints:
             try:
                 async for frame in frames(_lines(_mapped(result, deployment))):
                     if event_name(frame) == "error":
-                        raise _stream_error(frame, deployment)
+                        raise anthropic_stream_error(frame_data(frame), deployment)
                     reader.absorb(frame)
                     yield frame
             finally:

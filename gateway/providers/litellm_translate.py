@@ -17,6 +17,7 @@ from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.sse import DONE, absorb_chunk, sse
 from gateway.routing.deployments import Deployment
 from gateway.routing.failures import UpstreamFailure
+from gateway.scrubbing import held_secrets, scrub_text
 from gateway.token_usage import from_usage_block
 from gateway.tokens import count_messages
 
@@ -43,9 +44,8 @@ def _is_network_error(exc: BaseException) -> bool:
 
 def _failure(exc: Exception, deployment: Deployment) -> UpstreamFailure:
     name = type(exc).__name__
-    message = str(getattr(exc, "message", "") or exc) or name
-    if deployment.api_key is not None:
-        message = message.replace(deployment.api_key.reveal(), "***")
+    held = held_secrets(deployment.api_key)
+    message = scrub_text(str(getattr(exc, "message", "") or exc) or name, held)
     # LiteLLM appends the traceback of an unexpected exception to the message; clients never see it.
     message = message.split("\nTraceback (most recent call last)", 1)[0].strip() or name
     if name == "Timeout" or isinstance(exc, TimeoutError):
@@ -78,7 +78,7 @@ def _failure(exc: Exception, deployment: Deployment) -> UpstreamFailure:
         message[:1000],
         status=status if isinstance(status, int) else 502,
         retry_after=retry_after,
-        code=code if isinstance(code, str) else None,
+        code=scrub_text(code, held) if isinstance(code, str) else None,
         context_window=name == "ContextWindowExceededError" or code == "context_length_exceeded",
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 from gateway.chat_request import ChatRequest
 from gateway.json_codec import dumps, loads
 from gateway.providers.h1 import Response
-from gateway.providers.http import body_line_batches, post_bytes, read_json
+from gateway.providers.http import body_line_batches, post_bytes, read_json, stream_error
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.session import SessionOwner
 from gateway.providers.sse import DONE, absorb_chunk, sse
@@ -85,6 +85,10 @@ class OpenAIDirect(SessionOwner):
                         if payload == b"[DONE]":
                             done = True
                             break
+                        if b'"error"' in payload and (failure := stream_error(payload, deployment)) is not None:
+                            if out:
+                                yield b"".join(out)
+                            raise failure
                         # Parse only the chunks that carry what the ledger needs: the first (its id),
                         # finish reasons and usage. The rest pass through as received.
                         if first or _carries_ledger_data(payload):

@@ -9,8 +9,8 @@ from typing import Any
 
 from gateway.endpoint_request import EndpointRequest
 from gateway.providers.h1 import Response
-from gateway.providers.http import body_lines, post, read_json
-from gateway.providers.named_events import ResponsesTally, frames
+from gateway.providers.http import SCRUBBED_EVENTS, body_lines, post, read_json, scrubbed_frame, stream_error
+from gateway.providers.named_events import ResponsesTally, event_name, frames
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.session import SessionOwner
 from gateway.providers.sse import DONE, absorb_chunk, sse
@@ -88,6 +88,8 @@ class OpenAIEndpoints(SessionOwner):
                     payload = frame.removeprefix(b"data:").strip()
                     if payload == b"[DONE]":
                         break
+                    if b'"error"' in payload and (failure := stream_error(payload, deployment)) is not None:
+                        raise failure
                     out = absorb_completion_chunk(json.loads(payload), tally, client_wants_usage)
                     if out is not None:
                         yield sse(out)
@@ -103,6 +105,8 @@ class OpenAIEndpoints(SessionOwner):
         async def events() -> AsyncIterator[bytes]:
             try:
                 async for frame in frames(body_lines(response, deployment)):
+                    if event_name(frame) in SCRUBBED_EVENTS:
+                        frame = scrubbed_frame(frame, deployment)
                     reader.absorb(frame)
                     yield frame
             finally:

@@ -43,11 +43,13 @@ _ROUTING_PARAMS = frozenset(
 class SecretValue:
     """A resolved secret that never shows itself in repr, str, logs or tracebacks."""
 
-    __slots__ = ("_value", "version")
+    __slots__ = ("_value", "previous_values", "version")
 
-    def __init__(self, value: str, version: str | None = None) -> None:
+    def __init__(self, value: str, version: str | None = None, previous_values: tuple[str, ...] = ()) -> None:
         self._value = value
         self.version = version
+        self.previous_values = previous_values
+        """The values the live secret had before this one (error scrubbing masks them too)."""
 
     def reveal(self) -> str:
         return self._value
@@ -134,4 +136,4 @@ def pinned_key(deployment: Deployment) -> Deployment:
     if not isinstance(key, LiveSecret):
         return deployment
     current = key.current
-    return replace(deployment, api_key=SecretValue(current.value, current.version))
+    return replace(deployment, api_key=SecretValue(current.value, current.version, key.previous_values))

@@ -8,6 +8,7 @@ sees a 502; every other upstream status is kept, and an upstream 429's Retry-Aft
 from __future__ import annotations
 
 from gateway.errors import GatewayError
+from gateway.scrubbing import MASK, scrub_text
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 
@@ -40,13 +41,17 @@ class UpstreamFailure(Exception):
         code: str | None = None,
         context_window: bool = False,
     ) -> None:
+        # The providers scrub what they quote with the key versions they hold; this pass masks
+        # anything shaped like a credential, whichever path or step made the failure.
+        message = scrub_text(message)
         super().__init__(message)
         self.message = message
         self.status = status
         self.kind = kind
         """http, timeout or connection."""
         self.retry_after = retry_after
-        self.code = code
+        # A code that quoted a credential is no code a client can act on.
+        self.code = None if code is None or MASK in scrub_text(code) else code
         self.context_window = context_window
         self.attempts: list[object] = []
         """Filled in by the router when it gives up: every attempt made for the request."""

@@ -96,6 +96,8 @@ class MockBehaviour:
     stream_delay_s: float = 0.0  # between stream events
     omit_usage: bool = False  # no usage block anywhere, for tokenizer-estimation tests
     abort_stream_after: int | None = None  # drop the connection after this many SSE events
+    # (n, event): after n SSE events send this raw event (the provider's mid-stream error) and end the body
+    stream_error: tuple[int, bytes] | None = None
     record: bool = True  # keep every request in `requests`; benchmarks turn it off
     fast: bool = False  # serve precomputed bytes for plain requests (benchmarks)
 

@@ -88,11 +88,15 @@ class EventStream(Response):
         behaviour = self.behaviour
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         abort_after, delay = behaviour.abort_stream_after, behaviour.stream_delay_s
+        events = self.events
+        if behaviour.stream_error is not None:
+            after, error = behaviour.stream_error
+            events = [*events[:after], error]
         try:
             if abort_after is None and delay <= 0:
-                await send({"type": "http.response.body", "body": b"".join(self.events), "more_body": False})
+                await send({"type": "http.response.body", "body": b"".join(events), "more_body": False})
                 return "completed"
-            for sent, event in enumerate(self.events):
+            for sent, event in enumerate(events):
                 if abort_after is not None and sent >= abort_after:
                     # Returning with the body unfinished makes the server drop the connection.
                     return "aborted"

@@ -28,6 +28,10 @@ from meterline.secrets.reference import Reference, parse_reference
 Listener = Callable[[SecretVersion, SecretVersion], None]
 """Called with (new, old) when a refresh brings a different value."""
 
+PREVIOUS_KEPT = 3
+"""Replaced values a secret remembers (`previous_values`): a provider may quote the key a request
+started with after a rotation, and whoever scrubs provider answers must know it."""
+
 log = logging.getLogger(__name__)
 
 
@@ -67,6 +71,7 @@ class LiveSecret:
         self.last_error: str | None = None
         self._listeners: list[Listener] = []
         self._soon_at = float("-inf")
+        self._previous: tuple[str, ...] = ()
 
     @classmethod
     def fixed(cls, value: str) -> LiveSecret:
@@ -90,6 +95,11 @@ class LiveSecret:
 
     def reveal(self) -> str:
         return self._current.value
+
+    @property
+    def previous_values(self) -> tuple[str, ...]:
+        """The values this secret had before the current one, newest first (at most PREVIOUS_KEPT)."""
+        return self._previous
 
     @property
     def degraded(self) -> bool:
@@ -154,6 +164,7 @@ class LiveSecret:
             log.info("secret %s (%s): refresh works again", self.reference.display, self.reference.backend)
         self.last_error = None
         if fresh.value != before.value:
+            self._previous = (before.value, *(v for v in self._previous if v != fresh.value))[:PREVIOUS_KEPT]
             self._notify(fresh, before)
         if fresh.version != before.version or fresh.value != before.value:
             log.info(

@@ -20,7 +20,7 @@ from meterline.config import parse_config
 from meterline.usage_record import UsageRecord
 from tests.servers import serve_in_thread
 
-KEY = "agent-key-chat"
+KEY = "agent-key-chat-0123456789"
 MESSAGES = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper."}]
 LONG_REPLY = " ".join(f"word{i}" for i in range(200))
 
