@@ -25,6 +25,7 @@ from gateway.keys.service import KeyRuntime
 from gateway.metering import InstanceLabels
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_json
+from gateway.quotas.reset import ResetAlarm
 from gateway.quotas.service import QuotaService
 from gateway.routes import admin as admin_routes
 from gateway.routes.auth_token import issue_token
@@ -126,7 +127,8 @@ def create_app(
         upstream = Upstream(config, secrets)
         await upstream.start()
         await secrets.start()
-        quotas = state.quotas = QuotaService.from_config(config, upstream.prices)
+        on_reset = ResetAlarm(config, state.metrics, state.later, instance=instance)
+        quotas = state.quotas = QuotaService.from_config(config, upstream.prices, on_reset=on_reset)
         state.upstream = upstream
         log.info("gateway ready: %d model groups, %d agent keys", len(upstream.model_groups), len(agents))
         try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import InvalidRequest
+from gateway.output_bound import ONE_OUTPUT, OutputBound, chat_bound
 
 # Keys the gateway consumes itself; everything else passes through to the provider.
 _OWN_KEYS = frozenset({"model", "messages", "stream", "stream_options"})
@@ -21,6 +22,8 @@ class ChatRequest:
     """The client asked for the final usage chunk (stream_options.include_usage)."""
     params: dict[str, Any]
     stream_options: dict[str, Any]
+    output_bound: OutputBound = ONE_OUTPUT
+    """What the provider may bill for output: `n` choices of the output cap (quota reservation)."""
 
     def answer_relevant_body(self) -> dict[str, Any]:
         """The request as it determines the answer (the response cache's key material)."""
@@ -75,4 +78,5 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         client_wants_usage=bool(stream_options.get("include_usage")),
         params=params,
         stream_options=stream_options,
+        output_bound=chat_bound(data),
     )

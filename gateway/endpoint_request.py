@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.chat_request import parse_json_object
 from gateway.errors import InvalidRequest
+from gateway.output_bound import NO_OUTPUT, ONE_OUTPUT, OutputBound, completion_bound, largest_cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,8 @@ class EndpointRequest:
     """OpenAI streams only: the client asked for the usage chunk (stream_options.include_usage)."""
     headers: dict[str, str] = field(default_factory=dict)
     """Client headers a provider needs as they were sent (anthropic-version, anthropic-beta)."""
+    output_bound: OutputBound = ONE_OUTPUT
+    """What the provider may bill for output (quota reservation): gateway/output_bound.py."""
 
     def params(self, *consumed: str) -> dict[str, Any]:
         """The body without `model`, `stream`, `stream_options` and the named keys."""
@@ -81,7 +84,7 @@ def parse_completion_request(body: bytes) -> EndpointRequest:
         raise InvalidRequest(
             "'prompt' must be a string, a non-empty array of strings or an array of tokens", param="prompt"
         )
-    return EndpointRequest(model, data, stream, _wants_usage(data))
+    return EndpointRequest(model, data, stream, _wants_usage(data), output_bound=completion_bound(data))
 
 
 def parse_embedding_request(body: bytes) -> EndpointRequest:
@@ -91,7 +94,7 @@ def parse_embedding_request(body: bytes) -> EndpointRequest:
         raise InvalidRequest("'input' must be a non-empty string, array of strings or array of tokens", param="input")
     if data.get("stream"):
         raise InvalidRequest("embeddings cannot be streamed", param="stream")
-    return EndpointRequest(model, data)
+    return EndpointRequest(model, data, output_bound=NO_OUTPUT)
 
 
 def parse_response_request(body: bytes) -> EndpointRequest:
@@ -103,7 +106,7 @@ def parse_response_request(body: bytes) -> EndpointRequest:
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 raise InvalidRequest(f"input[{index}] must be an input item object", param=f"input[{index}]")
-    return EndpointRequest(model, data, stream)
+    return EndpointRequest(model, data, stream, output_bound=OutputBound(1, largest_cap(data, "max_output_tokens")))
 
 
 def parse_message_request(body: bytes, headers: dict[str, str]) -> EndpointRequest:
@@ -118,4 +121,4 @@ def parse_message_request(body: bytes, headers: dict[str, str]) -> EndpointReque
     max_tokens = data.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise InvalidRequest("max_tokens: Field required, a positive integer", param="max_tokens")
-    return EndpointRequest(model, data, stream, headers=headers)
+    return EndpointRequest(model, data, stream, headers=headers, output_bound=OutputBound(1, max_tokens))

@@ -122,6 +122,13 @@ class GatewayMetrics:
             ["model"],
             registry=r,
         )
+        self.quota_store_resets = Counter(
+            "meterline_quota_store_resets_total",
+            "Times this gateway found the quota store's counters lost (Redis restarted without persistence, "
+            "failed over to a replica without the data, or was flushed): limits restarted from zero until "
+            "`meterline quotas rebuild` restores them from the ledger.",
+            registry=r,
+        )
         self.telemetry_pending = Gauge(
             "meterline_telemetry_pending",
             "Usage records and spans queued in the gateway, not yet exported to the collector.",

@@ -119,6 +119,17 @@ class AlertsConfig(_Strict):
     """Spend today below this never pages anyone, whatever the baseline."""
     delivery_attempts: int = Field(default=3, ge=1)
     """Tries per message and channel within one run (backoff 1 s, 2 s, ...); failures are retried next run."""
+    oncall_channels: list[str] = Field(default_factory=list)
+    """Channels (names from `channels`) that get system alarms, which no budget owns: today a
+    quota store reset (Redis lost the counters; gateway/quotas/reset.py). Empty: logged and
+    counted in `/metrics` only."""
+
+    @model_validator(mode="after")
+    def _known_oncall_channels(self) -> AlertsConfig:
+        for index, name in enumerate(self.oncall_channels):
+            if name not in self.channels:
+                raise ValueError(f"oncall_channels[{index}]: no channel named {name!r} in alerts.channels")
+        return self
 
 
 class TelemetryConfig(_Strict):

@@ -2,8 +2,10 @@
 
 An agent's own limits and its team's limits (`teams:` in meterline.yaml) both apply; each is
 an `AppliedLimit` with a scope, a limit name, a window and an integer cap. A request's demand
-is its worst case: one request, its input tokens plus `max_tokens` (or the model's output
-limit), the cost of those tokens at the model's prices (in nano-dollars), one parallel slot.
+is its worst case: one request, its input tokens plus every generation the provider bills
+(`n`, `best_of` x prompts; none for embeddings) times its output cap (`max_tokens` and the
+like, or the model's output limit; gateway/output_bound.py), the cost of those tokens at the
+model's prices (in nano-dollars), one parallel slot.
 """
 
 from __future__ import annotations
@@ -114,7 +116,16 @@ class QuotaPlan:
         team = self._teams.get(identity.team)
         return cached[1] + team if team else cached[1]
 
-    def demand(self, model: str, provider: str | None, input_tokens: int, max_output_tokens: int | None) -> Demand:
+    def demand(
+        self,
+        model: str,
+        provider: str | None,
+        input_tokens: int,
+        max_output_tokens: int | None,
+        completions: int = 1,
+    ) -> Demand:
+        """`completions` generations (chat's `n`, completions' `best_of` x prompts; 0 for
+        embeddings) of at most `max_output_tokens` each (None: the model's output limit)."""
         entry = self._prices.entry(model, provider)
         model_max: int | None = None
         if entry is not None:
@@ -124,7 +135,7 @@ class QuotaPlan:
             output = model_max or DEFAULT_MAX_OUTPUT_TOKENS
         else:
             output = min(max_output_tokens, model_max) if model_max else max_output_tokens
-        input_tokens, output = max(0, input_tokens), max(0, output)
+        input_tokens, output = max(0, input_tokens), max(0, output) * max(0, completions)
         usd = 0.0
         if entry is not None:
             usd = self._prices.cost_usd(model, provider, TokenUsage(input_tokens=input_tokens, output_tokens=output))

@@ -9,23 +9,36 @@ are sorted-set members scored by a lease deadline, so slots held by a replica th
 freed when the lease runs out. For Redis Cluster all keys must share a hash slot: use a
 prefix with a hash tag, e.g. `{meterline}:quota:`.
 
-Calls are never retried (a retried reserve could count twice); a connection error or timeout
-becomes `QuotaStoreUnavailable` and the quota service applies `quota_store.fail_mode`. The URL
-may be a live secret: a rotation swaps the client (gateway/cache/redis_live.py), and settling a
-reservation made before it goes through the new client.
+A call that fails with a connection error or a timeout is retried once on a fresh connection
+(a Redis that restarted or failed over leaves every pooled socket stale: each would fail once).
+Both scripts are idempotent per reservation id (a marker key remembers a reserve's reply and
+that a settle was applied, for `MARKER_TTL_S`), so a retry after a reply that was lost never
+counts twice. A second failure becomes `QuotaStoreUnavailable` and the quota service applies
+`quota_store.fail_mode`. The URL may be a live secret: a rotation swaps the client
+(gateway/cache/redis_live.py), and settling a reservation made before it goes through the new
+client.
+
+Counter resets: every reserve also reads the store's epoch key (`prefix + "epoch"`, written
+once, never expiring). A Redis that lost its data (restart without persistence, a failover to a
+replica that had not caught up, FLUSHALL) has lost that key too: the first reserve after the
+loss writes a new epoch and says so, and every replica sees the value change. The store reports
+it to `on_reset` (gateway/quotas/reset.py raises the metric, the log line and the alarm).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.cache.redis_live import LiveRedis
 from gateway.quotas.store import (
@@ -45,20 +58,59 @@ DEFAULT_PREFIX = "meterline:quota:"
 DEFAULT_TIMEOUT_S = 0.25
 DEFAULT_LEASE_S = 900.0
 """How long a parallel slot survives without being freed (a replica that died holding it)."""
+MARKER_TTL_S = 30.0
+"""How long a reserve's reply and a settle's "applied" mark are kept for a retry to find."""
+EPOCH_KEY = "epoch"
+"""Under the prefix: the store's epoch, a value that changes only when the data was lost."""
+_STALE_SOCKET = (RedisConnectionError, RedisTimeoutError, OSError)
+"""What a pooled socket to a Redis that restarted or moved fails with; worth one retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreReset:
+    """The quota store's counters were lost: its epoch changed between two reserves."""
+
+    previous_epoch: str
+    epoch: str
+    first_seen_here: bool
+    """This process wrote the new epoch (its reserve was the first after the loss): of all the
+    replicas, exactly one sees True, so exactly one raises the alarm."""
+    already_reported: bool = False
+    """This process had already reported the new epoch (another of its replies came first);
+    told again only because it is the one that wrote it."""
+
+
+ResetListener = Callable[[StoreReset], None]
 
 # Arguments travel as one space-separated ARGV string and the reply as one string: encoding
 # and parsing dozens of separate values costs the client more CPU than the script costs Redis.
-# KEYS: counters. ARGV[1]: "now_ms reservation_id lease_ms" then per key
+# KEYS: counters, then the epoch key, then this reservation's marker key.
+# ARGV[1]: "now_ms reservation_id lease_ms known_epoch marker_ms" then per counter
 # "amount cap expire_at_ms kind" (kind "c" counter, "p" parallel slot).
-# Reply: "ok refused_index used..." (ok 1 or 0, refused_index 1-based, 0 when admitted).
+# Reply: "ok refused_index epoch_flag epoch used..." (ok 1 or 0, refused_index 1-based, 0 when
+# admitted; epoch_flag 0: the epoch is known_epoch (epoch "-"), 1: it was missing and this call
+# wrote it, 2: it differs from known_epoch). An admitted reply is kept under the marker, and
+# a retry of the same reservation gets it back instead of counting again.
 RESERVE_LUA = """
+local n = #KEYS - 2
+local done = redis.call('GET', KEYS[n + 2])
+if done then return done end
 local a = {}
 for word in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = word end
 local now = tonumber(a[1])
+local flag = 0
+local epoch = redis.call('GET', KEYS[n + 1])
+if not epoch then
+  epoch = a[2]
+  redis.call('SET', KEYS[n + 1], epoch)
+  flag = 1
+elseif epoch ~= a[4] then
+  flag = 2
+end
 local used = {}
 local refused = 0
-for i = 1, #KEYS do
-  local base = 4 * i
+for i = 1, n do
+  local base = 4 * i + 2
   local cur
   if a[base + 3] == 'p' then
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
@@ -72,8 +124,8 @@ for i = 1, #KEYS do
   end
 end
 if refused == 0 then
-  for i = 1, #KEYS do
-    local base = 4 * i
+  for i = 1, n do
+    local base = 4 * i + 2
     if a[base + 3] == 'p' then
       redis.call('ZADD', KEYS[i], now + tonumber(a[3]), a[2])
       redis.call('PEXPIRE', KEYS[i], a[3])
@@ -84,18 +136,24 @@ if refused == 0 then
     end
   end
 end
-local reply = {refused == 0 and 1 or 0, refused}
-for i = 1, #KEYS do reply[i + 2] = string.format('%d', used[i]) end
-return table.concat(reply, ' ')
+local reply = {refused == 0 and 1 or 0, refused, flag, flag == 0 and '-' or epoch}
+for i = 1, n do reply[i + 4] = string.format('%d', used[i]) end
+reply = table.concat(reply, ' ')
+if refused == 0 then redis.call('SET', KEYS[n + 2], reply, 'PX', a[5]) end
+return reply
 """
 
-# KEYS: counters. ARGV[1]: "reservation_id" then per key "delta kind". A counter whose window
-# has already expired is left alone (INCRBY would recreate it without a TTL).
+# KEYS: counters, then this reservation's marker key. ARGV[1]: "reservation_id marker_ms" then
+# per counter "delta kind". A counter whose window has already expired is left alone (INCRBY
+# would recreate it without a TTL). The marker makes a second call for the same reservation
+# (a retry after a lost reply) a no-op.
 ADJUST_LUA = """
+local n = #KEYS - 1
 local a = {}
 for word in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = word end
-for i = 1, #KEYS do
-  local base = 2 * i
+if not redis.call('SET', KEYS[n + 1], '1', 'NX', 'PX', a[2]) then return 0 end
+for i = 1, n do
+  local base = 2 * i + 1
   if a[base + 1] == 'p' then
     redis.call('ZREM', KEYS[i], a[1])
   elseif a[base] ~= '0' and redis.call('EXISTS', KEYS[i]) == 1 then
@@ -115,9 +173,19 @@ class RedisQuotaStore:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         lease_s: float = DEFAULT_LEASE_S,
         max_connections: int = 64,
+        on_reset: ResetListener | None = None,
     ) -> None:
         self.prefix = prefix
         self._lease_ms = int(lease_s * 1000)
+        self._marker_ms = int(MARKER_TTL_S * 1000)
+        self._on_reset = on_reset
+        self.epoch: str | None = None
+        """The epoch of the counters this process has been counting in; None before the first reserve."""
+        self._replaced: str | None = None
+        self.resets = 0
+        """Counter resets this process has seen."""
+        self.retries = 0
+        """Calls retried on a fresh connection after a stale one failed."""
 
         def build(text: str) -> redis.asyncio.Redis:
             pool = redis.asyncio.BlockingConnectionPool.from_url(
@@ -136,7 +204,7 @@ class RedisQuotaStore:
 
     async def reserve(self, items: Sequence[CounterItem], now: float) -> ReserveResult:
         reservation_id = uuid.uuid4().hex
-        args = [f"{int(now * 1000)} {reservation_id} {self._lease_ms}"]
+        args = [f"{int(now * 1000)} {reservation_id} {self._lease_ms} {self.epoch or '-'} {self._marker_ms}"]
         for item in items:
             if item.dimension is Dimension.PARALLEL:
                 if item.amount != 1:
@@ -144,14 +212,20 @@ class RedisQuotaStore:
                 args.append(f"1 {item.cap} 0 p")
             else:
                 args.append(f"{item.amount} {item.cap} {int((item.expires_at or 0) * 1000)} c")
-        reply = await self._call(self._reserve, [self.prefix + item.key for item in items], [" ".join(args)])
+        keys = [self.prefix + item.key for item in items]
+        keys += [self.prefix + EPOCH_KEY, f"{self.prefix}once:r:{reservation_id}"]
+        reply = await self._call(self._reserve, keys, [" ".join(args)])
         try:
-            ok, refused, *used = map(int, reply.split())
+            text = reply.decode() if isinstance(reply, bytes) else reply
+            ok_text, refused_text, flag, epoch, *used_text = text.split()
+            ok, refused, used = int(ok_text), int(refused_text), tuple(map(int, used_text))
         except (AttributeError, ValueError):
             raise QuotaStoreUnavailable(f"Redis quota store: unexpected reply {reply!r}") from None
+        if flag != "0":
+            self._epoch_seen(epoch, wrote_it=flag == "1")
         if not ok:
-            return ReserveResult(None, tuple(used), refused - 1)
-        return ReserveResult(Reservation(reservation_id, tuple(items)), tuple(used))
+            return ReserveResult(None, used, refused - 1)
+        return ReserveResult(Reservation(reservation_id, tuple(items)), used)
 
     async def settle(self, reservation: Reservation, actual: Actual) -> None:
         await self._adjust_counters(reservation, actual)
@@ -165,14 +239,49 @@ class RedisQuotaStore:
     async def close(self) -> None:
         await self._redis.aclose()
 
+    def _epoch_seen(self, epoch: str, *, wrote_it: bool) -> None:
+        """A reserve found an epoch other than the one this process knew (or wrote a new one)."""
+        previous = self.epoch
+        if previous is None:  # the first reserve of this process: nothing was counted here yet
+            self.epoch = epoch
+            if wrote_it:
+                log.info("quota store: no epoch in Redis yet; this gateway started a new one (%s)", epoch)
+            return
+        if epoch == previous:
+            if not wrote_it:
+                return  # another reply of this process already reported the change
+            reset = StoreReset(self._replaced or previous, epoch, first_seen_here=True, already_reported=True)
+        else:
+            self.resets += 1
+            self._replaced, self.epoch = previous, epoch
+            reset = StoreReset(previous, epoch, first_seen_here=wrote_it)
+        if self._on_reset is not None:
+            self._on_reset(reset)
+
     async def _adjust_counters(self, reservation: Reservation, actual: Actual | None) -> None:
-        args = [reservation.id]
+        args = [f"{reservation.id} {self._marker_ms}"]
         for item in reservation.items:
             args.append(f"{settle_delta(item, actual)} {'p' if item.dimension is Dimension.PARALLEL else 'c'}")
-        await self._call(self._adjust, [self.prefix + item.key for item in reservation.items], [" ".join(args)])
+        keys = [self.prefix + item.key for item in reservation.items]
+        keys.append(f"{self.prefix}once:s:{reservation.id}")
+        await self._call(self._adjust, keys, [" ".join(args)])
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        client = self._redis.client
         try:
-            return await script(keys=keys, args=args, client=self._redis.client)
-        except (RedisError, OSError) as exc:
+            return await script(keys=keys, args=args, client=client)
+        except _STALE_SOCKET as exc:
+            first = exc
+        except RedisError as exc:
             raise QuotaStoreUnavailable(f"Redis quota store: {type(exc).__name__}: {exc}") from exc
+        # The socket was stale (Redis restarted or failed over) or the reply was lost. redis-py has
+        # closed that connection; its idle siblings are as old, so they go too, and the call is
+        # made once more on a fresh connection. The scripts are idempotent per reservation.
+        self.retries += 1
+        await client.connection_pool.disconnect(inuse_connections=False)
+        try:
+            return await script(keys=keys, args=args, client=client)
+        except (RedisError, OSError) as exc:
+            raise QuotaStoreUnavailable(
+                f"Redis quota store: {type(exc).__name__}: {exc} (after {type(first).__name__} on a pooled connection)"
+            ) from exc

@@ -8,8 +8,10 @@
 `admission.headers` carries the x-ratelimit-* headers for the response. Settle and release are
 idempotent per admission and never raise. With Redis configured and unreachable,
 `quota_store.fail_mode` decides: `open` (default) admits against in-process counters, logs one
-warning per outage and counts `fallback_admissions`; `closed` answers 503. Redis is tried
-again `recheck_seconds` after a failure and used as soon as it answers.
+warning per outage and counts `fallback_admissions`, and tries Redis again `recheck_seconds`
+after a failure; `closed` answers 503 and tries Redis on every request (its alternative is a
+503), so no request is refused once Redis answers again. A counter reset the Redis store
+detects goes to `on_reset` (gateway/quotas/reset.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from gateway.pricing import PriceBook
 from gateway.quotas.errors import QuotaExceeded, QuotaStoreDown, rate_limit_headers
 from gateway.quotas.memory_store import MemoryQuotaStore
 from gateway.quotas.plan import QuotaPlan, counter_items
-from gateway.quotas.redis_store import RedisQuotaStore
+from gateway.quotas.redis_store import RedisQuotaStore, ResetListener
 from gateway.quotas.store import (
     Actual,
     CounterItem,
@@ -78,8 +80,15 @@ class QuotaService:
 
     @classmethod
     def from_config(
-        cls, config: MeterlineConfig, prices: PriceBook, store: QuotaStore | None = None, *, clock: Clock = system_clock
+        cls,
+        config: MeterlineConfig,
+        prices: PriceBook,
+        store: QuotaStore | None = None,
+        *,
+        clock: Clock = system_clock,
+        on_reset: ResetListener | None = None,
     ) -> QuotaService:
+        """`on_reset`: told when the Redis store finds its counters were lost."""
         settings = config.quota_store
         if store is None:
             if settings.redis_url:
@@ -88,6 +97,7 @@ class QuotaService:
                     settings.key_prefix,
                     timeout_s=settings.timeout_seconds,
                     lease_s=settings.parallel_lease_seconds,
+                    on_reset=on_reset,
                 )
             else:
                 store = MemoryQuotaStore()
@@ -111,13 +121,15 @@ class QuotaService:
         provider: str | None,
         input_tokens: int,
         max_output_tokens: int | None,
+        completions: int = 1,
     ) -> Admission:
-        """Reserve the request's worst case against every limit of the agent and its team."""
+        """Reserve the request's worst case against every limit of the agent and its team:
+        `input_tokens` plus `completions` generations of `max_output_tokens` each."""
         limits = self._plan.limits_for(identity)
         if not limits:
             return Admission({})
         now = self._clock()
-        demand = self._plan.demand(model, provider, input_tokens, max_output_tokens)
+        demand = self._plan.demand(model, provider, input_tokens, max_output_tokens, completions)
         items, frees_in = counter_items(limits, demand, self._calendar, now)
         store, result = await self._reserve(items, now)
         headers = rate_limit_headers(limits, result.used, frees_in)
@@ -173,7 +185,7 @@ class QuotaService:
         return admission.reservation, admission.store
 
     async def _reserve(self, items: list[CounterItem], now: float) -> tuple[QuotaStore, ReserveResult]:
-        if not self.degraded or now >= self._retry_at:
+        if not self.degraded or now >= self._retry_at or self._fail_mode == "closed":
             try:
                 result = await self._store.reserve(items, now)
             except QuotaStoreUnavailable as exc:

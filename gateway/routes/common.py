@@ -17,6 +17,7 @@ from starlette.responses import Response
 from gateway.errors import GatewayError, GatewayNotReady, ModelNotAllowed, ModelNotFound, error_response
 from gateway.json_codec import dumps, loads
 from gateway.metering import Answer, RequestMeter
+from gateway.output_bound import OutputBound
 from gateway.providers.results import ChatResponse, ChatStream
 from gateway.quotas.service import Admission
 from gateway.request_body import read_body
@@ -39,6 +40,9 @@ class Asked(Protocol):
 
     @property
     def stream(self) -> bool: ...
+
+    @property
+    def output_bound(self) -> OutputBound: ...
 
 
 T = TypeVar("T")
@@ -97,7 +101,8 @@ class Call:
             model=deployment.model,
             provider=deployment.provider,
             input_tokens=body_bytes // 2 + 16,
-            max_output_tokens=_max_output_tokens(asked),
+            max_output_tokens=asked.output_bound.max_tokens,
+            completions=asked.output_bound.completions,
         )
         self.headers.update(self.admission.headers)
 
@@ -226,12 +231,3 @@ def with_usage(body: bytes, block: dict[str, int]) -> bytes:
     data["usage"] = block
     return dumps(data)
 
-
-def _max_output_tokens(asked: Asked) -> int | None:
-    """The output cap the request asked for, if any (else the model's own limit applies)."""
-    body = getattr(asked, "params", None) or getattr(asked, "body", None) or {}
-    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
-        value = body.get(name) if isinstance(body, dict) else None
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None

@@ -156,7 +156,8 @@ def _chat_stream(
 
 
 def completion(body: dict[str, Any], behaviour: MockBehaviour) -> bytes | list[bytes]:
-    """Legacy /v1/completions: prompt tokens are the words of the prompt(s), no per-message overhead."""
+    """Legacy /v1/completions: prompt tokens are the words of the prompt(s), no per-message
+    overhead; `n` choices per prompt, `best_of` (at least `n`) billed per prompt."""
     prompts = body.get("prompt")
     # A prompt is a string, strings, a token array or token arrays (one token per integer).
     items = prompts if isinstance(prompts, list) else [prompts or ""]
@@ -166,7 +167,10 @@ def completion(body: dict[str, Any], behaviour: MockBehaviour) -> bytes | list[b
     )
     n = int(body.get("n") or 1)
     text = behaviour.reply
-    completion_tokens = words(text) * n
+    # OpenAI generates `best_of` candidates (at least `n`) for each prompt of a batch and bills
+    # them all; it returns `n` choices per prompt.
+    batch = len(items) if isinstance(prompts, list) and prompts and not isinstance(prompts[0], int) else 1
+    completion_tokens = words(text) * max(n, int(body.get("best_of") or 1)) * batch
     usage = {
         "prompt_tokens": prompt,
         "completion_tokens": completion_tokens,
@@ -175,13 +179,13 @@ def completion(body: dict[str, Any], behaviour: MockBehaviour) -> bytes | list[b
     head = {"id": f"cmpl-mock-{next(_ids)}", "object": "text_completion", "created": int(time.time())}
     head["model"] = body["model"]
     if not body.get("stream"):
-        choices = [{"text": text, "index": i, "logprobs": None, "finish_reason": "stop"} for i in range(n)]
+        choices = [{"text": text, "index": i, "logprobs": None, "finish_reason": "stop"} for i in range(n * batch)]
         result = {**head, "choices": choices, "system_fingerprint": "fp_mock"}
         if not behaviour.omit_usage:
             result["usage"] = usage
         return dumps(result)
     events = []
-    for index in range(n):
+    for index in range(n * batch):
         for piece in pieces(text):
             choice = {"text": piece, "index": index, "logprobs": None, "finish_reason": None}
             events.append(data_event({**head, "choices": [choice]}))

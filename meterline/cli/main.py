@@ -14,6 +14,7 @@ from pathlib import Path
 
 from meterline.cli import alarms as alarms_cli
 from meterline.cli import commands
+from meterline.cli import quotas as quotas_cli
 from meterline.cli import secrets as secrets_cli
 from meterline.config import ConfigError
 from meterline.secret_refs import SecretResolutionError
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _keys_parser(verbs)
     secrets_cli.add_parser(verbs, _shared)
     alarms_cli.add_parser(verbs, _shared)
+    quotas_cli.add_parser(verbs, _shared)
     return parser
 
 
