@@ -21,6 +21,7 @@ from gateway.cache.factory import build_cache
 from gateway.config_report import log_unused_settings
 from gateway.dispatch import GatewayApp, unexpected_error
 from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound, error_response
+from gateway.keys.policy import KeyPolicyError, check_config_keys
 from gateway.keys.service import KeyRuntime
 from gateway.metering import InstanceLabels
 from gateway.metrics import GatewayMetrics
@@ -88,11 +89,13 @@ def create_app(
     is the wall clock key expiry and rotation grace are judged by (tests pass a fake one)."""
     instance = f"{socket.gethostname()}:{os.getpid()}"
     # Every secret reference resolves here, before anything serves: one that cannot stops startup
-    # with SecretResolutionError (reference, backend, reason). Provider keys stay live.
+    # with SecretResolutionError (reference, backend, reason). Provider keys stay live. Then the
+    # keys the config gives are checked as resolved (KeyPolicyError: too short, shared, the master key).
     secrets = SecretRegistry(config.secrets)
     try:
         secrets.preload(config)
-    except SecretResolutionError:
+        check_config_keys(config, secrets.resolve)
+    except (SecretResolutionError, KeyPolicyError):
         secrets.close()  # the Vault connection a failed preload may have opened
         raise
     install(secrets)

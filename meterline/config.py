@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import zoneinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from meterline.defaults import DEFAULT_CONFIG_YAML
+from meterline.secret_syntax import refused_form
 
 DEFAULT_CONFIG_PATH = Path("meterline.yaml")
 EMBEDDED_SOURCE = "<embedded defaults>"
@@ -34,6 +36,19 @@ class ConfigError(Exception):
         self.field = field
 
 
+def _not_a_mistyped_reference(value: str) -> str:
+    if (refused := refused_form(value)) is not None:
+        raise PydanticCustomError("secret_reference", "{reason}", {"reason": refused.reason})
+    return value
+
+
+SecretRef = Annotated[str, AfterValidator(_not_a_mistyped_reference)]
+"""A field that may hold a secret reference (`os.environ/NAME`, `file://`, `aws-secretsmanager://`,
+`vault://`) or a literal. A value that looks like a mistyped reference (`${NAME}`, `$NAME`,
+`vault:/x`, `gcp-sm://x`: meterline/secret_syntax.py) is refused at load, naming file and field,
+so it never becomes a literal master key. Every secret field is typed with it."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,8 +59,8 @@ class _LiteLLMSection(BaseModel):
 
 class LiteLLMParams(_LiteLLMSection):
     model: str
-    api_key: str | None = None
-    api_base: str | None = None
+    api_key: SecretRef | None = None
+    api_base: SecretRef | None = None
     mock_response: str | None = None
     rpm: int | None = None
     tpm: int | None = None
@@ -65,7 +80,7 @@ class RouterSettings(_LiteLLMSection):
 
 
 class GeneralSettings(_LiteLLMSection):
-    master_key: str | None = None
+    master_key: SecretRef | None = None
 
 
 class Limits(_Strict):
@@ -82,8 +97,10 @@ class AgentConfig(_Strict):
     team: str = Field(min_length=1)
     project: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
-    key: str | None = None
-    """A pre-issued key: `os.environ/NAME` or a literal. Only its hash is kept in memory."""
+    key: SecretRef | None = None
+    """A pre-issued key: a secret reference or a literal. Only its hash is kept in memory. At
+    least `key_store.min_key_length` characters once resolved, never another agent's key or the
+    master key (refused at startup and by `meterline keys apply`)."""
     models: list[str] | None = None
     limits: Limits = Field(default_factory=Limits)
 
@@ -104,8 +121,8 @@ class BudgetConfig(_Strict):
 
 class AlertChannel(_Strict):
     type: Literal["dingtalk", "slack", "webhook"]
-    webhook: str
-    secret: str | None = None
+    webhook: SecretRef
+    secret: SecretRef | None = None
 
 
 class AlertsConfig(_Strict):
@@ -144,7 +161,7 @@ class TelemetryConfig(_Strict):
     """Group-commit window of the gateway's on-disk usage spool; 0 fsyncs before each response ends."""
     spool_max_bytes: int = Field(default=1024**3, gt=0)
     """Cap of the usage spool (warnings at 50 % and 80 %); beyond it new usage records are dropped."""
-    collector_token: str | None = None
+    collector_token: SecretRef | None = None
     """Bearer token the exporter sends to the collector (a secret reference, like every secret
     here): the token of a `collector.ingest_tokens` principal with scopes `usage` and `spans`.
     Absent: no Authorization header (a collector without tokens, on loopback)."""
@@ -177,7 +194,7 @@ class QuotaStoreConfig(_Strict):
     """Where quota counters live (gateway/quotas). Absent `redis_url`: in-process counters,
     right for one gateway process; with several replicas, Redis makes the limits shared."""
 
-    redis_url: str | None = None
+    redis_url: SecretRef | None = None
     """Redis holding the counters shared by replicas; may be a secret reference (`os.environ/NAME`, ...)."""
     fail_mode: Literal["open", "closed"] = "open"
     """With Redis unreachable: `open` admits against in-process counters (a warning, a metric),
@@ -195,19 +212,23 @@ class QuotaStoreConfig(_Strict):
 class KeyStoreConfig(_Strict):
     """Where agents and their key hashes live (gateway/keys/)."""
 
-    database_url: str | None = None
+    database_url: SecretRef | None = None
     """PostgreSQL URL (may be a secret reference) when several replicas share the store;
     absent: SQLite at `<data_dir>/keys.sqlite`."""
-    hash_secret: str | None = None
+    hash_secret: SecretRef | None = None
     """The HMAC-SHA256 secret keys are hashed with (a secret reference); absent: generated once
     and kept at `<data_dir>/secrets/key-hash.secret`. Replicas sharing a store must share it."""
-    jwt_signing_key: str | None = None
+    jwt_signing_key: SecretRef | None = None
     """HS256 key for POST /v1/auth/token (a secret reference); absent: generated once and kept at
     `<data_dir>/secrets/jwt-signing.secret`."""
     refresh_seconds: float = Field(default=2.0, gt=0)
     """How often each gateway reloads the store, so a revoke on one replica reaches the others."""
     rotation_grace_seconds: float = Field(default=3600.0, ge=0)
     """How long a rotated key keeps working beside its replacement."""
+    min_key_length: int = Field(default=20, ge=1)
+    """The fewest characters an agent key given in the config (`agents[].key`) and the master
+    key may have once resolved; a shorter one stops startup and `meterline keys apply` (exit 2).
+    Minted keys are 46 characters."""
 
 
 IngestScope = Literal["usage", "spans"]
@@ -218,7 +239,7 @@ class IngestTokenConfig(_Strict):
 
     name: str = Field(min_length=1)
     """Shown in the collector's logs and refusals (never the token)."""
-    token: str = Field(min_length=1)
+    token: SecretRef = Field(min_length=1)
     """The bearer token: a secret reference (`os.environ/NAME`, `aws-secretsmanager://...`,
     `vault://...`, `file://...`) or a literal; at least 20 characters once resolved."""
     scopes: list[IngestScope] = Field(min_length=1)
@@ -269,7 +290,7 @@ class ResponseCacheConfig(_Strict):
     """Exact-match response cache, opt-in per model group (empty `model_groups` = off)."""
 
     backend: Literal["memory", "redis"] = "memory"
-    redis_url: str | None = None
+    redis_url: SecretRef | None = None
     """Needed for `backend: redis`; may be a secret reference (`os.environ/NAME`, ...)."""
     ttl_seconds: float = Field(default=3600, gt=0)
     max_entries: int = Field(default=10000, ge=1)
@@ -288,14 +309,14 @@ class VaultConfig(_Strict):
     literal, `os.environ/NAME` or `file://PATH`; unset ones fall back to Vault's own environment
     variables (`VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_NAMESPACE`)."""
 
-    address: str | None = None
+    address: SecretRef | None = None
     """Vault's URL, e.g. `https://vault.internal:8200`."""
     auth: Literal["token", "approle", "kubernetes"] = "token"
-    token: str | None = None
+    token: SecretRef | None = None
     """For `auth: token`."""
-    role_id: str | None = None
+    role_id: SecretRef | None = None
     """For `auth: approle`."""
-    secret_id: str | None = None
+    secret_id: SecretRef | None = None
     """For `auth: approle`."""
     role: str | None = None
     """For `auth: kubernetes`: the Vault role bound to the service account."""

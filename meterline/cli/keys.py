@@ -19,10 +19,12 @@ from typing import Any
 from gateway.errors import GatewayError
 from gateway.keys.admin import KeyAdmin, NewKey, key_status
 from gateway.keys.declared import Change, apply, plan
+from gateway.keys.policy import check_config_keys
 from gateway.keys.service import KeyServices, open_keys
 from gateway.keys.store import KeyRecord, KeyStoreError
 from meterline.cli.commands import UsageError, load
 from meterline.config import MeterlineConfig
+from meterline.secrets import resolve
 
 SM_SCHEME = "aws-secretsmanager://"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -153,6 +155,7 @@ def apply_config(args: argparse.Namespace) -> int:
     if target is not None and (not target.startswith(SM_SCHEME) or not target[len(SM_SCHEME) :].strip("/")):
         raise UsageError(f"--write-keys-to must look like {SM_SCHEME}PREFIX, not {target!r}")
     config = _config(args)
+    check_config_keys(config, resolve)  # the gateway would refuse to start with these keys
 
     async def work(services: KeyServices) -> int:
         admin = services.admin

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gateway.keys.policy import KeyPolicyError
 from meterline.cli import alarms as alarms_cli
 from meterline.cli import commands
 from meterline.cli import quotas as quotas_cli
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe otherwise
     try:
         code: int = args.run(args)
-    except (ConfigError, SecretResolutionError, commands.UsageError) as exc:
+    except (ConfigError, SecretResolutionError, KeyPolicyError, commands.UsageError) as exc:
         print(f"meterline: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

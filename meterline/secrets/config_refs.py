@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from meterline.config import MeterlineConfig
-from meterline.secrets.reference import is_reference, unknown_scheme
+from meterline.secrets.reference import is_reference, refused_form
 
 
 def _settings(config: MeterlineConfig) -> Iterator[tuple[str, str | None]]:
@@ -26,19 +26,26 @@ def _settings(config: MeterlineConfig) -> Iterator[tuple[str, str | None]]:
 
 
 def _is_reference(value: object) -> bool:
-    return isinstance(value, str) and (is_reference(value) or unknown_scheme(value) is not None)
+    return isinstance(value, str) and (is_reference(value) or refused_form(value) is not None)
+
+
+def secret_fields(config: MeterlineConfig) -> Iterator[tuple[str, str | None, bool]]:
+    """(field path, value or None, provider) for every field of `config` that may hold a secret
+    reference; every one is typed `SecretRef` in meterline/config.py (tests/meterline/test_config.py
+    checks that a mistyped reference in each is refused at load)."""
+    for index, entry in enumerate(config.model_list):
+        params = entry.litellm_params
+        yield f"model_list[{index}].litellm_params.api_key", params.api_key, True
+        yield f"model_list[{index}].litellm_params.api_base", params.api_base, False
+    for path, value in _settings(config):
+        yield path, value, False
 
 
 def config_references(config: MeterlineConfig) -> list[tuple[str, str, bool]]:
-    """(field path, reference, provider) for every reference in `config` (and every value with
-    an unknown reference scheme, so that resolving it fails); literals are left out. `provider`:
-    a provider api_key (refreshed at once on a 401/403 as well as in the background)."""
-    found: list[tuple[str, str, bool]] = []
-    for index, entry in enumerate(config.model_list):
-        params = entry.litellm_params
-        if isinstance(params.api_key, str) and _is_reference(params.api_key):
-            found.append((f"model_list[{index}].litellm_params.api_key", params.api_key, True))
-        if isinstance(params.api_base, str) and _is_reference(params.api_base):
-            found.append((f"model_list[{index}].litellm_params.api_base", params.api_base, False))
-    found.extend((path, value, False) for path, value in _settings(config) if value and _is_reference(value))
-    return found
+    """(field path, reference, provider) for every reference in `config` (and every value that
+    looks like a mistyped one, `gcp-sm://x`, `${NAME}`, `vault:/x`..., so that resolving it
+    fails); literals are left out. `provider`: a provider api_key (refreshed at once on a
+    401/403 as well as in the background)."""
+    return [
+        (path, value, provider) for path, value, provider in secret_fields(config) if value and _is_reference(value)
+    ]

@@ -6,28 +6,48 @@
     vault://MOUNT/PATH#field                              Vault KV version 2
     anything else                                         a literal value
 
-A value that starts like a reference with a scheme nobody resolves (`gcp-sm://...`,
-`env://...`) is an error, not a literal: a typo must not become a master key. URLs whose scheme
-a setting itself takes (http, https, redis, rediss, unix, postgres, postgresql) stay literals.
+A value that looks like a reference gone wrong is an error, not a literal, so a typo never
+becomes a master key: a scheme nobody resolves (`gcp-sm://...`, `env://...`), a known scheme
+without its two slashes (`aws-secretsmanager:/x`), an unexpanded `${NAME}` or `$NAME`
+(the forms: meterline/secret_syntax.py). URLs whose scheme a setting itself takes (http, https,
+redis, rediss, unix, postgres, postgresql) stay literals.
 
 Every form takes `?refresh=SECONDS` to override how often the value is refreshed.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from types import MappingProxyType
 from urllib.parse import parse_qsl
 
+from meterline.secret_syntax import (
+    AWS_PREFIX,
+    ENV_PREFIX,
+    FILE_PREFIX,
+    URL_SCHEMES,
+    VAULT_PREFIX,
+    is_reference,
+    refused_form,
+    unknown_scheme,
+)
 from meterline.secrets.base import SecretResolutionError
 
-ENV_PREFIX = "os.environ/"
-FILE_PREFIX = "file://"
-AWS_PREFIX = "aws-secretsmanager://"
-VAULT_PREFIX = "vault://"
+__all__ = [
+    "AWS_PREFIX",
+    "ENV_PREFIX",
+    "FILE_PREFIX",
+    "LITERAL",
+    "URL_SCHEMES",
+    "VAULT_PREFIX",
+    "Reference",
+    "is_reference",
+    "parse_reference",
+    "refused_form",
+    "unknown_scheme",
+]
 
 LITERAL = "literal"
 LITERAL_DISPLAY = "<literal value>"
@@ -38,8 +58,6 @@ _BACKEND_BY_PREFIX = (
     (AWS_PREFIX, "aws-secretsmanager"),
     (VAULT_PREFIX, "vault"),
 )
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-URL_SCHEMES = frozenset({"http", "https", "redis", "rediss", "unix", "postgres", "postgresql"})
 _KNOWN_PARAMS = {
     "env": {"refresh"},
     "file": {"refresh"},
@@ -76,18 +94,6 @@ class Reference:
         return SecretResolutionError(self.display, self.backend, reason)
 
 
-def is_reference(value: str) -> bool:
-    return any(value.startswith(prefix) for prefix, _ in _BACKEND_BY_PREFIX)
-
-
-def unknown_scheme(value: str) -> str | None:
-    """The scheme of a value that looks like a reference no backend resolves, else None."""
-    found = _SCHEME.match(value)
-    if found is None or is_reference(value) or found.group(1).lower() in URL_SCHEMES:
-        return None
-    return found.group(1)
-
-
 def _split(rest: str) -> tuple[str, str | None, str]:
     """`target[#field][?query]` or `target[?query][#field]` -> (target, field, query)."""
     target, query, fragment = rest, "", None
@@ -102,11 +108,11 @@ def _split(rest: str) -> tuple[str, str | None, str]:
 
 def parse_reference(value: str) -> Reference:
     """The reference a config value stands for; raises SecretResolutionError for a malformed one."""
+    if (refused := refused_form(value)) is not None:
+        shown = value if unknown_scheme(value) is not None else refused.shown
+        raise SecretResolutionError(shown, "unknown", refused.reason)
     found = next(((p, b) for p, b in _BACKEND_BY_PREFIX if value.startswith(p)), None)
     if found is None:
-        if (scheme := unknown_scheme(value)) is not None:
-            known = ", ".join(prefix for prefix, _ in _BACKEND_BY_PREFIX)
-            raise SecretResolutionError(value, "unknown", f"unknown reference scheme {scheme}:// (known: {known})")
         return Reference(value, LITERAL, value)
     prefix, backend = found
     target, fragment, query = _split(value[len(prefix) :])

@@ -63,9 +63,9 @@ model_list:
   - model_name: gpt
     litellm_params: {{model: openai/gpt-4o-mini, api_base: "{provider}/v1", api_key: sk-mock}}
 agents:
-  - {{id: rpm-bot, team: a, key: key-rpm-bot, limits: {{rpm: 20}}}}
-  - {{id: token-bot, team: b, key: key-token-bot, limits: {{tokens_per_day: 1500}}}}
-  - {{id: dollar-bot, team: c, key: key-dollar-bot, limits: {{usd_per_day: 0.0005}}}}
+  - {{id: rpm-bot, team: a, key: key-rpm-bot-replicas-01, limits: {{rpm: 20}}}}
+  - {{id: token-bot, team: b, key: key-token-bot-replicas-02, limits: {{tokens_per_day: 1500}}}}
+  - {{id: dollar-bot, team: c, key: key-dollar-bot-replicas-03, limits: {{usd_per_day: 0.0005}}}}
 key_store: {{database_url: "{database}", hash_secret: shared-test-secret, refresh_seconds: 1}}
 quota_store: {{redis_url: "{REDIS_URL}", key_prefix: "{prefix}", fail_mode: closed, timeout_seconds: 5}}
 telemetry: {{collector: "http://127.0.0.1:{free_port()}"}}
@@ -109,7 +109,7 @@ async def burst(urls: list[str], key: str, count: int, body: dict[str, object]) 
 
 
 def test_rpm_holds_across_replicas(replicas: list[str]) -> None:
-    responses = asyncio.run(burst(replicas, "key-rpm-bot", 200, {"model": "gpt", "messages": MESSAGES}))
+    responses = asyncio.run(burst(replicas, "key-rpm-bot-replicas-01", 200, {"model": "gpt", "messages": MESSAGES}))
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {200: 20, 429: 180}
     assert all(int(r.headers["retry-after"]) >= 1 for r in responses if r.status_code == 429)
@@ -123,7 +123,7 @@ def test_rpm_holds_across_replicas(replicas: list[str]) -> None:
 
 def test_tokens_per_day_cap_is_never_exceeded(replicas: list[str]) -> None:
     body = {"model": "gpt", "messages": MESSAGES, "max_tokens": 50}
-    responses = asyncio.run(burst(replicas, "key-token-bot", 200, body))
+    responses = asyncio.run(burst(replicas, "key-token-bot-replicas-02", 200, body))
     ok = [r for r in responses if r.status_code == 200]
     real_tokens = prompt_tokens(MESSAGES) + words(REPLY)
     assert all(r.json()["usage"]["total_tokens"] == real_tokens for r in ok)
@@ -135,7 +135,7 @@ def test_tokens_per_day_cap_is_never_exceeded(replicas: list[str]) -> None:
 
 def test_usd_per_day_cap_is_never_exceeded(replicas: list[str]) -> None:
     body = {"model": "gpt", "messages": MESSAGES, "max_tokens": 20}
-    responses = asyncio.run(burst(replicas, "key-dollar-bot", 200, body))
+    responses = asyncio.run(burst(replicas, "key-dollar-bot-replicas-03", 200, body))
     ok = [r for r in responses if r.status_code == 200]
     # gpt-4o-mini: $0.15 per 1M input, $0.60 per 1M output
     per_request = prompt_tokens(MESSAGES) * 0.15e-6 + words(REPLY) * 0.6e-6

@@ -33,7 +33,7 @@ import litellm
 
 pytestmark = pytest.mark.e2e
 
-KEY = "key-fault-bot"
+KEY = "key-fault-bot-telemetry-01"
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from tests.servers import serve_in_thread
 Case = schemathesis.Case[Any]  # the operation type is schemathesis' own
 OPENAI_KEY = "sk-openai-provider-secret-openapi-4242"
 ANTHROPIC_KEY = "sk-ant-provider-secret-openapi-4343"
-AGENT_KEY = "agent-key-openapi"
+AGENT_KEY = "agent-key-openapi-0123456"
 GROUPS = ["gpt-4o-mini", "claude-haiku"]
 CONFIG = """
 model_list:

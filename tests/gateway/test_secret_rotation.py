@@ -23,7 +23,7 @@ from tests.servers import serve_in_thread
 
 __all__ = ["aws", "moto_url"]
 
-AGENT_KEY = "agent-key-rotation"
+AGENT_KEY = "agent-key-rotation-0123456"
 SECRET = "prod/llm/provider-keys"
 REFERENCE = f"aws-secretsmanager://{SECRET}#OPENAI_API_KEY"
 KEYS = ["sk-rotation-one-1111", "sk-rotation-two-2222", "sk-rotation-three-3333"]

@@ -60,12 +60,8 @@ KNOWN = "os.environ/, file://, aws-secretsmanager://, vault://"
 @pytest.mark.parametrize(
     ("reference", "backend", "reason", "vault_token"),
     [
-        (
-            "gcp-secretmanager://projects/p/secrets/openai",
-            "unknown",
-            f"unknown reference scheme gcp-secretmanager:// (known: {KNOWN})",
-            "root-token",
-        ),
+        # A mistyped reference (gcp-secretmanager://, ${NAME}, vault:/x) is refused earlier, when the
+        # file is loaded: tests/meterline/test_config.py.
         (
             "os.environ/METERLINE_TEST_NOT_SET",
             "env",
@@ -126,6 +122,31 @@ def test_startup_stops_on_a_reference_it_cannot_resolve(
     err = capsys.readouterr().err
     assert f"meterline: error: {caught.value}\n" in err
     assert "Traceback" not in err and vault_token not in err and SHOWN_NEVER not in err
+
+
+def test_preload_refuses_a_mistyped_reference_however_the_config_was_built(tmp_path: Path) -> None:
+    """model_copy skips validation, so only SecretRegistry.preload stands between the value and the admin API."""
+    built = config("os.environ/METERLINE_TEST_MASTER_KEY", tmp_path)
+    general = built.general_settings.model_copy(update={"master_key": "${MASTER_KEY}"})
+    with pytest.raises(SecretResolutionError) as caught:
+        create_app(built.model_copy(update={"general_settings": general}), sink=InMemorySink())
+    assert str(caught.value) == (
+        "cannot resolve secret reference '${MASTER_KEY}' (unknown): ${MASTER_KEY} looks like an unexpanded shell "
+        "variable: meterline.yaml expands none (to read the environment variable, write os.environ/MASTER_KEY) "
+        "(at general_settings.master_key)"
+    )
+
+
+def test_an_unknown_scheme_names_the_known_ones(tmp_path: Path) -> None:
+    built = config("os.environ/METERLINE_TEST_MASTER_KEY", tmp_path)
+    params = built.model_list[0].litellm_params.model_copy(update={"api_key": "gcp-secretmanager://p/k"})
+    entry = built.model_list[0].model_copy(update={"litellm_params": params})
+    with pytest.raises(SecretResolutionError) as caught:
+        create_app(built.model_copy(update={"model_list": [entry]}), sink=InMemorySink())
+    assert str(caught.value) == (
+        f"cannot resolve secret reference 'gcp-secretmanager://p/k' (unknown): unknown reference scheme "
+        f"gcp-secretmanager:// (known: {KNOWN}) {AT}"
+    )
 
 
 def test_an_unreachable_vault_stops_startup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

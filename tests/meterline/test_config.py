@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from meterline.config import EMBEDDED_SOURCE, ConfigError, load_config, parse_config
 from meterline.defaults import DEMO_KEYS
+from meterline.secrets.config_refs import secret_fields
 
 
 def test_embedded_defaults_need_no_provider_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,3 +86,87 @@ def test_unused_litellm_keys_are_accepted() -> None:
 def test_environment_overrides_one_value() -> None:
     config = parse_config("", "m.yaml", environ={"METERLINE_TELEMETRY__COLLECTOR": "http://c:4318"})
     assert config.telemetry.collector == "http://c:4318"
+
+
+MISTYPED = {
+    "${MASTER_KEY}": "${MASTER_KEY} looks like an unexpanded shell variable: meterline.yaml expands none "
+    "(to read the environment variable, write os.environ/MASTER_KEY)",
+    "$MASTER_KEY": "$MASTER_KEY looks like an unexpanded shell variable: meterline.yaml expands none "
+    "(to read the environment variable, write os.environ/MASTER_KEY)",
+    "aws-secretsmanager:/x": "aws-secretsmanager:/ looks like a mistyped reference "
+    "(a reference is aws-secretsmanager://NAME_OR_ARN[#field])",
+    "vault:/x": "vault:/ looks like a mistyped reference (a reference is vault://MOUNT/PATH#field)",
+    "gcp-secretmanager://p/k": "unknown reference scheme gcp-secretmanager:// "
+    "(known: os.environ/, file://, aws-secretsmanager://, vault://)",
+}
+MASTER_KEY_AT = "general_settings: {{master_key: '{value}'}}\n"
+API_KEY_AT = "model_list: [{{model_name: m, litellm_params: {{model: openai/gpt-4o, api_key: '{value}'}}}}]\n"
+
+
+@pytest.mark.parametrize("value", sorted(MISTYPED))
+@pytest.mark.parametrize(
+    ("template", "field"),
+    [(MASTER_KEY_AT, "general_settings.master_key"), (API_KEY_AT, "model_list[0].litellm_params.api_key")],
+)
+def test_a_mistyped_reference_is_refused_at_load(value: str, template: str, field: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(template.format(value=value), "/etc/meterline.yaml", environ={})
+    assert raised.value.field == field
+    assert str(raised.value) == f"/etc/meterline.yaml: {field}: {MISTYPED[value]}"
+
+
+EVERY_SECRET_FIELD = """
+model_list:
+  - model_name: m
+    litellm_params: {model: openai/gpt-4o, api_key: os.environ/OPENAI_KEY, api_base: os.environ/OPENAI_BASE}
+general_settings: {master_key: os.environ/MASTER}
+agents: [{id: a, team: t, key: os.environ/AGENT_KEY}]
+alerts:
+  channels: {pager: {type: dingtalk, webhook: os.environ/HOOK, secret: os.environ/HOOK_SECRET}}
+quota_store: {redis_url: os.environ/REDIS_URL}
+response_cache: {backend: redis, redis_url: os.environ/CACHE_URL}
+key_store:
+  database_url: os.environ/DATABASE_URL
+  hash_secret: os.environ/HASH_SECRET
+  jwt_signing_key: os.environ/JWT_KEY
+telemetry: {collector_token: os.environ/COLLECTOR_TOKEN}
+collector: {ingest_tokens: [{name: gateways, token: os.environ/INGEST_TOKEN, scopes: [usage, spans]}]}
+secrets: {vault: {address: os.environ/VAULT, token: os.environ/VT, role_id: os.environ/RI, secret_id: os.environ/SI}}
+"""
+VAULT_FIELDS = ["secrets.vault.address", "secrets.vault.token", "secrets.vault.role_id", "secrets.vault.secret_id"]
+
+
+def _set(raw: dict[str, Any], path: str, value: str) -> None:
+    parts = [int(p) if p.isdigit() else p for p in re.split(r"\.|\[(\d+)\]\.?", path) if p]
+    node: Any = raw
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def test_every_secret_field_refuses_a_mistyped_reference_at_load() -> None:
+    """Every field `SecretRegistry.preload` resolves (meterline.secrets.config_refs) is typed
+    SecretRef: adding a secret field there without the type fails here."""
+    fields = list(secret_fields(parse_config(EVERY_SECRET_FIELD, "m.yaml", environ={})))
+    paths = [path for path, _value, _provider in fields]
+    assert [path for path, value, _provider in fields if value] == paths  # EVERY_SECRET_FIELD sets them all
+    for path in [*paths, *VAULT_FIELDS]:
+        raw = yaml.safe_load(EVERY_SECRET_FIELD)
+        _set(raw, path, "vault:/secret/x")
+        with pytest.raises(ConfigError) as raised:
+            parse_config(yaml.safe_dump(raw), "m.yaml", environ={})
+        assert (raised.value.field, str(raised.value)) == (path, f"m.yaml: {path}: {MISTYPED['vault:/x']}")
+
+
+@pytest.mark.parametrize("value", ["${MASTER_KEY}", "aws-secretsmanager:/x"])
+def test_meterline_gateway_refuses_a_mistyped_master_key_in_one_line(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "meterline.yaml"
+    path.write_text(MASTER_KEY_AT.format(value=value))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("METERLINE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "meterline", "gateway", "--config", str(path), "--port", "0"],
+        capture_output=True, text=True, env={**environ, "MASTER_KEY": "real-master-key-never-shown"}, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == f"meterline: error: {path}: general_settings.master_key: {MISTYPED[value]}\n"
+    assert done.stdout == ""

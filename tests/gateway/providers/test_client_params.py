@@ -43,7 +43,7 @@ model_list:
     litellm_params: {{model: openai/gpt-4o-mini, api_base: "{provider}/v1", api_key: sk-mock}}
     model_info: {{meterline_upstream: litellm}}
 agents:
-  - {{id: sneaky, team: t, key: agent-key-sneaky}}
+  - {{id: sneaky, team: t, key: agent-key-sneaky-bot}}
 """,
             "params.yaml",
             environ={},
@@ -62,7 +62,7 @@ def test_a_client_cannot_get_a_free_mock_answer_or_redirect_the_call(
         "mock_response": "free lunch",
         "api_base": "http://127.0.0.1:9/v1",
     }
-    response = client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer agent-key-sneaky"})
+    response = client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer agent-key-sneaky-bot"})
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == behaviour.reply
     assert len(behaviour.requests) == 1  # the real provider answered, at the deployment's address

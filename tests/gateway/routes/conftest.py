@@ -20,8 +20,8 @@ from tests.servers import serve_in_thread
 
 OPENAI_KEY = "sk-openai-provider-secret-1234"
 ANTHROPIC_KEY = "sk-ant-provider-secret-5678"
-AGENT_KEY = "agent-key-support"
-LIMITED_KEY = "agent-key-limited"
+AGENT_KEY = "agent-key-support-0123456"
+LIMITED_KEY = "agent-key-limited-0123456"
 REPLY = "Hello from the mock provider."  # 5 words: 5 tokens by the mocks' rule
 PRICES = PriceBook()
 PATHS = ["direct", "litellm"]

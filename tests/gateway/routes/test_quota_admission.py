@@ -16,7 +16,7 @@ from gateway.testing.mock_openai import create_mock_openai
 from meterline.config import parse_config
 from tests.servers import serve_in_thread
 
-KEY = "agent-key-quota"
+KEY = "agent-key-quota-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 MESSAGES = [{"role": "user", "content": "one two three"}]
 

@@ -78,3 +78,33 @@ def test_malformed_references(text: str, reason: str) -> None:
 )
 def test_urls_a_setting_takes_stay_literals(url: str) -> None:
     assert parse_reference(url).is_literal
+
+
+@pytest.mark.parametrize(
+    ("text", "shown", "reason"),
+    [
+        (
+            "${MASTER_KEY}",
+            "${MASTER_KEY}",
+            "${MASTER_KEY} looks like an unexpanded shell variable: meterline.yaml expands none "
+            "(to read the environment variable, write os.environ/MASTER_KEY)",
+        ),
+        (
+            "aws-secretsmanager://${ENV}/llm#OPENAI",
+            "${ENV}",
+            "${ENV} looks like an unexpanded shell variable: meterline.yaml expands none "
+            "(to read the environment variable, write os.environ/ENV)",
+        ),
+        (
+            "aws-secretsmanager:/x",
+            "aws-secretsmanager:/",
+            "aws-secretsmanager:/ looks like a mistyped reference (a reference is aws-secretsmanager://NAME_OR_ARN[#field])",
+        ),
+        ("os.environ/", "os.environ/", "os.environ/ looks like a mistyped reference (a reference is os.environ/NAME)"),
+    ],
+)
+def test_a_mistyped_reference_is_never_a_literal(text: str, shown: str, reason: str) -> None:
+    """However the config was built, resolving refuses what loading it refuses (config.SecretRef)."""
+    with pytest.raises(SecretResolutionError) as caught:
+        parse_reference(text)
+    assert (caught.value.reference, caught.value.backend, caught.value.reason) == (shown, "unknown", reason)
