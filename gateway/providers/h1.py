@@ -300,9 +300,10 @@ class _Pool:
 class HttpClient:
     """Keep-alive pools by scheme, host and port; `post` is all the direct forwards need."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: the context for https:// origins (a private CA); default: the system's CAs."""
         self._pools: dict[str, tuple[_Pool, str]] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls: ssl.SSLContext | None = tls
 
     def _pool(self, url: str) -> tuple[_Pool, str]:
         # Keyed by everything before the path, so the URL is split once per origin.

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +33,14 @@ from gateway.telemetry.otlp_wire import field, usage_log_record
 from gateway.telemetry.spans import attributes
 from gateway.telemetry.spool import Spool, SpoolFull
 from gateway.telemetry.trace_context import new_span_id
+from meterline.secrets import LiveSecret
 from meterline.usage_record import UsageRecord
 
 log = logging.getLogger(__name__)
 
-_RETRYABLE_STATUS = frozenset({408, 429, 502, 503, 504})
+_RETRYABLE_STATUS = frozenset({401, 403, 408, 429, 502, 503, 504})
+"""Statuses that say nothing about the batch: kept and sent again (a wrong or missing token is
+an operator's fix; the spool waits for it rather than losing records)."""
 _MAX_BACKOFF_S = 10.0
 _MAX_PENDING = 200_000
 _PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -66,7 +70,13 @@ class TelemetryExporter:
         timeout_s: float = 10.0,
         spool: Spool | None = None,
         flush_ms: int = 50,
+        token: LiveSecret | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`token`: sent as `Authorization: Bearer` (read per post, never logged); `tls`: the
+        context for an https:// collector (collector_link.py)."""
+        self._token = token
+        self._tls = tls
         self._traces_url = endpoint.rstrip("/") + "/v1/traces"
         self._logs_url = endpoint.rstrip("/") + "/v1/logs"
         self._resource_bytes = Resource(attributes=attributes(dict(resource))).SerializeToString()
@@ -138,7 +148,7 @@ class TelemetryExporter:
     async def start(self) -> None:
         # The direct forwards' lean keep-alive client: httpx's request machinery was most of
         # the exporter's CPU, which a lightly loaded gateway spreads over few requests.
-        self._client = HttpClient()
+        self._client = HttpClient(self._tls)
         if self._spool is not None:
             await asyncio.to_thread(self._spool.open)
             self._writer_task = asyncio.create_task(self._run_spool_writer(), name="telemetry-spool")
@@ -274,12 +284,17 @@ class TelemetryExporter:
         scope_spans = field(1, self._scope_bytes) + b"".join(field(2, span) for span in spans)
         return field(1, field(1, self._resource_bytes) + field(2, scope_spans))
 
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            return _PROTOBUF
+        return {**_PROTOBUF, "Authorization": f"Bearer {self._token.reveal()}"}
+
     async def _post(self, url: str, body: bytes, response_type: Any) -> bool:
         """True when the batch is done with (accepted, or rejected as undeliverable); False to retry."""
         assert self._client is not None
         try:
             async with asyncio.timeout(self._timeout_s):
-                response = await self._client.post(url, body, _PROTOBUF)
+                response = await self._client.post(url, body, self._headers())
                 try:
                     content = await response.read()
                 finally:
@@ -295,6 +310,8 @@ class TelemetryExporter:
                 log.error("telemetry: collector rejected part of a batch: %s", parsed.partial_success.error_message)
             return True
         self.failed_exports += 1
+        if response.status == 401 and self._token is not None:
+            self._token.refresh_soon(10.0)  # perhaps rotated in the secrets manager; the next try sends it
         if response.status in _RETRYABLE_STATUS:
             log.warning("telemetry: collector answered %d; will retry", response.status)
             return False

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,9 +62,24 @@ def _bearer(token: str) -> dict[str, str]:
     return {**PROTOBUF, "authorization": f"Bearer {token}"}
 
 
+def request_id() -> str:
+    return f"req_{uuid.uuid4().hex}"
+
+
+def believable(rid: str, **overrides: object) -> LogRecord:
+    """A usage record the collector's validation takes: a gateway's id, timestamps of now."""
+    end = dt.datetime.now(dt.UTC)
+    start = end - dt.timedelta(milliseconds=1500)
+    return to_log_record(make_usage(rid, ts_start=start, ts_end=end, date=start.date(), **overrides))
+
+
 def _forged(*request_ids: str) -> bytes:
-    records: list[LogRecord] = [to_log_record(make_usage(rid, cost_usd=1234.50)) for rid in request_ids]
-    body: bytes = logs_request(*records).SerializeToString()
+    body: bytes = logs_request(*(believable(rid, cost_usd=1234.50) for rid in request_ids)).SerializeToString()
+    return body
+
+
+def _usage(*request_ids: str) -> bytes:
+    body: bytes = logs_request(*(believable(rid) for rid in request_ids)).SerializeToString()
     return body
 
 
@@ -129,37 +146,41 @@ def test_a_spans_only_principal_has_its_usage_records_refused_in_partial_success
 def test_the_gateways_principal_writes_usage_records_and_spans(
     tmp_path: Path, all_logs: pytest.LogCaptureFixture
 ) -> None:
+    ids = sorted([request_id(), request_id()])
     with running_collector(tmp_path, ingest_tokens=PRINCIPALS) as url:
-        logs = httpx.post(f"{url}/v1/logs", content=_forged("req-1", "req-2"), headers=_bearer(GATEWAY_TOKEN))
+        logs = httpx.post(f"{url}/v1/logs", content=_usage(*ids), headers=_bearer(GATEWAY_TOKEN))
         traces = httpx.post(f"{url}/v1/traces", content=_spans(1).SerializeToString(), headers=_bearer(GATEWAY_TOKEN))
 
     assert (logs.status_code, traces.status_code) == (200, 200)
     assert not ExportLogsServiceResponse.FromString(logs.content).HasField("partial_success")
     rows = read_rows(DataLayout.at(tmp_path), "usage")
-    assert sorted((r["request_id"], r["cost_usd"]) for r in rows) == [("req-1", 1234.5), ("req-2", 1234.5)]
+    assert sorted((r["request_id"], r["cost_usd"]) for r in rows) == [(ids[0], 0.000387), (ids[1], 0.000387)]
     assert len(read_rows(DataLayout.at(tmp_path), "spans")) == 1
 
 
 def test_a_usage_only_principal_is_refused_spans_with_403(tmp_path: Path, all_logs: pytest.LogCaptureFixture) -> None:
+    rid = request_id()
     with running_collector(tmp_path, ingest_tokens=PRINCIPALS) as url:
         traces = httpx.post(
             f"{url}/v1/traces", content=_spans(3).SerializeToString(), headers=_bearer(USAGE_ONLY_TOKEN)
         )
-        logs = httpx.post(f"{url}/v1/logs", content=_forged("req-9"), headers=_bearer(USAGE_ONLY_TOKEN))
+        logs = httpx.post(f"{url}/v1/logs", content=_usage(rid), headers=_bearer(USAGE_ONLY_TOKEN))
 
     assert traces.status_code == 403
     assert _status(traces).code == 7  # PERMISSION_DENIED
     assert _status(traces).message == "principal 'billing-import' may not write spans (it lacks scope 'spans')"
     assert logs.status_code == 200
     assert read_rows(DataLayout.at(tmp_path), "spans") == []
-    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")] == ["req-9"]
+    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")] == [rid]
 
 
 def test_grpc_refuses_unauthenticated_and_unpermitted_calls_with_their_codes(
     tmp_path: Path, all_logs: pytest.LogCaptureFixture
 ) -> None:
     grpc_port = free_port()
-    forged = logs_request(to_log_record(make_usage("req-g1", cost_usd=1234.50)))
+    rid = request_id()
+    forged = logs_request(believable(rid, cost_usd=1234.50))
+    good = logs_request(believable(rid))
     with (
         running_collector(tmp_path, grpc_port=grpc_port, ingest_tokens=PRINCIPALS),
         grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
@@ -174,7 +195,7 @@ def test_grpc_refuses_unauthenticated_and_unpermitted_calls_with_their_codes(
             traces.Export(_spans(2), metadata=[("authorization", f"Bearer {USAGE_ONLY_TOKEN}")])
         partial = logs.Export(forged, metadata=[("authorization", f"Bearer {AGENT_TOKEN}")]).partial_success
         spans_ok = traces.Export(_spans(2), metadata=[("authorization", f"Bearer {AGENT_TOKEN}")])
-        landed = logs.Export(forged, metadata=[("authorization", f"Bearer {GATEWAY_TOKEN}")])
+        landed = logs.Export(good, metadata=[("authorization", f"Bearer {GATEWAY_TOKEN}")])
 
     assert missing.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert missing.value.details() == "missing bearer token (Authorization: Bearer <token>)"
@@ -184,15 +205,16 @@ def test_grpc_refuses_unauthenticated_and_unpermitted_calls_with_their_codes(
     assert "principal 'research-agent' may not write usage records" in partial.error_message
     assert not spans_ok.HasField("partial_success")
     assert not landed.HasField("partial_success")
-    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")] == ["req-g1"]
+    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")] == [rid]
     assert len(read_rows(DataLayout.at(tmp_path), "spans")) == 2
 
 
 def test_without_tokens_every_request_is_taken_as_before(tmp_path: Path) -> None:
+    rid = request_id()
     with running_collector(tmp_path) as url:
-        response = httpx.post(f"{url}/v1/logs", content=_forged("req-open"), headers=PROTOBUF)
+        response = httpx.post(f"{url}/v1/logs", content=_usage(rid), headers=PROTOBUF)
     assert response.status_code == 200
-    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")] == ["req-open"]
+    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")] == [rid]
 
 
 def _settings(tmp_path: Path, *principals: IngestTokenConfig) -> CollectorSettings:
