@@ -39,6 +39,7 @@ from gateway.routes.models import list_models
 from gateway.routes.responses import responses
 from gateway.secret_metrics import SecretMetrics
 from gateway.state import GatewayState
+from gateway.telemetry.collector_link import collector_tls, collector_token
 from gateway.telemetry.durable import DurableResponses
 from gateway.telemetry.exporter import TelemetryExporter
 from gateway.telemetry.sink import TelemetrySink
@@ -112,6 +113,8 @@ def create_app(
         batch_size=config.telemetry.export_batch_size,
         spool=Spool(Path(config.storage.data_dir) / "spool", config.telemetry.spool_max_bytes),
         flush_ms=config.telemetry.spool_flush_ms,
+        token=collector_token(config.telemetry, secrets),
+        tls=collector_tls(config.telemetry),
     )
     state = GatewayState(
         config=config,
