@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -68,17 +69,24 @@ class Supervisor:
             if child.process.poll() is not None:
                 raise StartupFailed(f"{child.name} exited with code {child.process.returncode} during startup")
             try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
+                if httpx.get(url, timeout=1.0, verify=self._verify()).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise StartupFailed(f"{child.name} was not ready at {url} after {timeout_s:.0f} s")
 
+    def _verify(self) -> ssl.SSLContext | bool:
+        """How health probes verify an https:// collector: the CA the gateway trusts."""
+        ca_file = self.config.telemetry.collector_ca_file
+        return ssl.create_default_context(cafile=ca_file) if ca_file else True
+
     def run(self) -> int:
         args = self.args
         self.layout.root.mkdir(parents=True, exist_ok=True)
-        collector_url = f"http://{args.host}:{args.collector_port}"
+        # With collector.tls the collector speaks https (its certificate must name the host).
+        scheme = "https" if self.config.collector.tls is not None else "http"
+        collector_url = f"{scheme}://{args.host}:{args.collector_port}"
         gateway_url = f"http://{args.host}:{args.gateway_port}"
         env = {**os.environ, "METERLINE_TELEMETRY__COLLECTOR": collector_url, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         previous = set_on_sigterm(self.stop)
