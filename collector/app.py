@@ -13,6 +13,7 @@ lifespan, /health, 404 and 405) is the Starlette app behind them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -27,8 +28,12 @@ from collector.auth import IngestAuth
 from collector.errors import CollectorError, PayloadTooLarge, Unauthenticated
 from collector.export import LOGS, TRACES, Signal, export
 from collector.grpc_receiver import GrpcReceiver, GrpcStartError
+from collector.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from collector.metrics import CollectorMetrics
 from collector.pipeline import Pipeline
+from collector.price_rates import PriceRates
 from collector.settings import CollectorSettings
+from collector.validation import RecordValidator
 from collector.wire import Encoding, decompress, encode_message, status_body
 from meterline.layout import DataLayout
 from meterline.storage import open_target
@@ -43,13 +48,17 @@ class _Receiver:
         self._settings = settings
         self._auth = auth
         self._pipeline: Pipeline | None = None
+        self.metrics = CollectorMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         settings = self._settings
         layout = DataLayout.at(settings.data_dir)
         target = open_target(layout, settings.storage_url, settings.s3_endpoint_url, settings.s3_region)
-        self._pipeline = await Pipeline.start(layout, target=target, compaction=settings.compaction)
+        validator = RecordValidator(settings.validation, await asyncio.to_thread(PriceRates.bundled))
+        self._pipeline = await Pipeline.start(
+            layout, target=target, compaction=settings.compaction, validator=validator, metrics=self.metrics
+        )
         grpc: GrpcReceiver | None = None
         await self._auth.start()
         try:
@@ -77,6 +86,9 @@ class _Receiver:
         if self._pipeline is None:
             raise RuntimeError("the collector app is used outside its lifespan")
         return self._pipeline
+
+    async def prometheus(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "data_dir": self.pipeline.target.describe()})
@@ -172,6 +184,7 @@ def create_app(settings: CollectorSettings, auth: IngestAuth | None = None) -> A
         Route("/v1/traces", _not_reached, methods=["POST"]),
         Route("/v1/logs", _not_reached, methods=["POST"]),
         Route("/health", receiver.health, methods=["GET"]),
+        Route("/metrics", receiver.prometheus, methods=["GET"]),
     ]
     return _CollectorApp(receiver, Starlette(routes=routes, lifespan=receiver.lifespan))
 

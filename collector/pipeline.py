@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
@@ -23,10 +24,13 @@ from collector.catalog import CatalogBusy, ensure_catalog
 from collector.compaction import CompactionPolicy, CompactionReport, Compactor
 from collector.decode import DecodedBatch
 from collector.dedup import UsageDeduplicator
-from collector.errors import Overloaded
+from collector.errors import Overloaded, StorageUnavailable
+from collector.metrics import CollectorMetrics
+from collector.validation import RecordValidator, Verdict
 from collector.wal import WriteAheadLog, parquet_name, pending_parquet_names
 from collector.writer import ParquetWriter, build_table
 from meterline.layout import SPANS_TABLE, USAGE_TABLE, DataLayout
+from meterline.quarantine import quarantine_table, write_quarantine
 from meterline.storage.base import StorageTarget
 from meterline.storage.local import LocalTarget
 
@@ -61,6 +65,8 @@ class Pipeline:
         wal: WriteAheadLog,
         policy: FlushPolicy,
         compaction: CompactionPolicy,
+        validator: RecordValidator | None = None,
+        metrics: CollectorMetrics | None = None,
     ) -> None:
         self.layout = layout
         """Local root: the WAL, and (for a local target) the Parquet and the DuckDB catalog."""
@@ -70,6 +76,9 @@ class Pipeline:
         self._dedup = dedup
         self._policy = policy
         self._compaction = compaction
+        self._validator = validator
+        """Checks each usage record before it is acknowledged; the failing ones go to the quarantine."""
+        self.metrics = metrics or CollectorMetrics()
         self._compactor = Compactor(writer.target, compaction, lambda: pending_parquet_names(wal.directory))
         self._last_compaction = time.monotonic()
         self._inflight: dict[asyncio.Future[None], set[str]] = {}
@@ -89,6 +98,9 @@ class Pipeline:
         policy: FlushPolicy | None = None,
         target: StorageTarget | None = None,
         compaction: CompactionPolicy | None = None,
+        *,
+        validator: RecordValidator | None = None,
+        metrics: CollectorMetrics | None = None,
     ) -> Pipeline:
         """Finish an interrupted compaction, load the written request ids, replay the WAL into
         Parquet, bring the catalog up to date. `target` defaults to Parquet under `layout`."""
@@ -102,7 +114,14 @@ class Pipeline:
             if table == USAGE_TABLE:
                 dedup.mark_ids(data.column("request_id").to_pylist())
         pipeline = cls(
-            layout, ParquetWriter(target), dedup, wal, policy or FlushPolicy(), compaction or CompactionPolicy()
+            layout,
+            ParquetWriter(target),
+            dedup,
+            wal,
+            policy or FlushPolicy(),
+            compaction or CompactionPolicy(),
+            validator,
+            metrics,
         )
         if replayed:
             log.info("collector: replaying %d WAL batches into Parquet", len(replayed))
@@ -144,6 +163,12 @@ class Pipeline:
             if batch.table is not None and batch.request_ids is not None
             else data.column("request_id").to_pylist()
         )
+        if self._validator is not None and data.num_rows:
+            verdict = self._validator.split(data)
+            if verdict.bad.num_rows:
+                await self._quarantine(verdict, batch)
+                data = verdict.good
+                ids = data.column("request_id").to_pylist()
         distinct = set(ids)
         # A request carrying an id that another request is committing waits for that commit, so
         # it neither duplicates the row nor drops it while the commit might still fail.
@@ -166,6 +191,23 @@ class Pipeline:
                 committed.set_result(None)
             self._after_append()
         return IngestResult(len(fresh), len(ids) - len(fresh), batch.rejected, batch.message)
+
+    async def _quarantine(self, verdict: Verdict, batch: DecodedBatch) -> None:
+        """Publish the refused records with their reasons (durable before the batch is answered)
+        and count each in the batch's partial success. A failed write fails the export (503), so
+        the sender retries and no record is acknowledged without being kept somewhere."""
+        codes = [[p.code for p in problems] for problems in verdict.problems]
+        details = ["; ".join(str(p) for p in problems) for problems in verdict.problems]
+        at = dt.datetime.now(dt.UTC)
+        rows = quarantine_table(verdict.bad, codes, details, "collector", at)
+        try:
+            await asyncio.to_thread(write_quarantine, self.target, rows)
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageUnavailable(f"could not write the quarantine: {exc}") from exc
+        for request_id, detail in zip(verdict.bad.column("request_id").to_pylist(), details, strict=True):
+            batch.reject(f"usage record {request_id!r:.80} quarantined", detail)
+        self.metrics.count_quarantined(verdict.bad.num_rows, [code for row in codes for code in row])
+        log.warning("collector: %d usage record(s) quarantined: %s", verdict.bad.num_rows, "; ".join(details[:3]))
 
     def _after_append(self) -> None:
         if self.wal.active_rows >= self._policy.max_rows or self.wal.active_bytes >= self._policy.max_bytes:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from collector.compaction import CompactionPolicy
 from meterline.config import CollectorConfig, ConfigError, IngestTokenConfig, MeterlineConfig, SecretsConfig
+from meterline.record_limits import RecordLimits
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -34,6 +35,8 @@ class CollectorSettings(BaseModel):
     """Off: a gRPC port that cannot be bound is a warning (HTTP keeps serving), not a failed start."""
     compaction: CompactionPolicy = CompactionPolicy()
     """Small-file compaction and retention (from `storage.compact_*` and `storage.retention_days`)."""
+    validation: RecordLimits = RecordLimits()
+    """What a usage record may hold (`collector.validation`); the others go to the quarantine."""
     ingest_tokens: tuple[IngestTokenConfig, ...] = ()
     """Principals by bearer token (`collector.ingest_tokens`); empty: no authentication."""
     allow_unauthenticated: bool = False
@@ -87,6 +90,7 @@ def _access(collector: CollectorConfig, source: str) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "ingest_tokens": tuple(collector.ingest_tokens),
         "allow_unauthenticated": collector.allow_unauthenticated,
+        "validation": collector.validation,
     }
     if collector.tls is not None:
         for name in ("cert_file", "key_file"):

@@ -16,6 +16,10 @@ from collector.rpc_status import Status
 
 M = TypeVar("M", bound=Message)
 
+MAX_JSON_DEPTH = 64
+"""Deepest message nesting an OTLP/JSON body may have (an export request is 6 levels to an
+attribute; each nested array or map value adds 2); deeper bodies get 400, never a 500."""
+
 
 class Encoding(enum.Enum):
     PROTOBUF = "application/x-protobuf"
@@ -102,14 +106,20 @@ def parse_request(body: bytes, encoding: Encoding, message_type: type[M]) -> M:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"body is not JSON: {exc}") from None
+    except RecursionError:  # the C scanner's depth guard: far deeper than any OTLP message
+        raise BadRequest(f"body is not a JSON {name}: nested too deeply") from None
     if not isinstance(document, dict):
         raise BadRequest(f"body is not a JSON {name} object")
     _ids_from_hex(document)
     try:
         # OTLP receivers must ignore unknown fields so newer senders keep working.
-        json_format.ParseDict(document, parsed := message_type(), ignore_unknown_fields=True)
+        json_format.ParseDict(
+            document, parsed := message_type(), ignore_unknown_fields=True, max_recursion_depth=MAX_JSON_DEPTH
+        )
     except json_format.ParseError as exc:
         raise BadRequest(f"body is not a JSON {name}: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"body is not a JSON {name}: nested too deeply") from None
     return parsed
 
 

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from meterline.defaults import DEFAULT_CONFIG_YAML
+from meterline.record_limits import ID_PATTERN, RecordLimits
 from meterline.secret_syntax import refused_form
 
 DEFAULT_CONFIG_PATH = Path("meterline.yaml")
@@ -93,9 +94,9 @@ class Limits(_Strict):
 
 
 class AgentConfig(_Strict):
-    id: str = Field(min_length=1)
-    team: str = Field(min_length=1)
-    project: str | None = None
+    id: str = Field(pattern=ID_PATTERN)
+    team: str = Field(pattern=ID_PATTERN)
+    project: str | None = Field(default=None, pattern=ID_PATTERN)
     tags: dict[str, str] = Field(default_factory=dict)
     key: SecretRef | None = None
     """A pre-issued key: a secret reference or a literal. Only its hash is kept in memory. At
@@ -106,7 +107,7 @@ class AgentConfig(_Strict):
 
 
 class TeamConfig(_Strict):
-    id: str = Field(min_length=1)
+    id: str = Field(pattern=ID_PATTERN)
     limits: Limits = Field(default_factory=Limits)
 
 
@@ -261,6 +262,8 @@ class CollectorConfig(_Strict):
     """The principals. Empty: no authentication, so the collector serves loopback only."""
     tls: CollectorTlsConfig | None = None
     """TLS on both OTLP listeners; absent: plain HTTP and gRPC."""
+    validation: RecordLimits = Field(default_factory=RecordLimits)
+    """What a usage record may hold (meterline/record_limits.py); others go to the quarantine."""
     allow_unauthenticated: bool = False
     """Without `ingest_tokens`, bind a non-loopback address anyway (anyone who reaches it may
     write the ledger; a warning at every start). Without it such a start is refused (exit 2)."""

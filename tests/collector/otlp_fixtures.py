@@ -24,11 +24,18 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from collector.app import create_app
 from collector.settings import CollectorSettings
 from meterline.layout import DataLayout
+from meterline.record_limits import RecordLimits
 from meterline.usage_record import UsageRecord
 
 UTC = dt.UTC
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 SPAN_ID = "b7ad6b7169203331"
+
+
+FIXTURE_LIMITS = RecordLimits(request_id_pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", max_past_days=36_500)
+"""What `running_collector` checks records against unless told otherwise: the default limits,
+except that `make_usage`'s fixed 2025 timestamps and short ids ("req-1") pass; the quarantine
+tests use the real defaults."""
 
 
 def make_usage(request_id: str, **overrides: Any) -> UsageRecord:
@@ -57,6 +64,23 @@ def make_usage(request_id: str, **overrides: Any) -> UsageRecord:
     }
     fields.update(overrides)
     return UsageRecord(**fields)
+
+
+def gateway_id(n: int) -> str:
+    """The n-th request id in the gateway's own format (`req_` + 32 hex)."""
+    return f"req_{n:032x}"
+
+
+def current_usage(n: int, **overrides: Any) -> UsageRecord:
+    """`make_usage` as a gateway would send it now: its id format, timestamps of this second
+    (so the default `collector.validation` limits take it)."""
+    start = overrides.pop("ts_start", dt.datetime.now(UTC).replace(microsecond=0))
+    fields: dict[str, Any] = {
+        "ts_start": start,
+        "ts_end": start + dt.timedelta(milliseconds=1500),
+        "date": start.date(),
+    }
+    return make_usage(gateway_id(n), **{**fields, **overrides})
 
 
 def logs_request(*records: LogRecord) -> ExportLogsServiceRequest:
@@ -106,6 +130,7 @@ def running_collector(
 ) -> Iterator[str]:
     """A real uvicorn server on a free port in a thread (with OTLP/gRPC on `grpc_port` unless
     it is 0); yields its base URL. `settings_fields` are further CollectorSettings fields."""
+    settings_fields.setdefault("validation", FIXTURE_LIMITS)
     settings = CollectorSettings(data_dir=data_dir, grpc_port=grpc_port, **settings_fields)
     if max_body_bytes:
         settings = settings.model_copy(update={"max_body_bytes": max_body_bytes})

@@ -10,7 +10,7 @@ import pytest
 
 from meterline.layout import DataLayout
 from meterline.otlp_usage import to_log_record
-from tests.collector.otlp_fixtures import logs_request, make_usage, read_rows
+from tests.collector.otlp_fixtures import current_usage, gateway_id, logs_request, read_rows
 from tests.conftest import free_port
 
 SERVE = "import sys; from collector.server import serve; from meterline.config import MeterlineConfig; "
@@ -38,7 +38,7 @@ def test_serve_writes_then_stops_cleanly_on_signal(tmp_path: Path, sig: signal.S
     process = _start(tmp_path / "data", port)
     try:
         lines = _wait_until_listening(process)
-        body = logs_request(to_log_record(make_usage("req-1"))).SerializeToString()
+        body = logs_request(to_log_record(current_usage(1))).SerializeToString()
         response = httpx.post(
             f"http://127.0.0.1:{port}/v1/logs", content=body, headers={"content-type": "application/x-protobuf"}
         )
@@ -54,4 +54,4 @@ def test_serve_writes_then_stops_cleanly_on_signal(tmp_path: Path, sig: signal.S
     started = [line for line in lines if "data lands in" in line]
     assert len(started) == 1 and str((tmp_path / "data").resolve()) in started[0]
     assert "Traceback" not in "".join(lines) + rest
-    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path / "data"), "usage")] == ["req-1"]
+    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path / "data"), "usage")] == [gateway_id(1)]
