@@ -189,7 +189,7 @@ def test_a_provider_that_ignores_max_tokens_passes_the_cap_by_one_requests_exces
         billed_each = PROMPT_TOKENS + 100
         # Admitted while what is already counted plus the reservation fits: 106 k + reserved <= 2000.
         expected = (CAP - reserved) // billed_each + 1
-        statuses = []
+        statuses: list[int] = []
         with httpx.Client(base_url=gateway.url, timeout=60) as client:
             while not statuses or statuses[-1] == 200:
                 statuses.append(post(client, "overshoot", "/v1/chat/completions", body).status_code)
@@ -212,7 +212,7 @@ def test_concurrent_overshoot_is_bounded_by_max_parallel_requests_excess(gateway
         body = {"model": "chat", "messages": MESSAGES, "max_tokens": 10}
         reserved = len(json.dumps(body)) // 2 + 16 + 10
         billed_each = PROMPT_TOKENS + 100
-        rounds = []
+        rounds: list[list[httpx.Response]] = []
         while not rounds or any(r.status_code == 200 for r in rounds[-1]):
             rounds.append(at_once(gateway.url, "overshoot-parallel", "/v1/chat/completions", body, count=8))
             assert len(rounds) <= 20
