@@ -246,3 +246,28 @@ def test_an_unresolvable_token_reference_names_its_field(tmp_path: Path) -> None
     with pytest.raises(SecretResolutionError) as refused:
         IngestAuth.open(_settings(tmp_path, missing))
     assert "(at collector.ingest_tokens[0].token)" in str(refused.value)
+
+
+def test_a_token_rotated_in_its_secret_is_accepted_once_read_and_the_old_one_refused(
+    tmp_path: Path, all_logs: pytest.LogCaptureFixture
+) -> None:
+    secret = tmp_path / "ingest-token"
+    secret.write_text(GATEWAY_TOKEN)
+    rotated = "gw-token-rotated-77f0c3a9e2b14d6d"
+    principal = IngestTokenConfig(name="gateways", token=f"file://{secret}?refresh=3600", scopes=["usage", "spans"])
+    statuses: list[int] = []
+    with running_collector(tmp_path / "data", ingest_tokens=(principal,)) as url:
+        before = httpx.post(f"{url}/v1/traces", content=_spans(1).SerializeToString(), headers=_bearer(GATEWAY_TOKEN))
+        secret.write_text(rotated)
+        # The first presentation of the new token starts a refresh; it is taken once that is done.
+        for _ in range(500):
+            response = httpx.post(f"{url}/v1/traces", content=_spans(1).SerializeToString(), headers=_bearer(rotated))
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                break
+        old = httpx.post(f"{url}/v1/traces", content=_spans(1).SerializeToString(), headers=_bearer(GATEWAY_TOKEN))
+
+    assert before.status_code == 200
+    assert statuses[-1] == 200 and set(statuses[:-1]) <= {401}
+    assert old.status_code == 401
+    assert rotated not in all_logs.text

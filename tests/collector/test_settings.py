@@ -6,7 +6,14 @@ import pydantic
 import pytest
 
 from collector.settings import DEFAULT_MAX_BODY_BYTES, CollectorSettings
-from meterline.config import MeterlineConfig, StorageConfig
+from meterline.config import (
+    CollectorConfig,
+    CollectorTlsConfig,
+    ConfigError,
+    MeterlineConfig,
+    StorageConfig,
+    parse_config,
+)
 
 
 def test_data_dir_comes_from_the_flag_or_the_config(tmp_path: Path) -> None:
@@ -39,3 +46,59 @@ def test_compaction_and_retention_come_from_the_storage_section(tmp_path: Path) 
     policy = CollectorSettings.from_config(MeterlineConfig(storage=storage), tmp_path).compaction
     assert (policy.retention_days, policy.interval_s, policy.min_files) == (30, 60.0, 4)
     assert policy.small_file_bytes == 64 * 1024 * 1024
+
+
+def test_the_collector_section_becomes_the_access_settings(tmp_path: Path) -> None:
+    (tmp_path / "tls.crt").write_text("cert")
+    (tmp_path / "tls.key").write_text("key")
+    config = parse_config(
+        f"""
+collector:
+  ingest_tokens:
+    - {{name: gateways, token: os.environ/GW_TOKEN, scopes: [usage, spans]}}
+  tls: {{cert_file: {tmp_path}/tls.crt, key_file: {tmp_path}/tls.key}}
+""",
+        "m.yaml",
+        environ={},
+    )
+    settings = CollectorSettings.from_config(config, tmp_path, "m.yaml")
+    assert [(p.name, p.token, p.scopes) for p in settings.ingest_tokens] == [
+        ("gateways", "os.environ/GW_TOKEN", ["usage", "spans"])
+    ]
+    assert (settings.tls_cert_file, settings.tls_key_file, settings.scheme) == (
+        tmp_path / "tls.crt",
+        tmp_path / "tls.key",
+        "https",
+    )
+    assert settings.allow_unauthenticated is False
+    assert CollectorSettings.from_config(MeterlineConfig(), tmp_path).scheme == "http"
+
+
+def test_a_missing_tls_file_names_its_field(tmp_path: Path) -> None:
+    (tmp_path / "tls.crt").write_text("cert")
+    tls = CollectorTlsConfig(cert_file=str(tmp_path / "tls.crt"), key_file=str(tmp_path / "nope.key"))
+    with pytest.raises(ConfigError) as refused:
+        CollectorSettings.from_config(MeterlineConfig(collector=CollectorConfig(tls=tls)), tmp_path, "m.yaml")
+    assert str(refused.value) == f"m.yaml: collector.tls.key_file: no file at {tmp_path / 'nope.key'}"
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "message"),
+    [
+        ("{ingest_tokens: [{name: a, token: t, scopes: [write]}]}", "collector.ingest_tokens[0].scopes[0]", "'usage'"),
+        ("{ingest_tokens: [{name: a, token: t, scopes: []}]}", "collector.ingest_tokens[0].scopes", "at least 1"),
+        (
+            "{ingest_tokens: [{name: a, token: t, scopes: [spans]}, {name: a, token: u, scopes: [spans]}]}",
+            "collector",
+            "duplicate principal name 'a'",
+        ),
+        ("{tls: {cert_file: c.pem}}", "collector.tls.key_file", "Field required"),
+        ("{allow_unauthenticated: yes please}", "collector.allow_unauthenticated", "boolean"),
+        ("{ingest_token: []}", "collector.ingest_token", "Extra inputs"),
+    ],
+)
+def test_a_bad_collector_section_names_the_field(section: str, field: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(f"collector: {section}\n", "m.yaml", environ={})
+    assert refused.value.field == field
+    assert message in str(refused.value)
