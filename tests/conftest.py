@@ -2,12 +2,15 @@
 
 PostgreSQL and Redis URLs come from the environment (defaulting to the local services).
 Where one is absent its tests skip with the reason, except under CI (CI=true), where an absent
-service fails the run so nothing silently goes untested.
+service fails the run so nothing silently goes untested. The same holds for the native
+extensions (`@pytest.mark.native("collector._otlp_native", ...)`): a build that failed skips
+their tests locally and fails them under CI.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import socket
 import uuid
@@ -47,6 +50,34 @@ def require_service(name: str, host: str, port: int) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message}; CI requires it")
         pytest.skip(message)
+
+
+NATIVE_EXTENSIONS = ("collector._otlp_native", "collector._otlp_spans", "gateway.telemetry._otlp_encode")
+"""Every native extension setup.py builds (optional, so a failed build still installs)."""
+
+
+def require_native(*modules: str) -> None:
+    """Skip (or fail under CI) when a native extension the test needs cannot be imported."""
+    missing = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            missing.append(f"{module} ({exc})")
+    if missing:
+        message = f"native extension not built: {', '.join(missing)}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI requires it (a failed build must not skip its tests)")
+        pytest.skip(message)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "native(*modules): needs these native extensions (tests/conftest.py)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("native"):
+        require_native(*marker.args)
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ from meterline.otlp_usage import to_log_record
 from meterline.usage_record import UsageRecord, usage_arrow_schema
 from tests.collector.otlp_fixtures import logs_request, make_usage, with_attribute
 
-pytestmark = pytest.mark.skipif(not native_logs.available(), reason="native extension not built")
+pytestmark = pytest.mark.native("collector._otlp_native")
 
 Outcome = tuple[Any, ...]
 

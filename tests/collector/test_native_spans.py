@@ -13,7 +13,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from collector import native_logs, native_spans
 from collector.decode import decode_traces
 from collector.errors import BadRequest
 from collector.wire import Encoding
@@ -21,9 +20,7 @@ from meterline import semconv
 from meterline.span_row import span_arrow_schema
 from tests.collector.test_decode import START_NS, _trace_request
 
-pytestmark = pytest.mark.skipif(
-    not (native_logs.available() and native_spans.available()), reason="native extension not built"
-)
+pytestmark = pytest.mark.native("collector._otlp_native", "collector._otlp_spans")
 
 Outcome = tuple[Any, ...]
 

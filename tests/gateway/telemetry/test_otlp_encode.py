@@ -13,7 +13,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from gateway.telemetry import otlp_wire
 
-pytestmark = pytest.mark.skipif(not otlp_wire.native(), reason="native extension not built")
+pytestmark = pytest.mark.native("gateway.telemetry._otlp_encode")
 
 
 class Color(enum.StrEnum):
