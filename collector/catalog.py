@@ -1,4 +1,5 @@
-"""The DuckDB catalog: a small database file holding views `usage` and `spans` over the Parquet.
+"""The DuckDB catalog: a small database file holding views `usage` and `spans` over the Parquet
+(and `quarantine`: the usage records refused at ingest or by analytics, with their reasons).
 
 The file holds no data, only view definitions, so it is opened briefly: the collector opens it
 read-write for a moment at startup and when a table's first file appears; readers (CLI `sql`,
@@ -29,12 +30,16 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from meterline.layout import PARTITION_KEY, SPANS_TABLE, USAGE_TABLE, DataLayout
+from meterline.quarantine import QUARANTINE_TABLE, quarantine_schema
 from meterline.span_row import span_arrow_schema
 from meterline.storage.base import StorageTarget
 from meterline.storage.local import LocalTarget
 from meterline.usage_record import usage_arrow_schema
 
 TABLE_SCHEMAS: dict[str, Callable[[], pa.Schema]] = {USAGE_TABLE: usage_arrow_schema, SPANS_TABLE: span_arrow_schema}
+"""The tables the collector writes and compacts."""
+VIEW_SCHEMAS: dict[str, Callable[[], pa.Schema]] = {**TABLE_SCHEMAS, QUARANTINE_TABLE: quarantine_schema}
+"""Every view: the tables, plus the quarantine (refused usage records and why; meterline/quarantine.py)."""
 
 _SCALAR_TYPES: dict[pa.DataType, str] = {
     pa.string(): "VARCHAR",
@@ -57,6 +62,8 @@ def has_files(layout: DataLayout, table: str) -> bool:
 def duckdb_type(arrow_type: pa.DataType) -> str:
     if isinstance(arrow_type, pa.MapType):
         return f"MAP({duckdb_type(arrow_type.key_type)}, {duckdb_type(arrow_type.item_type)})"
+    if isinstance(arrow_type, pa.ListType):
+        return f"{duckdb_type(arrow_type.value_type)}[]"
     return _SCALAR_TYPES[arrow_type]
 
 
@@ -72,17 +79,17 @@ def view_sql(layout: DataLayout, table: str, with_files: bool) -> str:
         )
         return f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {source}'
     # No file yet, so read_parquet would fail on an empty glob: a typed, empty stand-in.
-    columns = ", ".join(f'CAST(NULL AS {duckdb_type(f.type)}) AS "{f.name}"' for f in TABLE_SCHEMAS[table]())
+    columns = ", ".join(f'CAST(NULL AS {duckdb_type(f.type)}) AS "{f.name}"' for f in VIEW_SCHEMAS[table]())
     return f'CREATE OR REPLACE VIEW "{table}" AS SELECT {columns} WHERE false'
 
 
 def ensure_catalog(layout: DataLayout, timeout_s: float = 2.0) -> frozenset[str]:
     """Create or refresh the catalog; returns the tables whose views read Parquet (the others
     are empty placeholders until their first file appears). Raises CatalogBusy on lock timeout."""
-    live = frozenset(table for table in TABLE_SCHEMAS if has_files(layout, table))
+    live = frozenset(table for table in VIEW_SCHEMAS if has_files(layout, table))
     layout.root.mkdir(parents=True, exist_ok=True)
     with _connect(layout, read_only=False, timeout_s=timeout_s) as con:
-        for table in TABLE_SCHEMAS:
+        for table in VIEW_SCHEMAS:
             con.execute(view_sql(layout, table, table in live))
     return live
 
@@ -116,7 +123,7 @@ def connect(target: StorageTarget, timeout_s: float = 2.0) -> duckdb.DuckDBPyCon
     if isinstance(target, LocalTarget):
         return open_catalog(target.layout, read_only=True, timeout_s=timeout_s)
     con = duckdb.connect()
-    for table, schema in TABLE_SCHEMAS.items():
+    for table, schema in VIEW_SCHEMAS.items():
         paths = [part.path for files in target.partitions(table).values() for part in files]
         dataset = ds.dataset(paths, schema=schema(), format="parquet", filesystem=target.filesystem)
         con.register(f"{table}_files", dataset)

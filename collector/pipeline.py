@@ -30,7 +30,7 @@ from collector.validation import RecordValidator, Verdict
 from collector.wal import WriteAheadLog, parquet_name, pending_parquet_names
 from collector.writer import ParquetWriter, build_table
 from meterline.layout import SPANS_TABLE, USAGE_TABLE, DataLayout
-from meterline.quarantine import quarantine_table, write_quarantine
+from meterline.quarantine import QUARANTINE_TABLE, quarantine_table, write_quarantine
 from meterline.storage.base import StorageTarget
 from meterline.storage.local import LocalTarget
 
@@ -207,6 +207,8 @@ class Pipeline:
         for request_id, detail in zip(verdict.bad.column("request_id").to_pylist(), details, strict=True):
             batch.reject(f"usage record {request_id!r:.80} quarantined", detail)
         self.metrics.count_quarantined(verdict.bad.num_rows, [code for row in codes for code in row])
+        if QUARANTINE_TABLE not in self._live_tables:
+            await self.refresh_catalog()  # its view was an empty stand-in until this first file
         log.warning("collector: %d usage record(s) quarantined: %s", verdict.bad.num_rows, "; ".join(details[:3]))
 
     def _after_append(self) -> None:
