@@ -150,3 +150,49 @@ async def check_concurrent_reserves(store: QuotaStore, read: Read, cap: int, dem
     assert await read("tok") == admitted * demand <= cap
     for result in results:
         assert all(0 <= value <= cap for value in result.used)
+
+
+overshoot_strategy = st.lists(
+    st.tuples(st.integers(1, 300), st.integers(0, 600)),  # (worst case reserved, what the provider billed)
+    max_size=40,
+)
+
+
+async def check_overshoot_is_bounded(store: QuotaStore, read: Read, cap: int, requests: list[tuple[int, int]]) -> None:
+    """Worst cases reserved at once, then settled to what the provider billed (more than the
+    reservation where it ignored max_tokens): the excess settles, the cap is passed by at most
+    the admitted requests' excess, and once it is passed every further reserve is refused."""
+    items = [[CounterItem("tok", Dimension.TOKENS, reserved, cap, FAR_FUTURE)] for reserved, _ in requests]
+    results = await asyncio.gather(*(store.reserve(request, NOW) for request in items))
+    admitted: list[tuple[Reservation, tuple[int, int]]] = [
+        (result.reservation, request)
+        for result, request in zip(results, requests, strict=True)
+        if result.reservation is not None
+    ]
+    assert sum(reserved for _, (reserved, _) in admitted) <= cap
+    for reservation, (_, billed) in admitted:
+        await store.settle(reservation, Actual(billed, 0))
+    total = sum(billed for _, (_, billed) in admitted)
+    assert await read("tok") == total
+    assert total <= cap + sum(max(0, billed - reserved) for _, (reserved, billed) in admitted)
+    after = await store.reserve([CounterItem("tok", Dimension.TOKENS, 1, cap, FAR_FUTURE)], NOW)
+    assert after.ok == (total + 1 <= cap)
+
+
+async def check_serial_overshoot_is_one_request(
+    store: QuotaStore, read: Read, cap: int, requests: list[tuple[int, int]]
+) -> None:
+    """Requests one at a time (reserve, then settle, then the next): the counter passes the cap
+    by at most one request's excess (billed - reserved), and the first request after that is refused."""
+    total = 0
+    for reserved, billed in requests:
+        result = await store.reserve([CounterItem("tok", Dimension.TOKENS, reserved, cap, FAR_FUTURE)], NOW)
+        assert result.ok == (total + reserved <= cap)
+        if result.reservation is None:
+            assert total > cap - reserved
+            continue
+        excess = max(0, billed - reserved)
+        await store.settle(result.reservation, Actual(billed, 0))
+        total += billed
+        assert total <= cap + excess  # the one-request bound
+        assert await read("tok") == total

@@ -47,6 +47,20 @@ def test_concurrent_reserves_never_pass_the_cap(cap: int, demand: int, attempts:
     asyncio.run(props.check_concurrent_reserves(store, reader(store), cap, demand, attempts))
 
 
+@settings(max_examples=100, deadline=None)
+@given(cap=st.integers(0, 2_000), requests=props.overshoot_strategy)
+def test_overshoot_settles_and_is_bounded(cap: int, requests: list[tuple[int, int]]) -> None:
+    store = MemoryQuotaStore()
+    asyncio.run(props.check_overshoot_is_bounded(store, reader(store), cap, requests))
+
+
+@settings(max_examples=100, deadline=None)
+@given(cap=st.integers(0, 2_000), requests=props.overshoot_strategy)
+def test_serial_overshoot_is_one_request(cap: int, requests: list[tuple[int, int]]) -> None:
+    store = MemoryQuotaStore()
+    asyncio.run(props.check_serial_overshoot_is_one_request(store, reader(store), cap, requests))
+
+
 def test_ended_windows_are_swept_and_late_settles_leave_them_alone() -> None:
     async def scenario() -> None:
         store = MemoryQuotaStore()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gateway.auth import AgentIdentity
 from gateway.pricing import PriceBook
 from gateway.quotas.plan import DEFAULT_MAX_OUTPUT_TOKENS, SETTLE_GRACE_S, Demand, QuotaPlan, counter_items
@@ -64,6 +67,21 @@ def test_demand_without_max_tokens_reserves_the_model_output_limit() -> None:
 def test_demand_prices_output_at_the_higher_reasoning_rate_and_finds_provider_entries() -> None:
     # 10 input at $1/M + 500 output at $3/M (reasoning) = $0.00151.
     assert plan().demand("thinker", "openai", 10, None) == Demand(1, 510, 1_510_000)
+
+
+@given(
+    input_tokens=st.integers(0, 10**6),
+    max_tokens=st.one_of(st.none(), st.integers(0, 5_000)),
+    completions=st.integers(0, 128),
+)
+def test_demand_counts_every_generation_at_its_cap(input_tokens: int, max_tokens: int | None, completions: int) -> None:
+    """`n`, `best_of` x prompts: each generation up to the request's cap, clamped to the model's
+    1,000; none for embeddings; dollars at the model's rates for all of it."""
+    per_generation = 1000 if max_tokens is None else min(max_tokens, 1000)
+    demand = plan().demand("cheap", None, input_tokens, max_tokens, completions)
+    output = completions * per_generation
+    assert demand.tokens == input_tokens + output
+    assert abs(demand.usd_nanos - (input_tokens * 100 + output * 400)) <= 1  # float-priced nano-dollars
 
 
 def test_unknown_model_demands_tokens_but_no_dollars() -> None:

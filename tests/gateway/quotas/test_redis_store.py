@@ -74,6 +74,18 @@ def test_concurrent_reserves_never_pass_the_cap(prefix: str, cap: int, demand: i
     asyncio.run(with_store(prefix, props.check_concurrent_reserves, cap, demand, attempts))
 
 
+@settings(PER_EXAMPLE, max_examples=15)
+@given(cap=st.integers(0, 2_000), requests=props.overshoot_strategy)
+def test_overshoot_settles_and_is_bounded(prefix: str, cap: int, requests: list[tuple[int, int]]) -> None:
+    asyncio.run(with_store(prefix, props.check_overshoot_is_bounded, cap, requests))
+
+
+@settings(PER_EXAMPLE, max_examples=15)
+@given(cap=st.integers(0, 2_000), requests=props.overshoot_strategy)
+def test_serial_overshoot_is_one_request(prefix: str, cap: int, requests: list[tuple[int, int]]) -> None:
+    asyncio.run(with_store(prefix, props.check_serial_overshoot_is_one_request, cap, requests))
+
+
 def test_one_script_call_per_reserve_settle_and_release(prefix: str) -> None:
     async def scenario() -> list[str]:
         store = RedisQuotaStore(REDIS_URL, prefix)
