@@ -205,7 +205,8 @@ class QuotaStoreConfig(_Strict):
     timeout_seconds: float = Field(default=0.25, gt=0)
     """Connect and reply timeout of one Redis call; past it the fail mode applies."""
     recheck_seconds: float = Field(default=1.0, ge=0)
-    """After a Redis failure, how long requests skip Redis before it is tried again."""
+    """With `fail_mode: open`, after a Redis failure, how long requests skip Redis before it is
+    tried again. `closed` tries Redis on every request (the alternative is a 503)."""
     parallel_lease_seconds: float = Field(default=900.0, gt=0)
     """How long a concurrency slot in Redis outlives a replica that died holding it."""
 
