@@ -228,7 +228,7 @@ model_list:
   - model_name: gpt
     litellm_params: {{model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:{mock_port}/v1", api_key: sk-mock}}
 agents:
-  - {{id: bench-bot, team: bench, key: key-bench}}
+  - {{id: bench-bot, team: bench, key: key-bench-agent-01234567}}
 telemetry: {{collector: "http://127.0.0.1:{collector_port}"}}
 """
         )
@@ -253,7 +253,7 @@ telemetry: {{collector: "http://127.0.0.1:{collector_port}"}}
                     body = {"model": "gpt", "messages": [{"role": "user", "content": f"latency probe {i}"}]}
                     sent = time.monotonic()
                     response = client.post(
-                        "/v1/chat/completions", json=body, headers={"Authorization": "Bearer key-bench"}
+                        "/v1/chat/completions", json=body, headers={"Authorization": "Bearer key-bench-agent-01234567"}
                     )
                     response.raise_for_status()
                     request_id = response.headers["x-request-id"]

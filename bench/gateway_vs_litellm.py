@@ -43,7 +43,7 @@ from bench.processes import Server, core_busy_seconds, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_CPUS, LOAD_CPUS = "0", "1"
-MOCK_KEY, AGENT_KEY, MASTER_KEY = "sk-mock", "bench-agent-key", "sk-bench-master"
+MOCK_KEY, AGENT_KEY, MASTER_KEY = "sk-mock", "bench-agent-key-0123456789", "sk-bench-master"
 MODEL = "gpt-4o-mini"
 BODY: dict[str, object] = {
     "model": MODEL,

@@ -43,7 +43,7 @@ from bench.processes import Server, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_CPUS, LOAD_CPUS = "0", "1"
-MOCK_KEY, AGENT_KEY = "sk-ant-mock", "bench-agent-key"
+MOCK_KEY, AGENT_KEY = "sk-ant-mock", "bench-agent-key-0123456789"
 PROVIDER_MODEL = "anthropic/claude-haiku-4-5"
 MESSAGES = [{"role": "user", "content": "Summarise the quarterly plan in one line."}]
 MAX_TOKENS = 256
