@@ -112,4 +112,5 @@ def _serve_cached(call: Call, upstream: Upstream, hit: bytes) -> Response:
     meter.cost_saved_usd = upstream.prices.cost_usd(entry["model"], entry["provider"], usage)
     meter.price_version = upstream.prices.version
     call.state.finish(meter, route=ROUTE, response_id=data.get("id"))
+    call.release_quota()  # the provider billed nothing: the reservation goes back
     return Response(body, media_type="application/json", headers={**call.headers, "x-meterline-cache": "hit"})

@@ -155,6 +155,15 @@ class Call:
         if (remote := quotas.settle_soon(admission, tokens=tokens, usd=self.meter.cost_usd)) is not None:
             self.state.later(remote)
 
+    def release_quota(self) -> None:
+        """Give back everything the request reserved, for an answer no provider billed (a
+        response-cache hit): its tokens, its request and its parallel slot."""
+        admission, quotas = self.admission, self.state.quotas
+        if admission is None or quotas is None:
+            return
+        if (remote := quotas.settle_soon(admission, tokens=None, usd=0.0)) is not None:
+            self.state.later(remote)
+
     def respond(
         self,
         answer: ChatResponse,
@@ -230,4 +239,3 @@ def with_usage(body: bytes, block: dict[str, int]) -> bytes:
         return body
     data["usage"] = block
     return dumps(data)
-

@@ -126,3 +126,20 @@ def test_team_limit_applies_to_its_agents(provider: str) -> None:
             for _ in range(3)
         ]
     assert statuses == [200, 200, 429]
+
+
+def test_a_response_cache_hit_gives_its_reservation_back(provider: str) -> None:
+    """A cache hit costs nothing: its worst case, its request and its parallel slot go back (they
+    stayed taken for good before: with max_parallel 1 the next request got 429)."""
+    text = make_gateway(provider, "{max_parallel: 1, rpm: 2, tokens_per_day: 100000}")
+    config = parse_config(text + "response_cache: {backend: memory, model_groups: [gpt]}\n", "cache.yaml", environ={})
+    body = {"model": "gpt", "messages": MESSAGES, "max_tokens": 10}
+    with serve_in_thread(create_app(config, sink=InMemorySink())) as url, httpx.Client(base_url=url) as client:
+        responses = [client.post("/v1/chat/completions", json=body, headers=AUTH) for _ in range(4)]
+        other = client.post("/v1/chat/completions", json={**body, "max_tokens": 11}, headers=AUTH)
+        third = client.post("/v1/chat/completions", json={**body, "max_tokens": 12}, headers=AUTH)
+    assert [r.status_code for r in responses] == [200] * 4
+    assert [r.headers.get("x-meterline-cache") for r in responses] == [None, "hit", "hit", "hit"]
+    assert other.status_code == 200  # the slot is free and the hits took no request of rpm 2
+    assert third.status_code == 429 and third.json()["error"]["code"] == "rate_limit_exceeded"
+    assert third.headers["x-ratelimit-limit-requests"] == "2"
