@@ -16,7 +16,7 @@ import pytest
 from gateway.app import create_app
 from gateway.telemetry.sink import InMemorySink
 from gateway.testing import MockBehaviour, create_mock_openai
-from meterline.config import parse_config
+from meterline.config import ConfigError, parse_config
 from tests.alarms.receivers import Receiver, serve
 from tests.gateway.quotas.redis_server import RedisServer, redis_server
 from tests.servers import serve_in_thread
@@ -99,3 +99,11 @@ def test_a_redis_restart_under_traffic_refuses_nothing_once_redis_answers_and_ra
     )
     assert fields["key_prefix"] == "reset:" and fields["previous_epoch"] != fields["epoch"]
     assert "meterline quotas rebuild" in alarm["text"]
+
+
+def test_oncall_channels_must_name_configured_channels() -> None:
+    text = "alerts:\n  channels: {pager: {type: slack, webhook: https://hooks.example/x}}\n  oncall_channels: [pagr]\n"
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "alerts.yaml", environ={})
+    assert "alerts.yaml" in str(raised.value) and "oncall_channels[0]" in str(raised.value)
+    assert "'pagr'" in str(raised.value)
