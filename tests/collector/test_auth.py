@@ -104,22 +104,29 @@ def _status(response: httpx.Response) -> status_pb2.Status:
 def test_a_forged_usage_record_without_a_valid_token_is_refused_401_and_never_lands(
     tmp_path: Path, all_logs: pytest.LogCaptureFixture
 ) -> None:
+    far_future = dt.datetime(2500, 1, 1, tzinfo=dt.UTC)
+    poisoned = logs_request(
+        believable(request_id(), cost_usd=float("nan")),
+        believable(request_id(), cost_usd=-50.0),
+        to_log_record(make_usage(request_id(), ts_start=far_future, ts_end=far_future, date=far_future.date())),
+    ).SerializeToString()
     with running_collector(tmp_path, ingest_tokens=PRINCIPALS) as url:
         missing = httpx.post(f"{url}/v1/logs", content=_forged("req-forged-1"), headers=PROTOBUF)
+        nan_negative_future = httpx.post(f"{url}/v1/logs", content=poisoned, headers=PROTOBUF)
         wrong = httpx.post(f"{url}/v1/logs", content=_forged("req-forged-2"), headers=_bearer("x" * 32))
         not_bearer = httpx.post(
             f"{url}/v1/logs", content=_forged("req-forged-3"), headers={**PROTOBUF, "authorization": GATEWAY_TOKEN}
         )
         spans = httpx.post(f"{url}/v1/traces", content=_spans(2).SerializeToString(), headers=PROTOBUF)
 
-    for response in (missing, wrong, not_bearer, spans):
+    for response in (missing, nan_negative_future, wrong, not_bearer, spans):
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
         assert _status(response).code == 16  # UNAUTHENTICATED
     assert _status(missing).message == "missing bearer token (Authorization: Bearer <token>)"
     assert _status(wrong).message == "unknown bearer token"
-    assert read_rows(DataLayout.at(tmp_path), "usage") == []
-    assert read_rows(DataLayout.at(tmp_path), "spans") == []
+    for table in ("usage", "spans", "quarantine"):
+        assert read_rows(DataLayout.at(tmp_path), table) == []
 
 
 def test_a_spans_only_principal_has_its_usage_records_refused_in_partial_success_and_its_spans_taken(
@@ -138,6 +145,7 @@ def test_a_spans_only_principal_has_its_usage_records_refused_in_partial_success
     assert traces.status_code == 200
     assert not ExportTraceServiceResponse.FromString(traces.content).HasField("partial_success")
     assert read_rows(DataLayout.at(tmp_path), "usage") == []
+    assert read_rows(DataLayout.at(tmp_path), "quarantine") == []  # refused by scope, not judged
     assert sorted(r["name"] for r in read_rows(DataLayout.at(tmp_path), "spans")) == [
         f"plan step {i}" for i in range(4)
     ]
@@ -150,12 +158,16 @@ def test_the_gateways_principal_writes_usage_records_and_spans(
     with running_collector(tmp_path, ingest_tokens=PRINCIPALS) as url:
         logs = httpx.post(f"{url}/v1/logs", content=_usage(*ids), headers=_bearer(GATEWAY_TOKEN))
         traces = httpx.post(f"{url}/v1/traces", content=_spans(1).SerializeToString(), headers=_bearer(GATEWAY_TOKEN))
+        forged_id = request_id()  # a principal may write usage records; each is still judged
+        forged = httpx.post(f"{url}/v1/logs", content=_forged(forged_id), headers=_bearer(GATEWAY_TOKEN))
 
-    assert (logs.status_code, traces.status_code) == (200, 200)
+    assert (logs.status_code, traces.status_code, forged.status_code) == (200, 200, 200)
     assert not ExportLogsServiceResponse.FromString(logs.content).HasField("partial_success")
+    assert ExportLogsServiceResponse.FromString(forged.content).partial_success.rejected_log_records == 1
     rows = read_rows(DataLayout.at(tmp_path), "usage")
     assert sorted((r["request_id"], r["cost_usd"]) for r in rows) == [(ids[0], 0.000387), (ids[1], 0.000387)]
     assert len(read_rows(DataLayout.at(tmp_path), "spans")) == 1
+    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "quarantine")] == [forged_id]
 
 
 def test_a_usage_only_principal_is_refused_spans_with_403(tmp_path: Path, all_logs: pytest.LogCaptureFixture) -> None:
