@@ -26,6 +26,7 @@ from analytics.ledger_source import LedgerSource, LocalLedger
 from analytics.mart_state import STATE_VERSION, MartState, PartitionState, load_state, save_state
 from analytics.partitions import partition_rows, survey
 from meterline.layout import DataLayout, atomic_target, publish
+from meterline.storage.local import LocalTarget
 
 Progress = Callable[[int, int], None]
 """Called with (days done, days to do) as the rebuild goes."""
@@ -73,8 +74,11 @@ def _refresh(layout: DataLayout, ledger: LedgerSource, timezone: str, progress: 
         or not all(layout.mart_file(name).exists() for name in MART_NAMES)
     )
     old = {} if full or state is None else state.partitions
+    quarantine = LocalTarget(layout)  # invalid ledger rows are set aside beside the marts
     parts = {
-        name: old[name] if name in old and old[name].files == files else survey(ledger, name, files, timezone)
+        name: old[name]
+        if name in old and old[name].files == files
+        else survey(ledger, name, files, timezone, quarantine)
         for name, files in current.items()
     }
     changed = [

@@ -6,6 +6,7 @@ import functools
 
 import polars as pl
 
+from analytics.row_checks import valid
 from meterline.layout import USAGE_TABLE, DataLayout
 from meterline.usage_record import usage_table
 
@@ -60,11 +61,16 @@ def local_date(timezone: str) -> pl.Expr:
 def billable(frame: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
     """Ledger rows ready to aggregate: one row per request, the answering model, the local `date`.
 
-    A request seen twice (a compaction caught between writing the merged part and removing the
-    small ones) is billed once; duplicates of one request_id are identical. A record without a
-    model (an error before any provider answered) is attributed to the alias the agent asked for.
+    Invalid rows (`row_checks.valid`) are left out. A request seen twice (a compaction caught
+    between writing the merged part and removing the small ones) is billed once; duplicates of
+    one request_id are identical. A record without a model (an error before any provider
+    answered) is attributed to the alias the agent asked for.
     """
-    return frame.unique(subset="request_id", keep="any").with_columns(
-        pl.coalesce("model", "model_requested").alias("model"),
-        local_date(timezone).alias("date"),
+    return (
+        frame.filter(valid())
+        .unique(subset="request_id", keep="any")
+        .with_columns(
+            pl.coalesce("model", "model_requested").alias("model"),
+            local_date(timezone).alias("date"),
+        )
     )

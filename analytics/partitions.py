@@ -24,10 +24,15 @@ from analytics.ledger import usage_schema
 from analytics.ledger_source import LedgerSource
 from analytics.local_day import fixed_offset_us, local_date_expr, local_days, to_datetime
 from analytics.mart_state import Files, PartitionState
+from analytics.row_checks import set_aside, valid
+from meterline.storage.base import StorageTarget
 
 
-def survey(ledger: LedgerSource, name: str, files: Files, timezone: str) -> PartitionState:
-    """The partition's time range, its local days and whether any request_id repeats.
+def survey(
+    ledger: LedgerSource, name: str, files: Files, timezone: str, quarantine: StorageTarget | None = None
+) -> PartitionState:
+    """The partition's time range, its local days and whether any request_id repeats, over its
+    valid rows (`row_checks.valid`); invalid ones are set aside into `quarantine`, with a warning.
 
     Copies of a request are the same record, so they share `ts_start`: two files can only hold a
     common request at an instant inside both files' time ranges. The collector writes parts in
@@ -37,7 +42,12 @@ def survey(ledger: LedgerSource, name: str, files: Files, timezone: str) -> Part
     # One batch of per-file queries: a partition mid-day holds hundreds of one-second parts, and
     # querying them one after the other cost 1.2 s for 300 (0.1 s batched).
     ranges = pl.collect_all([_time_range(ledger.scan(name, {part: files[part]})) for part in sorted(files)])
-    found = [(lo, hi, rows) for lo, hi, rows in (frame.row(0) for frame in ranges) if lo is not None and hi is not None]
+    for part, frame in zip(sorted(files), ranges, strict=True):
+        if frame.item(0, "invalid"):
+            set_aside(ledger.scan(name, {part: files[part]}), f"{name}/{part}", quarantine)
+    found = [
+        (lo, hi, rows) for lo, hi, rows, _ in (frame.row(0) for frame in ranges) if lo is not None and hi is not None
+    ]
     if not found:
         return PartitionState(files, [], None, None)
     lo, hi = min(r[0] for r in found), max(r[1] for r in found)
@@ -46,10 +56,12 @@ def survey(ledger: LedgerSource, name: str, files: Files, timezone: str) -> Part
 
 
 def _time_range(rows: pl.LazyFrame) -> pl.LazyFrame:
+    ok = valid()
     return rows.select(
-        pl.col("ts_start").min().dt.epoch("us").alias("lo"),
-        pl.col("ts_start").max().dt.epoch("us").alias("hi"),
-        pl.len().alias("rows"),
+        pl.col("ts_start").filter(ok).min().dt.epoch("us").alias("lo"),
+        pl.col("ts_start").filter(ok).max().dt.epoch("us").alias("hi"),
+        ok.sum().alias("rows"),
+        (~ok).sum().alias("invalid"),
     )
 
 
@@ -86,7 +98,7 @@ def _ids_unique(ledger: LedgerSource, name: str, files: Files, overlaps: list[tu
     # or a collision) sends the partition down the exact de-duplicating path.
     found = (
         ledger.scan(name, files)
-        .filter(inside)
+        .filter(inside & valid())
         .select(pl.len().alias("rows"), pl.col("request_id").hash().n_unique().alias("ids"))
         .collect()
         .row(0, named=True)
@@ -109,7 +121,7 @@ def partition_rows(
     if part.lo_us is None or part.hi_us is None:
         return _dated(usage_schema().to_frame().lazy(), timezone, None, sorted(days))
     rows = _dated(
-        ledger.scan(name, part.files),
+        ledger.scan(name, part.files).filter(valid()),
         timezone,
         fixed_offset_us(timezone, part.lo_us, part.hi_us),
         sorted(days),

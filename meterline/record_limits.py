@@ -19,14 +19,21 @@ GATEWAY_REQUEST_ID_PATTERN = r"^req_[0-9a-f]{32}$"
 """A request id as the gateway mints it (`gateway/metering.py`: `req_` + 16 random bytes in hex)."""
 
 
+HARD_MAX_USD = 1e9
+"""No configured `max_cost_usd` goes beyond this; analytics sets aside stored rows above it (a
+fixed bound, so marts never depend on the config; far below the fixed-point sums' range)."""
+HARD_MAX_TOKENS = 10**12
+"""No configured `max_tokens` goes beyond this; analytics sets aside stored rows above it."""
+
+
 class RecordLimits(BaseModel):
     """`collector.validation`: the bounds of a believable usage record."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_tokens: int = Field(default=50_000_000, gt=0)
+    max_tokens: int = Field(default=50_000_000, gt=0, le=HARD_MAX_TOKENS)
     """Largest value of any token column of one record."""
-    max_cost_usd: float = Field(default=1_000.0, gt=0)
+    max_cost_usd: float = Field(default=1_000.0, gt=0, le=HARD_MAX_USD)
     """Largest `cost_usd` (and `cost_saved_usd`) of one record."""
     max_latency_ms: float = Field(default=86_400_000.0, gt=0)
     """Largest `latency_ms` / `ttft_ms` (a day)."""

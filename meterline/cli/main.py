@@ -15,6 +15,7 @@ from pathlib import Path
 from gateway.keys.policy import KeyPolicyError
 from meterline.cli import alarms as alarms_cli
 from meterline.cli import commands
+from meterline.cli import quarantine as quarantine_cli
 from meterline.cli import quotas as quotas_cli
 from meterline.cli import secrets as secrets_cli
 from meterline.config import ConfigError
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _keys_parser(verbs)
     secrets_cli.add_parser(verbs, _shared)
     alarms_cli.add_parser(verbs, _shared)
+    quarantine_cli.add_parser(verbs, _shared)
     quotas_cli.add_parser(verbs, _shared)
     return parser
 
