@@ -7,7 +7,7 @@ import logging
 from collector.app import create_app
 from collector.auth import IngestAuth
 from collector.settings import CollectorSettings
-from meterline.bind import require_loopback_or_allowed
+from meterline.bind import is_loopback, require_loopback_or_allowed
 from meterline.config import MeterlineConfig
 from meterline.serving import run_until_stopped
 
@@ -44,6 +44,8 @@ def serve(
             source=source,
         )
     auth = IngestAuth.open(settings, source)
+    if auth.required and settings.tls_cert_file is None and not is_loopback(host):
+        log.warning("collector: bearer tokens arrive in clear text on %s; set collector.tls", host)
     where = settings.storage_url or settings.data_dir
     scheme = settings.scheme
     access = f"{len(settings.ingest_tokens)} principal(s) by bearer token" if auth.required else "no authentication"

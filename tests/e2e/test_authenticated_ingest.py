@@ -140,6 +140,23 @@ def test_allow_unauthenticated_serves_any_address_with_a_loud_warning(tmp_path: 
     assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path / "data"), "usage")] == [rid]
 
 
+def test_tokens_allow_any_address_and_plain_http_beyond_loopback_is_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "meterline.yaml").write_text(
+        "storage: {data_dir: ./data}\ncollector:\n  ingest_tokens:\n"
+        "    - {name: agents, token: os.environ/AGENT_INGEST_TOKEN, scopes: [spans]}\n"
+    )
+    port = free_port()
+    log = tmp_path / "collector.log"
+    args = ["collector", "--host", "0.0.0.0", "--port", str(port), "--grpc-port", "0"]
+    with _process(args, tmp_path, meterline_env(**TOKENS_ENV), log) as collector:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", collector)
+        assert stop(collector) == 0
+
+    text = log.read_text()
+    assert "collector: bearer tokens arrive in clear text on 0.0.0.0; set collector.tls" in text
+    assert "UNAUTHENTICATED" not in text and AGENT_TOKEN not in text
+
+
 def _sdk_span(exporter: SpanExporter, name: str) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "research-agent"}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
