@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.client_json import loads_client
 from gateway.errors import InvalidRequest
 from gateway.output_bound import ONE_OUTPUT, OutputBound, chat_bound
 
@@ -33,10 +33,7 @@ class ChatRequest:
 def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise InvalidRequest("Request body is empty; expected a JSON object.")
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    data = loads_client(body)  # strict UTF-8, a depth limit, no lone surrogates: 400s
     if not isinstance(data, dict):
         raise InvalidRequest("Request body must be a JSON object.")
     return data
