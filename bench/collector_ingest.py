@@ -37,7 +37,9 @@ from bench.processes import Server, free_port
 _BATCH = 512
 _CONNECTIONS = 8
 _PROTOBUF = {"content-type": "application/x-protobuf"}
-_ID_STEM = b"bench-00000000-"
+_ID_STEM = b"req_00000000"
+"""Usage request ids are `req_<batch, 8 hex><record, 24 hex>`: the gateway's own format, which
+the collector's validation requires (collector.validation.request_id_pattern)."""
 
 
 def _usage_record(request_id: str, n: int = 0) -> object:
@@ -92,13 +94,13 @@ def _attempt() -> object:
 
 def _usage_templates(count: int) -> list[bytes]:
     """`count` bodies of 512 usage records, every record with its own times, tokens and cost,
-    request_ids `bench-00000000-NNNN`; `_usage_body` renumbers them per post."""
+    request_ids `req_00000000<24 hex>`; `_usage_body` renumbers them per post."""
     from gateway.telemetry.exporter import TelemetryExporter
 
     exporter = TelemetryExporter("http://unused", {"service.name": "meterline-gateway"})
     return [
         exporter._encode_logs(
-            [_usage_record(f"{_ID_STEM.decode()}{i:04d}", b * _BATCH + i) for i in range(_BATCH)]  # type: ignore[misc]
+            [_usage_record(f"{_ID_STEM.decode()}{b * _BATCH + i:024x}", b * _BATCH + i) for i in range(_BATCH)]  # type: ignore[misc]
         )
         for b in range(count)
     ]
@@ -106,7 +108,7 @@ def _usage_templates(count: int) -> list[bytes]:
 
 def _usage_body(template: bytes, batch: int) -> bytes:
     # Same length, so every protobuf length prefix stays valid.
-    return template.replace(_ID_STEM, f"bench-{batch:08d}-".encode())
+    return template.replace(_ID_STEM, f"req_{batch:08x}".encode())
 
 
 def _spans_body() -> bytes:

@@ -137,15 +137,11 @@ class BatchScreen:
         return True
 
 
-_CONTROL_BYTES = np.zeros(256, dtype=bool)
-_CONTROL_BYTES[:0x20] = True
-_CONTROL_BYTES[0x7F] = True
-_HEX_BYTES = np.zeros(256, dtype=bool)
-_HEX_BYTES[list(b"0123456789abcdef")] = True
-_ID_BYTES = np.zeros(256, dtype=bool)
-_ID_BYTES[list(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@-")] = True
-_ALNUM_BYTES = _ID_BYTES.copy()
-_ALNUM_BYTES[list(b"._:@-")] = False
+_HEX_CHARS = b"0123456789abcdef"
+_ID_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@-"
+_ALNUM_BYTES = np.zeros(256, dtype=bool)
+_ALNUM_BYTES[list(_ID_CHARS[:62])] = True
+
 _BYTEWISE: dict[str, tuple[bytes, int]] = {
     GATEWAY_REQUEST_ID_PATTERN: (b"req_", 36),
     HEX_IDS["trace_id"]: (b"", 32),
@@ -299,8 +295,8 @@ def _strings_clean(arrays: list[pa.Array], dims: list[pa.Array], plan: _Plan, li
     if bool((np.minimum.reduceat(shortest, starts) < [low for _, low, _ in checked]).any()):
         return False
     if dims:
-        data = b"".join(buffer for a in dims if (buffer := a.buffers()[2]) is not None)
-        if bool(_CONTROL_BYTES[np.frombuffer(data, dtype=np.uint8)].any()):
+        data = np.frombuffer(b"".join(buffer for a in dims if (buffer := a.buffers()[2]) is not None), np.uint8)
+        if bool((data < 0x20).any()) or bool((data == 0x7F).any()):  # compares run SIMD; a table lookup did not
             return False
     for pattern, indexes in plan.ids.items():
         if pattern in _BYTEWISE and not all(_id_bytes_clean(arrays[i], pattern) for i in indexes):
@@ -309,25 +305,29 @@ def _strings_clean(arrays: list[pa.Array], dims: list[pa.Array], plan: _Plan, li
 
 
 def _id_bytes_clean(array: pa.Array, pattern: str) -> bool:
-    """The bytes of one id column (lengths already checked) fit its built-in format."""
+    """The bytes of one id column (lengths already checked) fit its built-in format. Character
+    sets by `bytes.translate` (deleting the allowed bytes leaves nothing, or only the prefix's
+    non-hex letters): a C loop, several times faster than a numpy table lookup per byte."""
     offsets = _offsets(array)
-    data = _bytes(array, offsets)
+    buffer = array.buffers()[2]
+    raw = b"" if buffer is None else buffer.to_pybytes()[offsets[0] : offsets[-1]]
     if pattern == ID_PATTERN:
         lengths = np.diff(offsets)
         present = lengths > 0
         # An empty id fails, unless the slot is a null (no project).
         if not bool(present.all()) and (array.null_count == 0 or bool((present < np.asarray(array.is_valid())).any())):
             return False
-        if not bool(_ID_BYTES[data].all()):
+        if raw.translate(None, _ID_CHARS):
             return False
-        return bool(_ALNUM_BYTES[data[(offsets[:-1] - offsets[0])[present]]].all())
+        firsts = np.frombuffer(raw, dtype=np.uint8)[(offsets[:-1] - offsets[0])[present]]
+        return bool(_ALNUM_BYTES[firsts].all())
     if array.null_count:
         return False
     prefix, width = _BYTEWISE[pattern]
-    rows = data.reshape(len(array), width)
-    if prefix and not bool((rows[:, : len(prefix)] == np.frombuffer(prefix, dtype=np.uint8)).all()):
+    if raw.translate(None, _HEX_CHARS) != prefix.translate(None, _HEX_CHARS) * len(array):
         return False
-    return bool(_HEX_BYTES[rows[:, len(prefix) :]].all())
+    rows = np.frombuffer(raw, dtype=np.uint8).reshape(len(array), width)
+    return not prefix or bool((rows[:, : len(prefix)] == np.frombuffer(prefix, dtype=np.uint8)).all())
 
 
 def _costs_clean(arrays: list[pa.Array], where: _CostColumns, prices: PriceRates, limits: RecordLimits) -> bool:
