@@ -35,7 +35,7 @@ def main() -> None:
     templates = _usage_templates(4)
     bodies = [_usage_body(templates[b % len(templates)], b) for b in range(args.batches)]
     validator = RecordValidator(RecordLimits(), PriceRates.bundled())
-    tables = [decode_logs(body, Encoding.PROTOBUF).table for body in bodies]
+    tables = [table for body in bodies if (table := decode_logs(body, Encoding.PROTOBUF).table) is not None]
     assert all(validator.split(t).bad.num_rows == 0 for t in tables), "bench records must be valid"
     records = args.batches * _BATCH
 
