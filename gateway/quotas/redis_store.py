@@ -178,6 +178,9 @@ class RedisQuotaStore:
         self.prefix = prefix
         self._lease_ms = int(lease_s * 1000)
         self._marker_ms = int(MARKER_TTL_S * 1000)
+        self._epoch_key = prefix + EPOCH_KEY
+        self._reserved_prefix = prefix + "once:r:"
+        self._settled_prefix = prefix + "once:s:"
         self._on_reset = on_reset
         self.epoch: str | None = None
         """The epoch of the counters this process has been counting in; None before the first reserve."""
@@ -212,17 +215,19 @@ class RedisQuotaStore:
                 args.append(f"1 {item.cap} 0 p")
             else:
                 args.append(f"{item.amount} {item.cap} {int((item.expires_at or 0) * 1000)} c")
-        keys = [self.prefix + item.key for item in items]
-        keys += [self.prefix + EPOCH_KEY, f"{self.prefix}once:r:{reservation_id}"]
+        prefix = self.prefix
+        keys = [prefix + item.key for item in items]
+        keys.append(self._epoch_key)
+        keys.append(self._reserved_prefix + reservation_id)
         reply = await self._call(self._reserve, keys, [" ".join(args)])
         try:
-            text = reply.decode() if isinstance(reply, bytes) else reply
-            ok_text, refused_text, flag, epoch, *used_text = text.split()
-            ok, refused, used = int(ok_text), int(refused_text), tuple(map(int, used_text))
-        except (AttributeError, ValueError):
+            parts = reply.split()  # bytes (str if the URL asks for decoded replies)
+            ok, refused, flag, used = int(parts[0]), int(parts[1]), parts[2], tuple(map(int, parts[4:]))
+        except (AttributeError, ValueError, IndexError):
             raise QuotaStoreUnavailable(f"Redis quota store: unexpected reply {reply!r}") from None
-        if flag != "0":
-            self._epoch_seen(epoch, wrote_it=flag == "1")
+        if flag != b"0" and flag != "0":
+            epoch = parts[3].decode() if isinstance(parts[3], bytes) else parts[3]
+            self._epoch_seen(epoch, wrote_it=flag in (b"1", "1"))
         if not ok:
             return ReserveResult(None, used, refused - 1)
         return ReserveResult(Reservation(reservation_id, tuple(items)), used)
@@ -263,7 +268,7 @@ class RedisQuotaStore:
         for item in reservation.items:
             args.append(f"{settle_delta(item, actual)} {'p' if item.dimension is Dimension.PARALLEL else 'c'}")
         keys = [self.prefix + item.key for item in reservation.items]
-        keys.append(f"{self.prefix}once:s:{reservation.id}")
+        keys.append(self._settled_prefix + reservation.id)
         await self._call(self._adjust, keys, [" ".join(args)])
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
