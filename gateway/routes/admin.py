@@ -8,19 +8,27 @@ other replicas see it within `key_store.refresh_seconds`.
 
 from __future__ import annotations
 
-import json
-from typing import Any, TypeVar
+import re
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.client_json import loads_client
 from gateway.errors import GatewayError, GatewayNotReady, InvalidApiKey, InvalidRequest
 from gateway.keys.admin import KeyAdmin, NewKey, agent_view, key_view
 from gateway.keys.service import KeyRuntime
 from gateway.keys.store import AgentRecord
 from meterline.config import Limits
+from meterline.record_limits import ID_PATTERN
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("may not hold control characters")
+    return value
 
 
 class AdminDisabled(GatewayError):
@@ -30,37 +38,57 @@ class AdminDisabled(GatewayError):
 
 
 class JsonBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: "5" is no number and 5 no name; a body is refused with the field named, never coerced.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 BodyT = TypeVar("BodyT", bound=JsonBody)
 
+MAX_TEXT = 256
+"""Longest tag, tag value, model name or key alias: the usage record's dimension limit."""
+KEY_ID_PATTERN = r"^key_[0-9a-f]{16}$"
+"""A key's public id, as `keys.hashing.new_key_id` mints it."""
+
+AgentId = Annotated[str, Field(pattern=ID_PATTERN)]
+"""Agent, team and project ids: the config's format (letters, digits, `._:@-`, at most 128)."""
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_printable)]
+
 
 class AgentCreate(JsonBody):
-    id: str = Field(min_length=1, max_length=200)
-    team: str = Field(min_length=1)
-    project: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    models: list[str] | None = None
+    id: AgentId
+    team: AgentId
+    project: AgentId | None = None
+    tags: dict[Text, Text] = Field(default_factory=dict, max_length=64)
+    models: list[Text] | None = Field(default=None, max_length=1000)
     limits: Limits = Field(default_factory=Limits)
 
 
 class AgentPatch(JsonBody):
-    team: str | None = Field(default=None, min_length=1)
-    project: str | None = None
-    tags: dict[str, str] | None = None
-    models: list[str] | None = None
+    """Fields left out are kept; `project: null` clears the project, `models: null` allows every
+    model, `limits: null` removes the limits. `team` and `tags` cannot be null."""
+
+    team: AgentId | None = None
+    project: AgentId | None = None
+    tags: dict[Text, Text] | None = Field(default=None, max_length=64)
+    models: list[Text] | None = Field(default=None, max_length=1000)
     limits: Limits | None = None
+
+    @field_validator("team", "tags", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
 
 
 class KeyCreate(JsonBody):
-    agent_id: str = Field(min_length=1)
-    alias: str | None = None
-    expires_in_seconds: float | None = Field(default=None, gt=0)
+    agent_id: AgentId
+    alias: Text | None = None
+    expires_in_seconds: float | None = Field(default=None, gt=0, le=100 * 365 * 86400, allow_inf_nan=False)
 
 
 class KeyRotate(JsonBody):
-    grace_seconds: float | None = Field(default=None, ge=0)
+    grace_seconds: float | None = Field(default=None, ge=0, le=365 * 86400, allow_inf_nan=False)
 
 
 def runtime(request: Request) -> KeyRuntime:
@@ -83,14 +111,21 @@ def _admin(request: Request) -> KeyAdmin:
 async def parse_body(request: Request, model: type[BodyT]) -> BodyT:
     """The JSON body as `model`; an empty body is `{}`. Errors are 400s that name the field."""
     raw = await request.body()
+    data = loads_client(raw) if raw.strip() else {}  # strict UTF-8, depth limit, no lone surrogates
     try:
-        return model.model_validate(json.loads(raw) if raw.strip() else {})
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidRequest("The request body is not valid JSON.") from None
+        return model.model_validate(data, strict=True)  # nested models (limits) too
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(part) for part in first["loc"]) or None
         raise InvalidRequest(f"Invalid request body: {param}: {first['msg']}", param=param) from None
+
+
+def _path_id(request: Request, name: str, pattern: str) -> str:
+    """A path (or query) id in its format, else a 400 naming it (never a lookup of `../x`)."""
+    value = request.path_params.get(name) or request.query_params.get(name) or ""
+    if re.fullmatch(pattern, value) is None:
+        raise InvalidRequest(f"{name} {value[:MAX_TEXT]!r} is not a valid id.", param=name)
+    return str(value)
 
 
 def _new_key_body(new: NewKey, now: float) -> dict[str, Any]:
@@ -123,7 +158,7 @@ async def create_agent(request: Request) -> Response:
 
 async def agent(request: Request) -> Response:
     admin = _admin(request)
-    agent_id = request.path_params["agent_id"]
+    agent_id = _path_id(request, "agent_id", ID_PATTERN)
     if request.method == "GET":
         return JSONResponse(agent_view(await admin.agent(agent_id)))
     if request.method == "DELETE":
@@ -139,7 +174,8 @@ async def agent(request: Request) -> Response:
 async def list_keys(request: Request) -> Response:
     admin = _admin(request)
     now = admin.clock()
-    keys = await admin.store.list_keys(request.query_params.get("agent_id"))
+    agent_id = _path_id(request, "agent_id", ID_PATTERN) if "agent_id" in request.query_params else None
+    keys = await admin.store.list_keys(agent_id)
     return JSONResponse({"object": "list", "data": [key_view(k, now) for k in keys]})
 
 
@@ -152,8 +188,8 @@ async def create_key(request: Request) -> Response:
 
 async def rotate_key(request: Request) -> Response:
     admin = _admin(request)
+    old_id = _path_id(request, "key_id", KEY_ID_PATTERN)
     rotate = await parse_body(request, KeyRotate)
-    old_id = request.path_params["key_id"]
     new = await admin.rotate_key(old_id, rotate.grace_seconds)
     old = await admin.key(old_id)
     return await _changed(
@@ -164,7 +200,7 @@ async def rotate_key(request: Request) -> Response:
 
 async def revoke_key(request: Request) -> Response:
     admin = _admin(request)
-    revoked = await admin.revoke_key(request.path_params["key_id"])
+    revoked = await admin.revoke_key(_path_id(request, "key_id", KEY_ID_PATTERN))
     return await _changed(request, key_view(revoked, admin.clock()))
 
 

@@ -156,8 +156,37 @@ def test_config_agents_are_in_the_store_with_their_pre_issued_key(gateway: Gatew
         ("PATCH", "/admin/agents/nobody", {"team": "x"}, 404, "not_found", "agent_id"),
         ("POST", "/admin/keys", {"agent_id": "nobody"}, 404, "not_found", "agent_id"),
         ("POST", "/admin/keys", {"agent_id": "support-bot", "expires_in_seconds": 0}, 400, None, "expires_in_seconds"),
-        ("POST", "/admin/keys/key_missing/rotate", {}, 404, "not_found", "key_id"),
-        ("POST", "/admin/keys/key_missing/revoke", None, 404, "not_found", "key_id"),
+        ("POST", "/admin/keys/key_0000000000000000/rotate", {}, 404, "not_found", "key_id"),
+        ("POST", "/admin/keys/key_0000000000000000/revoke", None, 404, "not_found", "key_id"),
+        # Fields are validated, never coerced, and never reach the store as a 5xx (issue 12).
+        ("PATCH", "/admin/agents/support-bot", {"team": None}, 400, None, "team"),
+        ("PATCH", "/admin/agents/support-bot", {"tags": None}, 400, None, "tags"),
+        ("PATCH", "/admin/agents/support-bot", {"team": 5}, 400, None, "team"),
+        ("PATCH", "/admin/agents/support-bot", {"team": "a/../b"}, 400, None, "team"),
+        ("PATCH", "/admin/agents/support-bot", {"team": "t" * 129}, 400, None, "team"),
+        ("PATCH", "/admin/agents/support-bot", {"project": "line\nbreak"}, 400, None, "project"),
+        ("PATCH", "/admin/agents/support-bot", {"limits": {"rpm": "5"}}, 400, None, "limits.rpm"),
+        ("PATCH", "/admin/agents/support-bot", {"limits": {"rpm": True}}, 400, None, "limits.rpm"),
+        ("PATCH", "/admin/agents/support-bot", {"tags": {"k": "a\x00b"}}, 400, None, "tags.k"),
+        ("PATCH", "/admin/agents/support-bot", {"tags": {"k": "v" * 257}}, 400, None, "tags.k"),
+        ("PATCH", "/admin/agents/support-bot", {"models": ["m", 3]}, 400, None, "models.1"),
+        ("PATCH", "/admin/agents/support-bot", [], 400, None, None),
+        ("POST", "/admin/agents", {"id": "../etc", "team": "x"}, 400, None, "id"),
+        ("POST", "/admin/agents", {"id": "a", "team": None}, 400, None, "team"),
+        ("POST", "/admin/keys", {"agent_id": "support-bot", "alias": "x" * 300}, 400, None, "alias"),
+        (
+            "POST",
+            "/admin/keys",
+            {"agent_id": "support-bot", "expires_in_seconds": "60"},
+            400,
+            None,
+            "expires_in_seconds",
+        ),
+        ("POST", "/admin/keys", {"agent_id": ["support-bot"]}, 400, None, "agent_id"),
+        ("POST", "/admin/keys/key_0000000000000000/rotate", {"grace_seconds": -1}, 400, None, "grace_seconds"),
+        ("POST", "/admin/keys/key_missing/revoke", None, 400, None, "key_id"),
+        ("GET", "/admin/agents/a%0Ab", None, 400, None, "agent_id"),
+        ("GET", "/admin/keys?agent_id=../x", None, 400, None, "agent_id"),
     ],
 )
 def test_bad_admin_requests_get_openai_errors(
@@ -177,7 +206,12 @@ def test_admin_needs_the_master_key(gateway: Gateway) -> None:
         assert response.json()["error"]["code"] == "invalid_api_key"
     assert gateway.http.get("/admin/agents").status_code == 401
     response = gateway.http.post("/admin/keys", content=b"{not json", headers={"Authorization": f"Bearer {MASTER}"})
-    assert (response.status_code, response.json()["error"]["message"]) == (400, "The request body is not valid JSON.")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("Request body is not valid JSON: ")
+    for bad in (b"[" * 5000 + b"]" * 5000, b'{"agent_id": "\xff"}', b'{"agent_id": "\\ud800"}'):
+        response = gateway.http.post("/admin/keys", content=bad, headers={"Authorization": f"Bearer {MASTER}"})
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_admin_api_is_off_without_a_master_key(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
