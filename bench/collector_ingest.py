@@ -96,8 +96,9 @@ def _usage_templates(count: int) -> list[bytes]:
     """`count` bodies of 512 usage records, every record with its own times, tokens and cost,
     request_ids `req_00000000<24 hex>`; `_usage_body` renumbers them per post."""
     from gateway.telemetry.exporter import TelemetryExporter
+    from gateway.telemetry.spool import Spool
 
-    exporter = TelemetryExporter("http://unused", {"service.name": "meterline-gateway"})
+    exporter = TelemetryExporter("http://unused", {"service.name": "meterline-gateway"}, spool=Spool(Path("unused"), 1))
     return [
         exporter._encode_logs(
             [_usage_record(f"{_ID_STEM.decode()}{b * _BATCH + i:024x}", b * _BATCH + i) for i in range(_BATCH)]  # type: ignore[misc]
@@ -113,8 +114,9 @@ def _usage_body(template: bytes, batch: int) -> bytes:
 
 def _spans_body() -> bytes:
     from gateway.telemetry.exporter import SpanDraft, TelemetryExporter
+    from gateway.telemetry.spool import Spool
 
-    exporter = TelemetryExporter("http://unused", {"service.name": "meterline-gateway"})
+    exporter = TelemetryExporter("http://unused", {"service.name": "meterline-gateway"}, spool=Spool(Path("unused"), 1))
     drafts = [
         SpanDraft(record=_usage_record(f"span-{i}", i), parent_span_id=None, route="/v1/chat/completions",  # type: ignore[arg-type]
                   response_id=f"chatcmpl-{i}", finish_reasons=("stop",))

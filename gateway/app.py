@@ -115,6 +115,7 @@ def create_app(
         flush_ms=config.telemetry.spool_flush_ms,
         token=collector_token(config.telemetry, secrets),
         tls=collector_tls(config.telemetry),
+        max_backlog=config.telemetry.max_backlog,
     )
     state = GatewayState(
         config=config,

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
 from meterline.usage_record import UsageRecord
 
@@ -139,6 +141,14 @@ class GatewayMetrics:
             "Bytes of usage records in the gateway's on-disk spool (alert well before telemetry.spool_max_bytes).",
             registry=r,
         )
+        self.telemetry_backlog = Gauge(
+            "meterline_telemetry_backlog",
+            "Spans and usage records held in the gateway's memory (usage records only while the spool "
+            "cannot take them); bounded by telemetry.max_backlog.",
+            registry=r,
+        )
+        self._telemetry_events = _TelemetryEvents()
+        r.register(self._telemetry_events)
 
     def observe(self, record: UsageRecord, *, priced: bool, cost_saved_usd: float = 0.0) -> None:
         """Count one finished client request. `priced`: the answering model has a price, so a
@@ -184,6 +194,10 @@ class GatewayMetrics:
             child = self._children[key] = metric.labels(*values)
         return child
 
+    def watch_telemetry_events(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Expose the exporter's event counts (read at scrape time) as meterline_telemetry_events_total."""
+        self._telemetry_events.counts = counts
+
     def set_telemetry_pending(self, n: int) -> None:
         self.telemetry_pending.set(n)
 
@@ -212,3 +226,22 @@ class GatewayMetrics:
             record.output_tokens,
             record.price_version,
         )
+
+
+class _TelemetryEvents(Collector):
+    """meterline_telemetry_events_total{event}: what the exporter's background loops met and
+    survived (repaired records, records set aside or dropped, unreadable replies, loop errors)."""
+
+    def __init__(self) -> None:
+        self.counts: Callable[[], Mapping[str, int]] = dict
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "meterline_telemetry_events",
+            "Telemetry events survived by the gateway's exporter, by kind: repaired, set_aside, held, "
+            "usage_dropped, span_dropped, bad_reply, spool_error, loop_error.",
+            labels=["event"],
+        )
+        for event, count in sorted(self.counts().items()):
+            family.add_metric([event], count)
+        yield family

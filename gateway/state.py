@@ -41,6 +41,8 @@ class GatewayState:
         exporter = self.exporter
         self.metrics.telemetry_pending.set_function(lambda: exporter.pending)
         self.metrics.telemetry_spool_bytes.set_function(lambda: exporter.spool_bytes)
+        self.metrics.telemetry_backlog.set_function(lambda: exporter.backlog)
+        self.metrics.watch_telemetry_events(lambda: exporter.counts)
 
     def later(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` after the response, keeping a reference until it is done."""

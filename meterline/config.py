@@ -159,9 +159,16 @@ class TelemetryConfig(_Strict):
     """How long the gateway batches spans and usage records before one export."""
     export_batch_size: int = Field(default=512, ge=1)
     spool_flush_ms: int = Field(default=50, ge=0)
-    """Group-commit window of the gateway's on-disk usage spool; 0 fsyncs before each response ends."""
+    """fsync window of the gateway's on-disk usage spool. A usage record is written to the spool
+    file before its response completes (a killed process loses nothing); the fsyncs are grouped
+    every this many ms, so a machine crash can lose the last window. 0: each response also waits
+    for its record's fsync."""
     spool_max_bytes: int = Field(default=1024**3, gt=0)
-    """Cap of the usage spool (warnings at 50 % and 80 %); beyond it new usage records are dropped."""
+    """Cap of the usage spool (warnings at 50 % and 80 %); beyond it usage records wait in memory
+    (`max_backlog`)."""
+    max_backlog: int = Field(default=100_000, ge=1)
+    """Most usage records (those the spool cannot take: full or failing disk) and, separately, most
+    spans the gateway holds in memory; beyond it new ones are dropped, counted and logged."""
     collector_token: SecretRef | None = None
     """Bearer token the exporter sends to the collector (a secret reference, like every secret
     here): the token of a `collector.ingest_tokens` principal with scopes `usage` and `spans`.

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 from meterline.arrow_rows import arrow_schema, rows_to_table
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump when a column is added, removed or changes meaning; stored in Parquet metadata."""
 
 USAGE_EVENT_NAME = "meterline.usage"
@@ -69,6 +69,9 @@ class UsageRecord:
     gateway_instance: str | None = None
     env: str | None = None
     tenant: str | None = None
+    text_repaired: bool = False
+    """Some string of the record could not be encoded as UTF-8 (a lone surrogate from the
+    request, say); each such character was replaced by U+FFFD and the record billed (schema v3)."""
 
     def as_row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in USAGE_COLUMNS}

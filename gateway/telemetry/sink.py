@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from gateway.telemetry.exporter import SpanDraft
@@ -19,6 +20,14 @@ class TelemetrySink(Protocol):
     @property
     def spool_bytes(self) -> int:
         """Bytes waiting in the on-disk spool (0 without one)."""
+
+    @property
+    def backlog(self) -> int:
+        """Items held in memory (bounded by `telemetry.max_backlog`)."""
+
+    @property
+    def counts(self) -> Mapping[str, int]:
+        """Events of note by kind (repaired, set aside, dropped, loop errors, ...)."""
 
     @property
     def sync_commit(self) -> bool:
@@ -52,6 +61,14 @@ class InMemorySink:
     @property
     def spool_bytes(self) -> int:
         return 0
+
+    @property
+    def backlog(self) -> int:
+        return 0
+
+    @property
+    def counts(self) -> Mapping[str, int]:
+        return {}
 
     @property
     def sync_commit(self) -> bool:

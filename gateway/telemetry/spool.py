@@ -1,19 +1,25 @@
 """The gateway's durable usage spool: append-only segment files under `<data_dir>/spool/`.
 
 Each usage record is one frame, `<u32 length><u32 crc32><payload>`, where the payload is the
-record's serialized OTLP LogRecord. Frames are appended in groups and fdatasync'd once per
-group (group commit). A reader cursor walks the durable frames in order; the sender posts
-them and, once the collector acknowledges a batch, `ack` moves the acknowledged cursor and
-deletes every segment that lies wholly behind it. The acknowledged cursor is kept in a small
-file without fsync: losing it only means resending records the collector drops as duplicates.
+record's serialized OTLP LogRecord. `write` puts frames in the file at once (one `os.write`,
+into the kernel's page cache: a killed process loses nothing), on the event loop's thread;
+`sync` fdatasyncs everything written so far, in groups (group commit), from a worker thread,
+so only a machine crash can lose the writes since the last sync. A reader cursor walks the
+synced frames in order; the sender posts them and, once the collector acknowledges a batch,
+`ack` moves the acknowledged cursor and deletes every segment that lies wholly behind it. The
+acknowledged cursor is kept in a small file without fsync: losing it only means resending
+records the collector drops as duplicates.
 
 On open, a truncated or corrupt tail (a crash mid-append) is cut off with one log line; what
-lies before it is resent. All methods are blocking and thread-safe; call them off the loop.
+lies before it is resent. All methods are thread-safe; the lock is never held across file I/O
+other than `write`'s own append, so `write` on the loop never waits for an fsync or a read.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import json
 import logging
 import os
 import threading
@@ -27,6 +33,8 @@ log = logging.getLogger(__name__)
 
 _SEGMENT_BYTES = 8 * 1024 * 1024
 _WARN_LEVELS = (0.5, 0.8)
+DEAD_LETTER = "dead-letter.jsonl"
+"""Where records that cannot be delivered as they are wait for an operator (see `Spool.set_aside`)."""
 
 
 def claim_directory(root: Path) -> tuple[Path, int]:
@@ -73,15 +81,23 @@ class Spool:
         self.max_bytes = max_bytes
         self._segment_bytes = segment_bytes
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._sizes: dict[int, int] = {}
-        """Durable bytes of each live segment, oldest first."""
+        """Written bytes of each live segment, oldest first."""
         self._active = 0
         self._handle: int | None = None
+        self._rotated: list[int] = []
+        """Handles of full segments written since the last sync; `sync` fsyncs and closes them."""
+        self._unsynced = 0
+        """Records written since the last sync."""
+        self._durable = Cursor(0, 0)
+        """Everything before this is fsync'd (the whole of every older segment)."""
         self._lock_fd: int | None = None
         self._read = Cursor(0, 0)
         self._acked = Cursor(0, 0)
         self._warned = 0.0
         self.unacked_records = 0
+        """Synced records not yet acknowledged by the collector."""
         self.dropped = 0
 
     # -- opening -----------------------------------------------------------------------------
@@ -116,7 +132,10 @@ class Spool:
             start = acked.offset if acked.segment == segment else 0
             pending += len(scan_frames(data[start:end])[0])
         self._active = max([*self._sizes, acked.segment, 0]) + 1
-        self._open_active()
+        self._handle = self._create(self._active)
+        self._sizes[self._active] = 0
+        fsync_dir(self.directory)
+        self._durable = Cursor(self._active, 0)
         self._acked = acked if acked.segment in self._sizes else Cursor(min(self._sizes), 0)
         self._read = self._acked
         self.unacked_records = pending
@@ -131,17 +150,15 @@ class Spool:
         except (OSError, ValueError):
             return Cursor(0, 0)
 
-    def _open_active(self) -> None:
-        path = self.directory / _name(self._active)
-        self._handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._sizes[self._active] = 0
-        fsync_dir(self.directory)
+    def _create(self, segment: int) -> int:
+        return os.open(self.directory / _name(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def close(self) -> None:
         with self._lock:
-            if self._handle is not None:
-                os.close(self._handle)
-                self._handle = None
+            for handle in [*self._rotated, *([self._handle] if self._handle is not None else [])]:
+                os.close(handle)
+            self._rotated = []
+            self._handle = None
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
@@ -150,11 +167,18 @@ class Spool:
 
     @property
     def size_bytes(self) -> int:
-        return sum(self._sizes.values())
+        """Bytes not yet acknowledged by the collector (what the cap limits)."""
+        acked = self._acked.offset if self._acked.segment in self._sizes else 0
+        return sum(self._sizes.values()) - acked
 
-    def append(self, payloads: list[bytes]) -> None:
-        """Append and fdatasync `payloads` as one group. Raises SpoolFull (nothing written) when
-        the cap would be passed, OSError when the disk fails (the segment is cut back)."""
+    @property
+    def unsynced_records(self) -> int:
+        return self._unsynced
+
+    def write(self, payloads: list[bytes]) -> None:
+        """Put `payloads` in the active segment with one `os.write` (no fsync: see `sync`).
+        Raises SpoolFull (nothing written) when the cap would be passed, OSError when the disk
+        fails (the segment is cut back; nothing written)."""
         data = b"".join(frame(p) for p in payloads)
         with self._lock:
             if self.size_bytes + len(data) > self.max_bytes:
@@ -163,18 +187,58 @@ class Spool:
             assert self._handle is not None
             before = self._sizes[self._active]
             try:
-                os.write(self._handle, data)
-                os.fdatasync(self._handle)
+                if os.write(self._handle, data) != len(data):
+                    raise OSError(errno.ENOSPC, "short write to the usage spool")
             except OSError:
                 os.ftruncate(self._handle, before)
                 raise
             self._sizes[self._active] = before + len(data)
-            self.unacked_records += len(payloads)
+            self._unsynced += len(payloads)
             if self._sizes[self._active] >= self._segment_bytes:
-                os.close(self._handle)
+                # The new segment's directory entry is fsync'd by the next `sync`, before the
+                # full one is closed.
+                try:
+                    handle = self._create(self._active + 1)
+                except OSError as exc:  # the frames are written; the next write tries again
+                    log.error("telemetry spool: cannot start segment %d: %s", self._active + 1, exc)
+                    return
+                self._rotated.append(self._handle)
+                self._handle = handle
                 self._active += 1
-                self._open_active()
+                self._sizes[self._active] = 0
             self._check_level()
+
+    def sync(self) -> int:
+        """fdatasync everything written so far (one group commit); returns how many records it
+        made durable. On OSError the same records are synced again by the next call."""
+        with self._sync_lock:
+            with self._lock:
+                rotated, self._rotated = self._rotated, []
+                handle, durable, count = self._handle, Cursor(self._active, self._sizes[self._active]), self._unsynced
+                self._unsynced = 0
+            assert handle is not None
+            try:
+                for old in rotated:
+                    os.fdatasync(old)
+                if rotated:
+                    fsync_dir(self.directory)
+                os.fdatasync(handle)
+            except OSError:
+                with self._lock:
+                    self._rotated[:0] = rotated
+                    self._unsynced += count
+                raise
+            for old in rotated:
+                os.close(old)
+            with self._lock:
+                self._durable = durable
+                self.unacked_records += count
+            return count
+
+    def append(self, payloads: list[bytes]) -> None:
+        """`write` then `sync`: the payloads are durable on return."""
+        self.write(payloads)
+        self.sync()
 
     def _check_level(self) -> None:
         level = self.size_bytes / self.max_bytes
@@ -192,35 +256,47 @@ class Spool:
 
     # -- reading and acknowledging ---------------------------------------------------------------
 
+    def _readable_end(self, segment: int) -> int:
+        """Synced bytes of `segment` (call with the lock held)."""
+        if segment < self._durable.segment:
+            return self._sizes[segment]
+        return self._durable.offset if segment == self._durable.segment else 0
+
     def read(self, max_records: int) -> tuple[list[bytes], Cursor]:
-        """Up to `max_records` durable, unsent payloads and the cursor just past them."""
+        """Up to `max_records` synced, unsent payloads and the cursor just past them."""
         with self._lock:
             cursor = self._read
-            out: list[bytes] = []
-            while len(out) < max_records and cursor.segment in self._sizes:
-                end = self._sizes[cursor.segment]
-                if cursor.offset < end:
-                    # A bounded window: with a large backlog, reading and checking every frame to
-                    # the segment's end on each call made draining it quadratic. A frame cut by
-                    # the window's edge is simply read next time; one larger than the window
-                    # gets a window of its own size.
-                    window = min(end - cursor.offset, _READ_WINDOW)
-                    with open(self.directory / _name(cursor.segment), "rb") as handle:
-                        handle.seek(cursor.offset)
-                        data = handle.read(window)
-                        frames, _ = scan_frames(data)
-                        if not frames and window < end - cursor.offset:
-                            data += handle.read(end - cursor.offset - window)
-                            frames, _ = scan_frames(data)
-                    for payload in frames[: max_records - len(out)]:
-                        out.append(payload)
-                        cursor = Cursor(cursor.segment, cursor.offset + HEADER_SIZE + len(payload))
-                    continue
-                if cursor.segment == self._active:
+        out: list[bytes] = []
+        while len(out) < max_records:
+            with self._lock:
+                if cursor.segment not in self._sizes:
                     break
-                cursor = Cursor(min(s for s in self._sizes if s > cursor.segment), 0)
+                end = self._readable_end(cursor.segment)
+                later = [s for s in self._sizes if s > cursor.segment and s <= self._durable.segment]
+            if cursor.offset < end:
+                # A bounded window: with a large backlog, reading and checking every frame to
+                # the segment's end on each call made draining it quadratic. A frame cut by
+                # the window's edge is simply read next time; one larger than the window
+                # gets a window of its own size. Synced bytes never change and only `ack`
+                # (the same caller) deletes segments, so the file is read without the lock.
+                window = min(end - cursor.offset, _READ_WINDOW)
+                with open(self.directory / _name(cursor.segment), "rb") as handle:
+                    handle.seek(cursor.offset)
+                    data = handle.read(window)
+                    frames, _ = scan_frames(data)
+                    if not frames and window < end - cursor.offset:
+                        data += handle.read(end - cursor.offset - window)
+                        frames, _ = scan_frames(data)
+                for payload in frames[: max_records - len(out)]:
+                    out.append(payload)
+                    cursor = Cursor(cursor.segment, cursor.offset + HEADER_SIZE + len(payload))
+                continue
+            if not later:
+                break
+            cursor = Cursor(min(later), 0)
+        with self._lock:
             self._read = cursor
-            return out, cursor
+        return out, cursor
 
     def rewind(self) -> None:
         """Send again from the last acknowledged record (after a failed export)."""
@@ -232,10 +308,24 @@ class Spool:
         with self._lock:
             self._acked = cursor
             self.unacked_records = max(0, self.unacked_records - count)
-            for segment in [s for s in self._sizes if s < cursor.segment]:
+            finished = [s for s in self._sizes if s < cursor.segment]
+            for segment in finished:
                 del self._sizes[segment]
-                (self.directory / _name(segment)).unlink(missing_ok=True)
-            temp = self.directory / "ack.tmp"
-            temp.write_text(f"{cursor.segment} {cursor.offset}")
-            os.replace(temp, self.directory / "ack")
             self._check_level()
+        for segment in finished:
+            (self.directory / _name(segment)).unlink(missing_ok=True)
+        temp = self.directory / "ack.tmp"
+        temp.write_text(f"{cursor.segment} {cursor.offset}")
+        os.replace(temp, self.directory / "ack")
+
+    # -- setting aside -------------------------------------------------------------------------
+
+    def set_aside(self, entry: dict[str, str]) -> None:
+        """Append one JSON line to `dead-letter.jsonl` beside the segments (fsync'd): a record the
+        collector refused on its own, or one that could not be encoded at all. Kept for an
+        operator (and `meterline`) to inspect and resend; never read back by the gateway."""
+        line = (json.dumps(entry, ensure_ascii=True, sort_keys=True) + "\n").encode()
+        with open(self.directory / DEAD_LETTER, "ab") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fdatasync(handle.fileno())

@@ -47,7 +47,7 @@ def test_a_partitions_small_files_become_one_with_every_row(tmp_path: Path) -> N
     after = read_rows(layout, "usage")
     assert sorted(r["request_id"] for r in after) == before and len(before) == 84
     assert sum(r["input_tokens"] for r in after) == 12 * sum(range(1, 8))
-    assert pq.read_schema(files[0]).metadata[b"meterline.usage.schema_version"] == b"2"
+    assert pq.read_schema(files[0]).metadata[b"meterline.usage.schema_version"] == b"3"
     assert [p.name for p in all_files(tmp_path)] == [files[0].name]  # no staging folder, no temp file
     with open_catalog(layout) as con:
         assert con.execute("SELECT count(*), count(DISTINCT request_id) FROM usage").fetchone() == (84, 84)

@@ -200,6 +200,8 @@ def test_exposition_parses_documents_every_metric_and_carries_no_agent() -> None
         "meterline_upstream_attempt_duration_seconds": "histogram",
         "meterline_unpriced_usage": "counter",
         "meterline_telemetry_pending": "gauge",
+        "meterline_telemetry_backlog": "gauge",
+        "meterline_telemetry_events": "counter",
     }
     assert {name: families[name].type for name in expected} == expected
     assert all(families[name].documentation for name in expected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -14,6 +15,7 @@ from gateway.routing.deployments import Deployment
 from gateway.routing.router import Attempt
 from gateway.telemetry import otlp_wire, spans
 from gateway.telemetry.exporter import SpanDraft, TelemetryExporter
+from gateway.telemetry.spool import Spool
 from meterline.otlp_usage import from_log_record, to_log_record
 from meterline.usage_record import UsageRecord
 
@@ -72,8 +74,8 @@ def test_spans_match_the_protobuf_runtime(record: UsageRecord) -> None:
         assert Span.FromString(encoded) == reference
 
 
-def test_the_exporters_trace_request_carries_every_span() -> None:
-    exporter = TelemetryExporter("http://127.0.0.1:9", {"service.name": "meterline-gateway"})
+def test_the_exporters_trace_request_carries_every_span(tmp_path: Path) -> None:
+    exporter = TelemetryExporter("http://127.0.0.1:9", {"service.name": "meterline-gateway"}, spool=Spool(tmp_path, 1))
     draft = SpanDraft(FULL, None, "/v1/chat/completions", attempts=(_attempt("ok", 200, None, True),) * 2)
     request = ExportTraceServiceRequest.FromString(exporter._encode_spans([draft, draft]))
 

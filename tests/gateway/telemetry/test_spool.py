@@ -90,8 +90,8 @@ def test_two_processes_never_share_a_spool_directory(tmp_path: Path) -> None:
     os.close(fd3)
 
 
-def test_spooled_records_are_wrapped_into_a_valid_export_request() -> None:
-    exporter = TelemetryExporter("http://127.0.0.1:1", {"service.name": "gw"})
+def test_spooled_records_are_wrapped_into_a_valid_export_request(tmp_path: Path) -> None:
+    exporter = TelemetryExporter("http://127.0.0.1:1", {"service.name": "gw"}, spool=Spool(tmp_path, 1))
     from meterline.otlp_usage import to_log_record
     from tests.collector.otlp_fixtures import make_usage
 
