@@ -105,9 +105,11 @@ telemetry: {{collector: "http://127.0.0.1:{self.collector_port}", export_interva
         tolerate_errors: bool = False,
         pause_s: float = 0.0,
         until: threading.Event | None = None,
+        retry_errors: bool = False,
     ) -> tuple[Traffic, threading.Thread]:
         """`n` requests from `concurrency` clients, each pausing `pause_s` after every answer;
-        with `until`, the clients stop early once it is set."""
+        with `until`, the clients stop early once it is set; with `retry_errors`, a failed
+        request is counted and sent again (as a new request) until it is answered."""
         traffic = Traffic()
         url = f"http://127.0.0.1:{self.gateway_port}/v1/chat/completions"
 
@@ -116,15 +118,22 @@ telemetry: {{collector: "http://127.0.0.1:{self.collector_port}", export_interva
                 if until is not None and until.is_set():
                     return
                 body = {"model": "gpt", "messages": [{"role": "user", "content": f"question {i} " + "why " * (i % 7)}]}
-                try:
-                    response = await client.post(url, json=body, headers={"Authorization": f"Bearer {KEY}"})
-                    response.raise_for_status()
-                except httpx.HTTPError:
-                    if not tolerate_errors:
-                        raise
-                    with traffic.progress:
-                        traffic.failed += 1
-                        traffic.progress.notify_all()
+                response: httpx.Response | None = None
+                while response is None:
+                    try:
+                        response = await client.post(url, json=body, headers={"Authorization": f"Bearer {KEY}"})
+                        response.raise_for_status()
+                    except httpx.HTTPError:
+                        response = None
+                        if not (tolerate_errors or retry_errors):
+                            raise
+                        with traffic.progress:
+                            traffic.failed += 1
+                            traffic.progress.notify_all()
+                        if not retry_errors:
+                            break
+                        await asyncio.sleep(0.05)  # the gateway is restarting
+                if response is None:
                     continue
                 usage = response.json()["usage"]
                 with traffic.progress:
@@ -253,3 +262,76 @@ def test_gateway_sigkilled_mid_traffic_resends_its_spool(tmp_path: Path, provide
     assert len(ids) - len(traffic.answered) <= traffic.failed  # only cut-off requests beyond those answered
     answered_rows = [row for row in ledger if row[0] in traffic.answered]
     assert_exact(answered_rows, traffic.answered)
+
+
+def test_gateway_sigkilled_three_times_at_the_defaults_loses_no_answered_request(tmp_path: Path, provider: str) -> None:
+    """At the default `spool_flush_ms: 50`, a usage record is written to the spool file before its
+    response completes: three SIGKILLs of the gateway during 3,000 requests leave every answered
+    request in the ledger exactly once. Clients resend what failed while the gateway was down
+    (as new requests); those cut off by a kill may or may not be billed, never twice."""
+    n = 3000
+    stack = Stack(tmp_path, provider)
+    try:
+        collector = stack.collector()
+        gateway = stack.gateway()
+        traffic, thread = stack.run_traffic(n, retry_errors=True)
+        for k in (1, 2, 3):
+            traffic.wait_for(n * k // 4)
+            gateway.kill()
+            gateway.wait()
+            gateway = stack.gateway()  # resends the unacknowledged part of its spool
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+        assert stop(gateway) == 0
+        assert stop(collector) == 0
+    finally:
+        stack.kill_all()
+    assert len(traffic.answered) == n
+    ledger = stack.ledger()
+    ids = [row[0] for row in ledger]
+    assert len(ids) == len(set(ids)), "duplicate request_ids in the ledger"
+    assert set(traffic.answered) <= set(ids)
+    assert len(ids) - n <= traffic.failed  # only cut-off requests beyond those answered
+    assert_exact([row for row in ledger if row[0] in traffic.answered], traffic.answered)
+
+
+def test_a_lone_surrogate_model_name_is_billed_repaired_and_the_next_100_requests_too(
+    tmp_path: Path, provider: str
+) -> None:
+    """`{"model": "\\ud800"}` is valid JSON; its usage record cannot be encoded as UTF-8. It is
+    repaired (U+FFFD), flagged `text_repaired` and billed, and the exporter's loops go on: all
+    101 requests are in the ledger, whatever status the bad one was answered with."""
+    stack = Stack(tmp_path, provider)
+    url = f"http://127.0.0.1:{stack.gateway_port}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    try:
+        collector = stack.collector()
+        gateway = stack.gateway()
+        with httpx.Client(timeout=30) as client:
+            bad = client.post(
+                url, content=b'{"model": "\\ud800", "messages": [{"role": "user", "content": "hi"}]}', headers=headers
+            )
+            assert bad.status_code in (400, 404)
+            good = [
+                client.post(
+                    url, json={"model": "gpt", "messages": [{"role": "user", "content": f"q {i}"}]}, headers=headers
+                )
+                for i in range(100)
+            ]
+        assert [r.status_code for r in good] == [200] * 100
+        assert stop(gateway) == 0
+        assert stop(collector) == 0
+    finally:
+        stack.kill_all()
+    glob = str(stack.data / "usage" / "*" / "*.parquet")
+    rows = (
+        duckdb.connect()
+        .execute(f"SELECT request_id, model_requested, text_repaired FROM read_parquet('{glob}') ORDER BY ts_start")
+        .fetchall()
+    )
+    assert len(rows) == 101
+    by_id = {r[0]: (r[1], r[2]) for r in rows}
+    assert {by_id[r.headers["x-request-id"]] for r in good} == {("gpt", False)}
+    if bad.status_code == 404:  # the name reached the record (a 400 refuses the body before that)
+        assert by_id[bad.headers["x-request-id"]] == ("\ufffd", True)
+        assert sum(1 for _, flagged in by_id.values() if flagged) == 1
