@@ -8,8 +8,12 @@ import math
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from collector.batch_screen import BatchScreen
 from collector.decode import decode_logs
 from collector.price_rates import PriceRates
 from collector.validation import RecordValidator
@@ -153,3 +157,58 @@ def test_a_column_added_to_the_record_is_checked_by_its_type() -> None:
 def test_limits_refuse_unanchored_patterns() -> None:
     with pytest.raises(ValueError, match="anchored"):
         RecordLimits(request_id_pattern="req_.*")
+
+
+# Values each field may take in the property below: valid ones and every kind of defect.
+_CHOICES: dict[str, list[Any]] = {
+    "cost_usd": [0.000387, 0.0, -0.01, math.nan, math.inf, -math.inf, 5e-4, 1e6],
+    "cost_saved_usd": [0.0, 0.001, -1.0, math.nan],
+    "latency_ms": [1500.0, 0.0, -1.0, math.inf, 1e12],
+    "ttft_ms": [None, 120.0, -3.0, math.nan],
+    "input_tokens": [1200, 0, -1, 10**9],
+    "output_tokens": [345, 0, -7],
+    "cache_read_input_tokens": [1000, 0, 5000],
+    "attempts": [1, 0, -1, 101],
+    "http_status": [200, 499, 1000, -1],
+    "agent_id": ["support-bot", "a", "", "-lead", "x" * 128, "x" * 129, "../etc", "b\x7f", "ü-bot"],
+    "team": ["support", "t.e:a@m_1", "sp ace"],
+    "project": [None, "helpdesk", "", "p/q"],
+    "model": [None, "gpt-4o-mini-2024-07-18", "house-model", "gpt\n"],
+    "provider": [None, "openai", "local"],
+    "status": ["ok", "error", "o\tk", "é" * 200, "é" * 257],
+    "trace_id": ["0af7651916cd43dd8448eb211c80319c", "0AF7651916CD43DD8448EB211C80319C", "0af7", "g" * 32],
+    "span_id": ["b7ad6b7169203331", "b7ad6b716920333", "b7ad6b71692033z1"],
+    "request_id": [None, "req_" + "f" * 32, "req-" + "f" * 32, "req_" + "f" * 31, "REQ_" + "f" * 32],
+    "cache_hit": [False, True],
+    "tags": [{}, {"tier": "gold"}, {"tier": "go\nld"}, {"k" * 300: "v"}],
+    "ts_start": [START, NOW + dt.timedelta(minutes=10), NOW - dt.timedelta(days=91)],
+}
+
+
+_CHANGE = st.one_of(
+    st.just({}),
+    st.sampled_from(sorted(_CHOICES)).flatmap(lambda name: st.sampled_from(_CHOICES[name]).map(lambda v: {name: v})),
+)
+"""One record: as `make_usage` makes it (valid), or with one field set to one of its choices."""
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_CHANGE, max_size=2), min_size=1, max_size=6))
+def test_the_fast_screen_never_clears_a_batch_the_exact_checks_refuse(picks: list[list[dict[str, Any]]]) -> None:
+    records = []
+    for n, changes in enumerate(picks):
+        fields: dict[str, Any] = {k: v for change in changes for k, v in change.items()}
+        start = fields.pop("ts_start", START)
+        fields |= {"ts_start": start, "ts_end": start + dt.timedelta(seconds=1), "date": start.date()}
+        request_id = fields.pop("request_id", None) or gateway_id(n)
+        records.append(dataclasses.replace(_record(n, **fields), request_id=request_id))
+    table = usage_table([r.as_row() for r in records])
+    validator = _validator()
+
+    exact = list(validator._findings(table))
+    refused = any(pa.compute.any(pa.compute.fill_null(f.mask, False)).as_py() for f in exact)
+    if BatchScreen(validator.limits, PRICES, clock=NOW.timestamp).clean(table):
+        assert not refused, [f"{f.field}.{f.rule}" for f in exact]
+    verdict = validator.split(table)
+    assert verdict.good.num_rows + verdict.bad.num_rows == len(records)
+    assert (verdict.bad.num_rows > 0) == refused
