@@ -331,24 +331,21 @@ def _id_bytes_clean(array: pa.Array, pattern: str) -> bool:
 
 
 def _costs_clean(arrays: list[pa.Array], where: _CostColumns, prices: PriceRates, limits: RecordLimits) -> bool:
-    """`_costs` finds nothing: rates per (model, provider) pair, then numpy over the token columns."""
-    models = pc.dictionary_encode(arrays[where.model], null_encoding="encode")
-    providers = pc.dictionary_encode(arrays[where.provider], null_encoding="encode")
-    width = max(len(providers.dictionary), 1)
-    pairs = models.indices.to_numpy().astype(np.int64) * width + providers.indices.to_numpy()
-    found = np.unique(pairs)
-    model_names, provider_names = models.dictionary.to_pylist(), providers.dictionary.to_pylist()
-    rates = np.zeros((len(found), 5))  # input, output, cache read, cache write, highest; 0: unpriced
-    for k, pair in enumerate(found.tolist()):
-        name = model_names[pair // width]
-        found_rates = prices.lookup(name, provider_names[pair % width]) if name is not None else None
-        if found_rates is not None:
-            rates[k] = (found_rates.input, found_rates.output, found_rates.cache_read, found_rates.cache_write,
-                        found_rates.highest)  # fmt: skip
+    """`_costs` finds nothing: rates per (provider, model) pair (one dictionary encoding of the
+    pairs, a handful per batch), then numpy over the token columns."""
+    pairs = pc.dictionary_encode(
+        pc.binary_join_element_wise(arrays[where.provider], arrays[where.model], "\x00", null_handling="replace")
+    )
+    rates = np.zeros((len(pairs.dictionary), 5))  # input, output, cache read, cache write, highest
+    for k, pair in enumerate(pairs.dictionary.to_pylist()):
+        provider, _, model = pair.partition("\x00")
+        found = prices.lookup(model, provider or None) if model else None  # no model: nothing priced
+        if found is not None:
+            rates[k] = (found.input, found.output, found.cache_read, found.cache_write, found.highest)
     if not rates.any():
         return True
-    per_row = rates[np.searchsorted(found, pairs)]
-    count = len(pairs)
+    per_row = rates[pairs.indices.to_numpy()]
+    count = len(per_row)
     tokens_in, tokens_out, cache_read, cache_write = (
         _values(arrays[i], np.int64).astype(np.float64) if i is not None else np.zeros(count) for i in where.tokens
     )
