@@ -211,3 +211,25 @@ def test_bad_json_bodies_get_a_400_with_an_otlp_status(tmp_path: Path, body: byt
         status = response.json()
         assert status["code"] == 3 and says in status["message"]
         assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("bad", [b"\xed\xa0\x80", b"\xff\xfe\xfd"], ids=["surrogate-as-utf8", "invalid-utf8"])
+def test_a_protobuf_string_that_is_not_utf8_gets_400_and_invalid_argument(
+    tmp_path: Path, grpc_port: int, channel: grpc.Channel, bad: bytes
+) -> None:
+    body = logs_request(to_log_record(current_usage(1, model_requested="gpt-4o-min"))).SerializeToString()
+    body = body.replace(b"gpt-4o-min", b"gpt-4o-" + bad)  # same length: every length prefix holds
+    raw = channel.unary_unary(
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        request_serializer=lambda message: message,
+        response_deserializer=ExportLogsServiceResponse.FromString,
+    )
+    with running_collector(tmp_path, grpc_port=grpc_port) as url:
+        over_http = httpx.post(f"{url}/v1/logs", content=body, headers=PROTOBUF)
+        with pytest.raises(grpc.RpcError) as refused:
+            raw(body, timeout=10)
+
+    assert over_http.status_code == 400
+    assert Status.FromString(over_http.content).code == 3
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert read_rows(DataLayout.at(tmp_path), "usage") == []
