@@ -51,6 +51,8 @@ class CompactionReport:
     files_merged: int = 0
     rows_merged: int = 0
     partitions_dropped: list[str] = field(default_factory=list)
+    partitions_failed: list[str] = field(default_factory=list)
+    """Partitions whose merge or removal failed this pass (logged; their files stay as they were)."""
 
 
 def _today() -> dt.date:
@@ -79,17 +81,26 @@ class Compactor:
         cutoff = self._today() - dt.timedelta(days=self._policy.retention_days)
         for table in TABLE_SCHEMAS:
             for day, files in self._target.partitions(table).items():
-                if day < cutoff:
-                    self._target.drop(table, day)
-                    report.partitions_dropped.append(f"{table}/{day.isoformat()}")
-                    log.info(
-                        "collector: removed %s partition %s (older than %d days)",
-                        table,
-                        day,
-                        self._policy.retention_days,
-                    )
-                    continue
-                self._compact(table, day, files, report)
+                # One partition's fault (an unreadable file, a failed swap) stays with it: its
+                # files stay as they were, and the pass goes on to the next partition.
+                try:
+                    if day < cutoff:
+                        self._target.drop(table, day)
+                        report.partitions_dropped.append(f"{table}/{day.isoformat()}")
+                        log.info(
+                            "collector: removed %s partition %s (older than %d days)",
+                            table,
+                            day,
+                            self._policy.retention_days,
+                        )
+                        continue
+                    self._compact(table, day, files, report)
+                except Exception as exc:  # noqa: BLE001
+                    report.partitions_failed.append(f"{table}/{day.isoformat()}")
+                    log.error(
+                        "collector: compaction of %s partition %s failed (%s: %s); its files are kept",
+                        table, day, type(exc).__name__, str(exc)[:200],
+                    )  # fmt: skip
         return report
 
     def _compact(self, table: str, day: dt.date, files: list[PartFile], report: CompactionReport) -> None:

@@ -27,6 +27,20 @@ class CollectorMetrics:
             registry=self.registry,
         )
 
+        self.loop_errors = Counter(
+            "meterline_collector_loop_errors",
+            "Faults a background loop survived, by loop (publish, compaction, catalog, grpc): logged, "
+            "the item set aside or retried, the loop went on.",
+            ["loop"],
+            registry=self.registry,
+        )
+        self.segments_set_aside = Counter(
+            "meterline_collector_wal_segments_set_aside",
+            "WAL segments that could not be published for what they hold, moved to wal/set-aside/ so "
+            "the later ones could be (their records wait there for an operator).",
+            registry=self.registry,
+        )
+
     def count_quarantined(self, records: int, rules: list[str]) -> None:
         self.quarantined.inc(records)
         for rule in rules:

@@ -30,6 +30,7 @@ from collector.validation import RecordValidator, Verdict
 from collector.wal import WriteAheadLog, parquet_name, pending_parquet_names
 from collector.writer import ParquetWriter, build_table
 from meterline.layout import SPANS_TABLE, USAGE_TABLE, DataLayout
+from meterline.log_limit import LogLimiter
 from meterline.quarantine import QUARANTINE_TABLE, quarantine_table, write_quarantine
 from meterline.storage.base import StorageTarget
 from meterline.storage.local import LocalTarget
@@ -90,6 +91,7 @@ class Pipeline:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._log = LogLimiter(log)
 
     @classmethod
     async def start(
@@ -216,6 +218,8 @@ class Pipeline:
             self._wake.set()
 
     async def _run(self) -> None:
+        """The publisher and the compaction timer: no fault ends this loop (each is logged at
+        most once per interval and counted in meterline_collector_loop_errors_total)."""
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._policy.max_age_s)
@@ -224,15 +228,19 @@ class Pipeline:
                 return
             try:
                 await self.publish()
-            except Exception:  # the WAL keeps the data; the next round retries
-                log.exception("collector: publishing the WAL as Parquet failed; will retry")
+            except Exception:  # noqa: BLE001 - the WAL keeps the data; the next round retries
+                self._loop_error("publish", "collector: publishing the WAL as Parquet failed; will retry")
                 await asyncio.sleep(self._policy.max_age_s)
             if time.monotonic() - self._last_compaction >= self._compaction.interval_s:
                 self._last_compaction = time.monotonic()
                 try:
                     await self.compact()
-                except Exception:  # inputs stay in place until a merge is verified; try next interval
-                    log.exception("collector: compaction failed; will retry")
+                except Exception:  # noqa: BLE001 - inputs stay in place until a merge is verified
+                    self._loop_error("compaction", "collector: compaction failed; will retry next interval")
+
+    def _loop_error(self, loop: str, message: str, *args: object) -> None:
+        self.metrics.loop_errors.labels(loop).inc()
+        self._log.log(logging.ERROR, loop, message, *args, exc_info=True)
 
     async def publish(self) -> None:
         """Close the active WAL segment and turn every closed segment into Parquet, oldest first."""
@@ -247,15 +255,29 @@ class Pipeline:
             await self.refresh_catalog()
 
     def _publish_closed(self) -> set[str]:
-        """Publish every closed segment; returns the tables written to."""
+        """Publish every closed segment; returns the tables written to. A storage fault (OSError,
+        which pyarrow's I/O and S3 errors are) stops the round: the segment stays and the next
+        round retries it. Any other fault is the segment's own (it cannot be read or written as
+        a table): it is set aside (`WriteAheadLog.set_aside`) and the later segments go on."""
         written: set[str] = set()
         for segment in list(self.wal.closed_segments):
             by_table: dict[str, list[pa.Table]] = {}
-            for table, data in self.wal.read_segment(segment):
-                by_table.setdefault(table, []).append(data)
             name = parquet_name(segment)
-            for table, parts in by_table.items():
-                self._writer.write_named_sync(table, pa.concat_tables(parts), name)
+            try:
+                for table, data in self.wal.read_segment(segment):
+                    by_table.setdefault(table, []).append(data)
+                for table, parts in by_table.items():
+                    self._writer.write_named_sync(table, pa.concat_tables(parts), name)
+            except (OSError, MemoryError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - one segment's fault stays with that segment
+                aside = self.wal.set_aside(segment)
+                self.metrics.segments_set_aside.inc()
+                self._loop_error(
+                    "publish", "collector: WAL segment %s cannot be published (%s: %s); set aside as %s",
+                    segment, type(exc).__name__, str(exc)[:200], aside,
+                )  # fmt: skip
+                continue
             written.update(by_table)
             self.wal.remove(segment)
             del by_table
@@ -267,6 +289,8 @@ class Pipeline:
         """Merge small files and apply retention now (publishing waits meanwhile)."""
         async with self._publish_lock:
             report = await asyncio.to_thread(self._compactor.run)
+        if report.partitions_failed:
+            self.metrics.loop_errors.labels("compaction").inc(len(report.partitions_failed))
         await self.refresh_catalog()
         return report
 
@@ -280,4 +304,6 @@ class Pipeline:
             try:
                 self._live_tables = await asyncio.to_thread(ensure_catalog, self.layout)
             except (CatalogBusy, duckdb.Error, OSError) as exc:
-                log.warning("collector: catalog not refreshed, will retry: %s", exc)
+                self._log.log(logging.WARNING, "catalog-busy", "collector: catalog not refreshed, will retry: %s", exc)
+            except Exception:  # noqa: BLE001 - the data is durable; readers see it at the next refresh
+                self._loop_error("catalog", "collector: catalog refresh failed; will retry")

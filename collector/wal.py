@@ -36,6 +36,8 @@ from meterline.layout import SPANS_TABLE, USAGE_TABLE, fsync_dir
 
 log = logging.getLogger(__name__)
 
+SET_ASIDE_DIR = "set-aside"
+"""Where segments that cannot be published wait for an operator (see `WriteAheadLog.set_aside`)."""
 _TABLE_IDS = {USAGE_TABLE: 1, SPANS_TABLE: 2}
 _TABLE_NAMES = {v: k for k, v in _TABLE_IDS.items()}
 
@@ -277,6 +279,22 @@ class WriteAheadLog:
             self.closed_segments.remove(segment)
             self._written_frames.pop(segment, None)
         fsync_dir(self.directory)
+
+    def set_aside(self, segment: str) -> Path:
+        """Move a closed segment that cannot be published (its content, not the storage, is at
+        fault) to `set-aside/` beside the log, so the segments after it can be (blocking). Its
+        records stay on disk for an operator; their request ids stay known to dedup."""
+        aside = self.directory / SET_ASIDE_DIR
+        aside.mkdir(exist_ok=True)
+        path = self.directory / segment
+        with self._lock:
+            self._closed_bytes -= path.stat().st_size
+            os.replace(path, aside / segment)
+            self.closed_segments.remove(segment)
+            self._written_frames.pop(segment, None)
+        fsync_dir(aside)
+        fsync_dir(self.directory)
+        return aside / segment
 
     def close(self) -> None:
         """Close the active segment, deleting it when empty, and release the directory."""

@@ -147,3 +147,19 @@ def test_dedup_holds_across_compaction_and_restart(tmp_path: Path) -> None:
     assert sorted(r["request_id"] for r in read_rows(layout, "usage")) == list("abcdefg")
     names = sorted(p.name for p in layout.partition_dir("usage", DAY).glob("*.parquet"))
     assert len(names) == 3 and names[0].startswith("part-compact-")
+
+
+def test_a_partition_that_cannot_be_compacted_keeps_its_files_and_the_pass_goes_on(tmp_path: Path) -> None:
+    layout = DataLayout.at(tmp_path)
+    next_day = DAY + dt.timedelta(days=1)
+    _write_files(layout, files=4, rows_per_file=2)
+    _write_files(layout, files=4, rows_per_file=2, day=next_day)
+    (layout.partition_dir("usage", DAY) / "part-broken.parquet").write_bytes(b"not parquet")
+    before = sorted(p.name for p in layout.partition_dir("usage", DAY).iterdir())
+
+    report = _compactor(layout).run()
+
+    assert report.partitions_failed == [f"usage/{DAY.isoformat()}"]
+    assert (report.partitions_compacted, report.files_merged, report.rows_merged) == (1, 4, 8)
+    assert sorted(p.name for p in layout.partition_dir("usage", DAY).iterdir()) == before
+    assert [p.name[:13] for p in layout.partition_dir("usage", next_day).glob("*.parquet")] == ["part-compact-"]

@@ -75,3 +75,58 @@ def test_a_failed_commit_does_not_turn_a_waiting_duplicate_into_a_drop(
     assert isinstance(first, StorageUnavailable)
     assert isinstance(second, IngestResult) and (second.written, second.duplicates) == (2, 0)
     assert sorted(r["request_id"] for r in read_rows(layout, "usage")) == ["x", "y"]
+
+
+def test_a_segment_that_cannot_be_published_is_set_aside_and_the_later_ones_land(tmp_path: Path) -> None:
+    """A closed WAL segment whose bytes are not a table (overwritten with zeros after it was
+    acknowledged): the publisher moves it to wal/set-aside/, counts it, and publishes the
+    segments after it; later rounds go on."""
+    layout = DataLayout.at(tmp_path)
+
+    async def run() -> tuple[str, Pipeline]:
+        pipeline = await Pipeline.start(layout, FlushPolicy(max_age_s=3600))
+        await pipeline.ingest_usage(_batch("a", "b"))
+        await asyncio.to_thread(pipeline.wal.rotate)
+        (poisoned,) = pipeline.wal.closed_segments
+        path = pipeline.wal.directory / poisoned
+        path.write_bytes(b"\0" * path.stat().st_size)
+        await pipeline.ingest_usage(_batch("c"))
+        await pipeline.publish()
+        await pipeline.ingest_usage(_batch("d"))
+        await pipeline.publish()
+        await pipeline.close()
+        return poisoned, pipeline
+
+    poisoned, pipeline = asyncio.run(run())
+    assert sorted(r["request_id"] for r in read_rows(layout, "usage")) == ["c", "d"]
+    assert [p.name for p in (tmp_path / "wal" / "set-aside").iterdir()] == [poisoned]
+    registry = pipeline.metrics.registry
+    assert registry.get_sample_value("meterline_collector_wal_segments_set_aside_total") == 1
+    assert registry.get_sample_value("meterline_collector_loop_errors_total", {"loop": "publish"}) == 1
+
+
+def test_the_publisher_loop_outlives_a_fault_in_a_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The background publisher (not driven by the test) meets an unexpected error in one round,
+    counts it and publishes in the next."""
+    layout = DataLayout.at(tmp_path)
+    faults = [RuntimeError("boom")]
+
+    async def run() -> Pipeline:
+        pipeline = await Pipeline.start(layout, FlushPolicy(max_age_s=0.01))
+        publish = pipeline._publish_closed
+
+        def failing_once() -> set[str]:
+            if faults:
+                raise faults.pop()
+            return publish()
+
+        monkeypatch.setattr(pipeline, "_publish_closed", failing_once)
+        await pipeline.ingest_usage(_batch("a"))
+        while pipeline.wal.backlog_bytes or faults:  # noqa: ASYNC110 - the publisher signals nothing
+            await asyncio.sleep(0.01)
+        await pipeline.close()
+        return pipeline
+
+    pipeline = asyncio.run(asyncio.wait_for(run(), 60))
+    assert [r["request_id"] for r in read_rows(layout, "usage")] == ["a"]
+    assert pipeline.metrics.registry.get_sample_value("meterline_collector_loop_errors_total", {"loop": "publish"}) == 1
