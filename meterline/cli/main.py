@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gateway.keys.policy import KeyPolicyError
 from meterline.cli import alarms as alarms_cli
-from meterline.cli import commands
+from meterline.cli import commands, config_source
 from meterline.cli import quarantine as quarantine_cli
 from meterline.cli import quotas as quotas_cli
 from meterline.cli import secrets as secrets_cli
@@ -28,7 +28,8 @@ def _shared(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--config",
         type=Path,
         default=default,
-        help="config file (default: ./meterline.yaml, else the embedded defaults)",
+        help="config file, or env:NAME for the text of an environment variable "
+        "(default: ./meterline.yaml, else the embedded defaults)",
     )
     parser.add_argument(
         "--data-dir",
@@ -160,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe otherwise
     try:
+        config_source.materialize(args)
         code: int = args.run(args)
     except (ConfigError, SecretResolutionError, KeyPolicyError, commands.UsageError) as exc:
         print(f"meterline: error: {exc}", file=sys.stderr)
