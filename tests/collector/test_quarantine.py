@@ -19,12 +19,15 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from collector.catalog import open_catalog
+from collector.catalog import connect, open_catalog
 from collector.rpc_status import Status
+from meterline.cli.quarantine import read_quarantine
 from meterline.layout import DataLayout
 from meterline.otlp_usage import to_log_record
 from meterline.quarantine import QUARANTINE_TABLE
 from meterline.record_limits import RecordLimits
+from meterline.storage import open_target
+from tests.aws import moto_url, s3_bucket
 from tests.collector.otlp_fixtures import (
     current_usage,
     gateway_id,
@@ -34,6 +37,8 @@ from tests.collector.otlp_fixtures import (
     running_collector,
 )
 from tests.conftest import free_port
+
+__all__ = ["moto_url"]  # the session-wide moto server fixture
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 JSON = {"content-type": "application/json"}
@@ -233,3 +238,25 @@ def test_a_protobuf_string_that_is_not_utf8_gets_400_and_invalid_argument(
     assert Status.FromString(over_http.content).code == 3
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert read_rows(DataLayout.at(tmp_path), "usage") == []
+
+
+def test_with_an_s3_ledger_the_quarantine_lands_in_s3_and_its_view_reads_it(
+    tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = s3_bucket(moto_url, monkeypatch, "ledger")
+    settings: dict[str, Any] = {"storage_url": "s3://ledger/prod", "s3_endpoint_url": moto_url}
+    request = logs_request(to_log_record(current_usage(1)), to_log_record(current_usage(2, cost_usd=math.inf)))
+    with _strict(tmp_path / "local", **settings) as url:
+        response = httpx.post(f"{url}/v1/logs", content=request.SerializeToString(), headers=PROTOBUF)
+
+    assert ExportLogsServiceResponse.FromString(response.content).partial_success.rejected_log_records == 1
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="ledger")["Contents"] if o["Key"].endswith(".parquet"))
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert [k.rsplit("/", 1)[0] for k in keys] == [f"prod/quarantine/date={today}", f"prod/usage/date={today}"]
+    target = open_target(DataLayout.at(tmp_path / "local"), "s3://ledger/prod", endpoint_url=moto_url)
+    with connect(target) as con:
+        assert con.execute("SELECT request_id, reasons FROM quarantine").fetchall() == [
+            (gateway_id(2), ["cost_usd.not_finite", "cost_usd.above_price_ceiling"])
+        ]
+        assert con.execute("SELECT count(*) FROM usage").fetchone() == (1,)
+    assert [r["request_id"] for r in read_quarantine([target])] == [gateway_id(2)]
