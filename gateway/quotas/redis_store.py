@@ -253,9 +253,11 @@ class RedisQuotaStore:
                 log.info("quota store: no epoch in Redis yet; this gateway started a new one (%s)", epoch)
             return
         if epoch == previous:
-            if not wrote_it:
-                return  # another reply of this process already reported the change
-            reset = StoreReset(self._replaced or previous, epoch, first_seen_here=True, already_reported=True)
+            if not wrote_it or self._replaced is None:
+                # Another reply of this process already reported the change, or adopted the
+                # epoch this reply wrote at the first contact (no counts were lost then).
+                return
+            reset = StoreReset(self._replaced, epoch, first_seen_here=True, already_reported=True)
         else:
             self.resets += 1
             self._replaced, self.epoch = previous, epoch

@@ -116,3 +116,31 @@ def test_a_flush_or_a_restart_is_detected_by_every_replica_and_written_by_one(tm
     assert [r.already_reported for r in first + second] == [False] * 4
     assert first[0].epoch == second[0].epoch != first[1].epoch == second[1].epoch
     assert first[0].previous_epoch == second[0].previous_epoch
+
+
+def test_concurrent_first_reserves_report_nothing_and_one_reset_reports_once(tmp_path: Path) -> None:
+    """A fresh store's first replies race (one wrote the epoch, others saw it): that is no reset.
+    A real reset met by many concurrent reserves is reported once, with its alarm flag once."""
+
+    async def scenario(server: Any) -> tuple[list[StoreReset], list[StoreReset], int]:
+        seen: list[StoreReset] = []
+        store = RedisQuotaStore(server.url, "q:", timeout_s=TIMEOUT_S, on_reset=seen.append)
+        item = [CounterItem("tok", Dimension.TOKENS, 1, 10**6, props.FAR_FUTURE)]
+        try:
+            await asyncio.gather(*(store.reserve(item, props.NOW) for _ in range(64)))
+            first = list(seen)
+            raw = redis.asyncio.Redis.from_url(server.url)
+            try:
+                await raw.flushall()
+            finally:
+                await raw.aclose()
+            await asyncio.gather(*(store.reserve(item, props.NOW) for _ in range(64)))
+            return first, seen, store.resets
+        finally:
+            await store.close()
+
+    with redis_server(tmp_path) as server:
+        first, seen, resets = asyncio.run(scenario(server))
+    assert (first, resets) == ([], 1)
+    assert sum(not r.already_reported for r in seen) == 1  # counted and logged once
+    assert sum(r.first_seen_here for r in seen) == 1  # alarmed once
