@@ -22,6 +22,7 @@ from collector.pipeline import Pipeline
 from collector.rpc_status import status_with_retry
 from collector.settings import CollectorSettings
 from collector.wire import Encoding
+from meterline.log_limit import LogLimiter
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,20 @@ def _authorization(context: grpc.aio.ServicerContext) -> str | None:
 
 
 def _handler(pipeline: Pipeline, signal: Signal, auth: IngestAuth) -> Handler:
+    limited = LogLimiter(log)
+
     async def handle(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
             allowed = auth.authorize(auth.authenticate(_authorization(context)), signal)
             response = await export(pipeline, allowed, body, Encoding.PROTOBUF)
         except CollectorError as exc:
             await _abort(context, signal, exc)
+        except Exception:  # noqa: BLE001 - one call's fault: INTERNAL for it, the server goes on
+            pipeline.metrics.loop_errors.labels("grpc").inc()
+            limited.log(
+                logging.ERROR, "grpc", "collector: gRPC %s export failed unexpectedly", signal.name, exc_info=True
+            )
+            await context.abort(grpc.StatusCode.INTERNAL, "the collector could not take this export")
         wire: bytes = response.SerializeToString()
         return wire
 

@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -26,6 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
+from collector import grpc_receiver
 from collector.catalog import open_catalog
 from meterline import semconv
 from meterline.layout import DataLayout
@@ -172,4 +174,29 @@ def test_a_taken_default_grpc_port_leaves_http_serving_with_a_warning(
     (warning,) = warnings
     assert warning.startswith(f"collector: cannot listen for OTLP/gRPC on 127.0.0.1:{port}: Failed to bind")
     assert warning.endswith("; serving OTLP/HTTP only")
+    assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")] == ["req-1"]
+
+
+def test_an_unexpected_fault_in_one_call_is_internal_and_the_next_call_lands(
+    tmp_path: Path, grpc_port: int, channel: grpc.Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_export = grpc_receiver.export  # type: ignore[attr-defined]
+    faults = [RuntimeError("boom")]
+
+    async def export_failing_once(*args: Any) -> Any:
+        if faults:
+            raise faults.pop()
+        return await real_export(*args)
+
+    monkeypatch.setattr(grpc_receiver, "export", export_failing_once)
+    stub = LogsServiceStub(channel)  # type: ignore[no-untyped-call]
+    with running_collector(tmp_path, grpc_port=grpc_port):
+        with pytest.raises(grpc.RpcError) as failed:
+            stub.Export(logs_request(to_log_record(make_usage("req-1"))), timeout=10)
+        stub.Export(logs_request(to_log_record(make_usage("req-1"))), timeout=10)
+
+    assert (failed.value.code(), failed.value.details()) == (
+        grpc.StatusCode.INTERNAL,
+        "the collector could not take this export",
+    )
     assert [r["request_id"] for r in read_rows(DataLayout.at(tmp_path), "usage")] == ["req-1"]
