@@ -21,6 +21,15 @@ class TokenUsage:
     """The usage block as received, JSON, for audits and re-pricing."""
 
 
+def openai_usage_block(usage: TokenUsage) -> dict[str, int]:
+    """OpenAI's usage block for counts the gateway made (no cache or reasoning subsets to report)."""
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 

@@ -83,10 +83,11 @@ def _failure(exc: Exception, deployment: Deployment) -> UpstreamFailure:
     )
 
 
-def _provider_reported_usage(stream: Any) -> bool:
+def provider_reported_usage(stream: Any) -> bool:
     """Whether the provider itself sent usage in a LiteLLM stream. When it sent none, LiteLLM
     makes up a count for the stream's last chunk; the provider's own usage is on one of the
-    chunks LiteLLM keeps (`CustomStreamWrapper.chunks`). A stream without that list is trusted."""
+    chunks LiteLLM keeps (`CustomStreamWrapper.chunks`). A stream without that list is trusted
+    (LiteLLM's text-completion stream keeps none: there its count cannot be told apart)."""
     kept = getattr(stream, "chunks", None)
     if not isinstance(kept, list):
         return True
@@ -148,7 +149,7 @@ class LiteLLMTranslate:
             try:
                 async for chunk in chunks:
                     data = chunk.model_dump(exclude_none=True)
-                    if data.get("usage") is not None and not _provider_reported_usage(chunks):
+                    if data.get("usage") is not None and not provider_reported_usage(chunks):
                         # LiteLLM's own count: the gateway counts instead and flags the record,
                         # as on the direct path (the route shows the client the billed counts).
                         del data["usage"]

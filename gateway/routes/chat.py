@@ -24,7 +24,7 @@ from gateway.metering import Answer
 from gateway.providers.results import ChatResponse, ChatStream
 from gateway.providers.sse import DONE, sse
 from gateway.routes.common import Call
-from gateway.token_usage import TokenUsage, from_usage_block
+from gateway.token_usage import TokenUsage, from_usage_block, openai_usage_block
 from gateway.tokens import count_messages, count_text
 from gateway.upstream import Upstream
 from meterline.semconv import OPERATION_CHAT
@@ -60,7 +60,7 @@ async def chat_completions(request: Request) -> Response:
                 "created": int(time.time()),
                 "model": call.meter.answer.model if call.meter.answer is not None else chat.model,
                 "choices": [],
-                "usage": openai_usage(usage),
+                "usage": openai_usage_block(usage),
             }
             return last.removesuffix(DONE) + sse(chunk) + DONE
 
@@ -71,19 +71,10 @@ async def chat_completions(request: Request) -> Response:
             lambda error: sse(error.body()),
             usage_event if chat.client_wants_usage else None,
         )
-    response = call.respond(answer, estimate, openai_usage)
+    response = call.respond(answer, estimate, openai_usage_block)
     if cache_key is not None:
         await _store(call, cache_key, answer)
     return response
-
-
-def openai_usage(usage: TokenUsage) -> dict[str, int]:
-    """OpenAI's usage block for counts the gateway made (no cache or reasoning subsets to report)."""
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-    }
 
 
 def _estimate(chat: ChatRequest, texts: list[str]) -> TokenUsage:

@@ -134,6 +134,37 @@ def test_usage_is_counted_when_the_provider_reports_none(stack: Stack) -> None:
     )
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_counted_usage_is_what_the_client_sees(stack: Stack, path: str) -> None:
+    """No usage from the provider: both paths bill the gateway's count, flag it, and show the
+    client those numbers (LiteLLM's path showed 0/0/0)."""
+    stack.openai.omit_usage = True
+
+    completion = sdk(stack).completions.create(model=group("instruct", path), prompt=PROMPT)
+
+    counted = (count_text(PROMPT), count_text(REPLY))
+    assert counted == (5, 6)
+    record = stack.record
+    assert (record.input_tokens, record.output_tokens, record.usage_estimated) == (5, 6, True)
+    assert completion.usage is not None
+    usage = completion.usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (5, 6, 11)
+
+
+def test_counted_usage_is_the_usage_chunk_the_client_asked_for(stack: Stack) -> None:
+    stack.openai.omit_usage = True
+
+    chunks = list(
+        sdk(stack).completions.create(
+            model="instruct", prompt=PROMPT, stream=True, stream_options={"include_usage": True}
+        )
+    )
+
+    assert [(c.usage.prompt_tokens, c.usage.completion_tokens) for c in chunks if c.usage] == [(5, 6)]
+    record = stack.record
+    assert (record.input_tokens, record.output_tokens, record.usage_estimated) == (5, 6, True)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "param"),
     [
