@@ -5,6 +5,8 @@ never lowered; a dry run writes nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import zoneinfo
 from pathlib import Path
 
@@ -117,3 +119,14 @@ def test_rebuild_restores_the_days_and_months_counters_from_the_ledger(
     assert len(expected) == 3 * (3 + 2)  # three limits for agents a1, a2, a3 and teams t1, t2
     assert f"{len(expected)} counters from" in out and f": {len(expected) - 1} raised, 1 already at or above" in out
     assert f": {len(expected) - 1} would raise, 1 already at or above" in dry
+
+
+def test_rebuild_has_help_and_refuses_without_a_redis_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "meterline", "quotas", "rebuild", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and "Counters are never lowered" in done.stdout and "--dry-run" in done.stdout
+    config = tmp_path / "meterline.yaml"
+    config.write_text(f"storage: {{data_dir: {tmp_path}}}\n")
+    assert main(["quotas", "rebuild", "--config", str(config)]) == 2
+    assert "quota_store.redis_url is not set" in capsys.readouterr().err
