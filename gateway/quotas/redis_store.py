@@ -215,8 +215,7 @@ class RedisQuotaStore:
                 args.append(f"1 {item.cap} 0 p")
             else:
                 args.append(f"{item.amount} {item.cap} {int((item.expires_at or 0) * 1000)} c")
-        prefix = self.prefix
-        keys = [prefix + item.key for item in items]
+        keys = [self.prefix + item.key for item in items]
         keys.append(self._epoch_key)
         keys.append(self._reserved_prefix + reservation_id)
         reply = await self._call(self._reserve, keys, [" ".join(args)])
@@ -285,8 +284,8 @@ class RedisQuotaStore:
         # closed that connection; its idle siblings are as old, so they go too, and the call is
         # made once more on a fresh connection. The scripts are idempotent per reservation.
         self.retries += 1
-        await client.connection_pool.disconnect(inuse_connections=False)
         try:
+            await client.connection_pool.disconnect(inuse_connections=False)
             return await script(keys=keys, args=args, client=client)
         except (RedisError, OSError) as exc:
             raise QuotaStoreUnavailable(
