@@ -249,7 +249,11 @@ class RedisQuotaStore:
         if previous is None:  # the first reserve of this process: nothing was counted here yet
             self.epoch = epoch
             if wrote_it:
-                log.info("quota store: no epoch in Redis yet; this gateway started a new one (%s)", epoch)
+                log.warning(
+                    "quota store: Redis held no epoch; this gateway wrote one (%s). A new store, or one that lost "
+                    "its counters while no gateway ran: if gateways served today, run `meterline quotas rebuild`",
+                    epoch,
+                )
             return
         if epoch == previous:
             if not wrote_it or self._replaced is None:
