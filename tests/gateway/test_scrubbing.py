@@ -272,3 +272,37 @@ def test_messages_translated_by_litellm_never_carry_a_key(stack: Stack, stream: 
     body = response.json()
     assert (body["type"], body["error"]["type"]) == ("error", "invalid_request_error")
     assert_nothing_leaked(stack)
+
+
+ENDPOINT_BODIES = {
+    "/v1/completions": {"prompt": "hi"},
+    "/v1/embeddings": {"input": "hi"},
+    "/v1/responses": {"input": "hi"},
+}
+
+
+@pytest.mark.parametrize("secret", ["current", "previous", "shaped openai"])
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("endpoint", list(ENDPOINT_BODIES))
+def test_other_endpoints_never_carry_a_key(stack: Stack, endpoint: str, path: str, secret: str) -> None:
+    stack.openai.fail_next(ScriptedFailure(400, body=leaky_error(SECRETS[secret])))
+    body = {"model": PATHS[path], **ENDPOINT_BODIES[endpoint]}
+    response = stack.http.post(endpoint, json=body, headers={"Authorization": f"Bearer {AGENT_KEY}"})
+    stack.seen.append(response.text)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert_nothing_leaked(stack)
+
+
+@pytest.mark.parametrize("secret", ["current", "previous", "shaped openai"])
+@pytest.mark.parametrize("path", list(PATHS))
+def test_responses_error_event_mid_stream_never_carries_a_key(stack: Stack, path: str, secret: str) -> None:
+    leaked = SECRETS[secret]
+    error = {"type": "error", "code": leaked, "message": f"key {leaked} refused", "param": None, "sequence_number": 2}
+    stack.openai.stream_error = (2, b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n")
+    body = {"model": PATHS[path], "input": "hi", "stream": True}
+    response = stack.http.post("/v1/responses", json=body, headers={"Authorization": f"Bearer {AGENT_KEY}"})
+    stack.seen.append(response.text)
+    assert response.status_code == 200
+    assert "event: error" in response.text or '"error"' in response.text
+    assert_nothing_leaked(stack)
