@@ -10,6 +10,7 @@ stream and in the middle of one; no response, usage record or span carries any o
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -184,11 +185,12 @@ def leaky_error(secret: str) -> dict[str, Any]:
     }
 
 
-def assert_nothing_leaked(stack: Stack) -> None:
+def assert_nothing_leaked(stack: Stack, **more: str) -> None:
     places = {
         "responses": "\n".join(stack.seen),
         "records": repr(stack.sink.records),
         "spans": repr(stack.sink.spans),
+        **more,
     }
     found = {(where, s) for where, text in places.items() for s in [*EVERYTHING, *BARE_SHAPED] if s in text}
     assert found == set()
@@ -197,7 +199,15 @@ def assert_nothing_leaked(stack: Stack) -> None:
 @pytest.mark.parametrize("secret", list(SECRETS))
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("path", list(PATHS))
-def test_error_fields_never_carry_a_key(stack: Stack, path: str, stream: bool, secret: str) -> None:
+def test_error_fields_never_carry_a_key(
+    stack: Stack,
+    path: str,
+    stream: bool,
+    secret: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
     stack.openai.fail_next(ScriptedFailure(400, body=leaky_error(SECRETS[secret])))
     response = stack.chat(path, stream=stream)
     assert response.status_code == 400
@@ -206,7 +216,8 @@ def test_error_fields_never_carry_a_key(stack: Stack, path: str, stream: bool, s
     assert MASK in error["message"]
     assert error["code"] is None  # a code that quoted a credential is dropped
     assert stack.sink.records[0].error_type == "upstream_http_400"
-    assert_nothing_leaked(stack)
+    out = capfd.readouterr()
+    assert_nothing_leaked(stack, logs=caplog.text, output=out.out + out.err)
 
 
 @pytest.mark.parametrize("secret", list(SECRETS))
