@@ -168,6 +168,10 @@ class Spool:
     @property
     def size_bytes(self) -> int:
         """Bytes not yet acknowledged by the collector (what the cap limits)."""
+        with self._lock:
+            return self._unacked_bytes()
+
+    def _unacked_bytes(self) -> int:
         acked = self._acked.offset if self._acked.segment in self._sizes else 0
         return sum(self._sizes.values()) - acked
 
@@ -181,9 +185,10 @@ class Spool:
         fails (the segment is cut back; nothing written)."""
         data = b"".join(frame(p) for p in payloads)
         with self._lock:
-            if self.size_bytes + len(data) > self.max_bytes:
+            size = self._unacked_bytes()
+            if size + len(data) > self.max_bytes:
                 self.dropped += len(payloads)
-                raise SpoolFull(f"spool at {self.size_bytes} of {self.max_bytes} bytes")
+                raise SpoolFull(f"spool at {size} of {self.max_bytes} bytes")
             assert self._handle is not None
             before = self._sizes[self._active]
             try:
@@ -241,14 +246,16 @@ class Spool:
         self.sync()
 
     def _check_level(self) -> None:
-        level = self.size_bytes / self.max_bytes
+        """(with the lock held)"""
+        size = self._unacked_bytes()
+        level = size / self.max_bytes
         for mark in _WARN_LEVELS:
             if level >= mark > self._warned:
                 self._warned = mark
                 log.warning(
                     "telemetry spool is %d%% full (%d of %d bytes): the collector is not acknowledging",
                     int(mark * 100),
-                    self.size_bytes,
+                    size,
                     self.max_bytes,
                 )
         if level < _WARN_LEVELS[0] / 2:

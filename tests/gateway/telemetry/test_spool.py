@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,4 +124,25 @@ def test_a_backlog_beyond_the_read_window_is_read_in_order_once(tmp_path: Path) 
         spool.ack(cursor, len(payloads))
     assert seen == [*small[:1500], huge, *small[1500:]]
     assert spool.unacked_records == 0
+    spool.close()
+
+
+def test_written_records_survive_a_killed_process_and_are_sent_once_synced(tmp_path: Path) -> None:
+    """`write` puts the frames in the file at once (no fsync): a process SIGKILLed right after
+    loses none of them. The sender reads only what `sync` made durable."""
+    script = (
+        "import os, sys; from pathlib import Path; from gateway.telemetry.spool import Spool\n"
+        "spool = Spool(Path(sys.argv[1]), 10**6); spool.open()\n"
+        "spool.write([b'record-0', b'record-1']); spool.write([b'record-2'])\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False)
+    assert killed.returncode == -9
+    spool = Spool(tmp_path, max_bytes=10**6)
+    assert spool.open() == 3
+    assert spool.read(10)[0] == _payloads(3)
+    spool.write(_payloads(2, 3))
+    assert (spool.unsynced_records, spool.read(10)[0]) == (2, [])
+    assert spool.sync() == 2
+    assert (spool.unsynced_records, spool.read(10)[0]) == (0, _payloads(2, 3))
     spool.close()
