@@ -69,7 +69,7 @@ FITS: list[tuple[str, str, dict[str, Any], int, int]] = [
     ("responses-fits", "/v1/responses", {"model": "chat", "input": "one two three", "max_output_tokens": 50}, 1, 56),
     ("messages-fits", "/v1/messages", {"model": "claude", "messages": MESSAGES, "max_tokens": 50}, 1, 56),
 ]
-CASES = [c[0] for c in OVER_THE_CAP] + [c[0] for c in FITS] + ["embeddings-batch", "overshoot", "overshoot-parallel"]
+CASES = [c[0] for c in OVER_THE_CAP + FITS] + ["embeddings-batch", "overshoot-parallel"]
 
 CONFIG = """
 model_list:
@@ -107,7 +107,7 @@ def gateway() -> Iterator[Gateway]:
     openai_mock = MockBehaviour(accepted_keys={"sk-mock"}, reply=FIFTY_WORDS)
     anthropic_mock = MockBehaviour(accepted_keys={"sk-ant-mock"}, reply=FIFTY_WORDS)
     agents = []
-    for case in CASES:
+    for case in CASES + [c[0] for c in OVERSHOOT]:
         parallel = ", max_parallel: 4" if case == "overshoot-parallel" else ""
         agents.append(f"  - {{id: {case}, team: t-{case}, key: {key_of(case)}, "
                       f"limits: {{tokens_per_day: {CAP}{parallel}}}}}")  # fmt: skip
@@ -178,29 +178,44 @@ def test_an_embeddings_batch_reserves_its_inputs_and_no_output(gateway: Gateway)
     assert CAP // reserved <= admitted <= CAP // 200
 
 
-def test_a_provider_that_ignores_max_tokens_passes_the_cap_by_one_requests_excess_then_429(gateway: Gateway) -> None:
+# (case, route, body, tokens the provider bills while ignoring max_tokens 10, exact total billed)
+OVERSHOOT: list[tuple[str, str, dict[str, Any], int, int]] = [
+    ("overshoot", "/v1/chat/completions", {"model": "chat", "messages": MESSAGES, "max_tokens": 10}, 106, 19 * 106),
+    (
+        "overshoot-completions",
+        "/v1/completions",
+        {"model": "instruct", "prompt": "one two three four five six seven", "max_tokens": 10},
+        107,
+        19 * 107,
+    ),
+    ("overshoot-messages", "/v1/messages", {"model": "claude", "messages": MESSAGES, "max_tokens": 10}, 106, 19 * 106),
+]
+
+
+@pytest.mark.parametrize(("case", "route", "body", "billed_each", "total"), OVERSHOOT, ids=[c[0] for c in OVERSHOOT])
+def test_a_provider_that_ignores_max_tokens_passes_the_cap_by_one_requests_excess_then_429(
+    gateway: Gateway, case: str, route: str, body: dict[str, Any], billed_each: int, total: int
+) -> None:
     """Requests one at a time, max_tokens 10, a provider answering 100 tokens: the excess settles,
     the cap is passed by less than one request's excess (billed - reserved), and the next request
     is refused at once."""
-    gateway.openai.reply = " ".join(["many"] * 100)
+    gateway.openai.reply = gateway.anthropic.reply = " ".join(["many"] * 100)
     try:
-        body = {"model": "chat", "messages": MESSAGES, "max_tokens": 10}
         reserved = len(json.dumps(body)) // 2 + 16 + 10
-        billed_each = PROMPT_TOKENS + 100
-        # Admitted while what is already counted plus the reservation fits: 106 k + reserved <= 2000.
+        # Admitted while what is already counted plus the reservation fits: billed_each k + reserved <= 2000.
         expected = (CAP - reserved) // billed_each + 1
         statuses: list[int] = []
         with httpx.Client(base_url=gateway.url, timeout=60) as client:
             while not statuses or statuses[-1] == 200:
-                statuses.append(post(client, "overshoot", "/v1/chat/completions", body).status_code)
+                statuses.append(post(client, case, route, body).status_code)
                 assert len(statuses) <= expected + 1
-            refused = post(client, "overshoot", "/v1/chat/completions", {**body, "max_tokens": 1})
+            refused = post(client, case, route, {**body, "max_tokens": 1})
     finally:
-        gateway.openai.reply = FIFTY_WORDS
+        gateway.openai.reply = gateway.anthropic.reply = FIFTY_WORDS
     assert statuses == [200] * expected + [429]
-    assert refused.status_code == 429 and refused.json()["error"]["code"] == "tokens_per_day_exceeded"
-    billed = sum(gateway.billed("overshoot"))
-    assert billed == expected * billed_each == 19 * 106 == 2_014
+    assert refused.status_code == 429
+    billed = sum(gateway.billed(case))
+    assert billed == expected * billed_each == total
     assert 0 < billed - CAP <= billed_each - reserved  # the one-request bound, and it was reached
 
 
