@@ -81,8 +81,9 @@ class Compactor:
         cutoff = self._today() - dt.timedelta(days=self._policy.retention_days)
         for table in TABLE_SCHEMAS:
             for day, files in self._target.partitions(table).items():
-                # One partition's fault (an unreadable file, a failed swap) stays with it: its
-                # files stay as they were, and the pass goes on to the next partition.
+                # One partition's fault (a file that is not the Parquet it should be) stays with
+                # it: its files stay as they were and the pass goes on to the next partition. A
+                # storage fault (OSError) ends the pass; the next interval tries again.
                 try:
                     if day < cutoff:
                         self._target.drop(table, day)
@@ -95,6 +96,8 @@ class Compactor:
                         )
                         continue
                     self._compact(table, day, files, report)
+                except (OSError, MemoryError):
+                    raise
                 except Exception as exc:  # noqa: BLE001
                     report.partitions_failed.append(f"{table}/{day.isoformat()}")
                     log.error(
