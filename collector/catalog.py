@@ -43,6 +43,7 @@ VIEW_SCHEMAS: dict[str, Callable[[], pa.Schema]] = {**TABLE_SCHEMAS, QUARANTINE_
 
 _SCALAR_TYPES: dict[pa.DataType, str] = {
     pa.string(): "VARCHAR",
+    pa.binary(): "BLOB",
     pa.int64(): "BIGINT",
     pa.float64(): "DOUBLE",
     pa.bool_(): "BOOLEAN",

@@ -51,13 +51,19 @@ class DecodedBatch:
     reasons: list[str] = field(default_factory=list)
     request_ids: list[str] | None = None
     """The usage table's request_id column as a list, when the decoder has it anyway."""
+    undecodable: list[tuple[str, bytes]] = field(default_factory=list)
+    """Usage records refused before they became rows: (reason, the LogRecord's protobuf bytes),
+    for the quarantine."""
 
     @property
     def accepted(self) -> int:
         return self.table.num_rows if self.table is not None else len(self.rows)
 
-    def reject(self, where: str, reason: str) -> None:
+    def reject(self, where: str, reason: str, record: bytes | None = None) -> None:
+        """Count one refused record; `record` (a usage LogRecord's bytes) goes to the quarantine."""
         self.rejected += 1
+        if record is not None:
+            self.undecodable.append((reason, record))
         if len(self.reasons) < _MAX_REASONS:
             self.reasons.append(f"{where}: {reason}")
 
@@ -131,7 +137,8 @@ def _usage(request: ExportLogsServiceRequest, columns: UsageColumns, batch: Deco
                 try:
                     columns.add(log)
                 except UsageDecodeError as exc:
-                    batch.reject(f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]", str(exc))
+                    where = f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]"
+                    batch.reject(where, str(exc), log.SerializeToString())
 
 
 def _raw_usage(request: Any, columns: UsageColumns, batch: DecodedBatch) -> None:
@@ -151,7 +158,8 @@ def _raw_usage(request: Any, columns: UsageColumns, batch: DecodedBatch) -> None
                 try:
                     columns.add_raw(raw.attributes, raw.trace_id, raw.span_id, full)
                 except UsageDecodeError as exc:
-                    batch.reject(f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]", str(exc))
+                    where = f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]"
+                    batch.reject(where, str(exc), raw.SerializeToString())
                 except BadKeyValue as exc:
                     raise BadRequest(f"body is not a protobuf ExportLogsServiceRequest: {exc}") from None
 

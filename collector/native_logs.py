@@ -52,7 +52,7 @@ _KIND_CODES: dict[Any, int] = {str: 0, bool: 1, int: 2, dt.datetime: 2, float: 3
 
 
 class Rejects(Protocol):
-    def reject(self, where: str, reason: str) -> None: ...
+    def reject(self, where: str, reason: str, record: bytes | None = None) -> None: ...
 
 
 @functools.cache
@@ -105,7 +105,7 @@ def decode_usage(body: bytes, batch: Rejects) -> tuple[pa.Table, list[str]]:
         try:
             values = row_values(from_log_record(full))
         except UsageDecodeError as exc:
-            batch.reject(where, str(exc))
+            batch.reject(where, str(exc), record)
             return None
         for index in _date_columns():
             values[index] = _days(values[index])

@@ -31,7 +31,13 @@ from collector.wal import WriteAheadLog, parquet_name, pending_parquet_names
 from collector.writer import ParquetWriter, build_table
 from meterline.layout import SPANS_TABLE, USAGE_TABLE, DataLayout
 from meterline.log_limit import LogLimiter
-from meterline.quarantine import QUARANTINE_TABLE, quarantine_table, write_quarantine
+from meterline.quarantine import (
+    QUARANTINE_TABLE,
+    UNREADABLE,
+    quarantine_table,
+    unreadable_table,
+    write_quarantine,
+)
 from meterline.storage.base import StorageTarget
 from meterline.storage.local import LocalTarget
 
@@ -165,10 +171,11 @@ class Pipeline:
             if batch.table is not None and batch.request_ids is not None
             else data.column("request_id").to_pylist()
         )
-        if self._validator is not None and data.num_rows:
-            verdict = self._validator.split(data)
-            if verdict.bad.num_rows:
+        if self._validator is not None:
+            verdict = self._validator.split(data) if data.num_rows else None
+            if (verdict is not None and verdict.bad.num_rows) or batch.undecodable:
                 await self._quarantine(verdict, batch)
+            if verdict is not None and verdict.bad.num_rows:
                 data = verdict.good
                 ids = data.column("request_id").to_pylist()
         distinct = set(ids)
@@ -194,24 +201,35 @@ class Pipeline:
             self._after_append()
         return IngestResult(len(fresh), len(ids) - len(fresh), batch.rejected, batch.message)
 
-    async def _quarantine(self, verdict: Verdict, batch: DecodedBatch) -> None:
-        """Publish the refused records with their reasons (durable before the batch is answered)
-        and count each in the batch's partial success. A failed write fails the export (503), so
-        the sender retries and no record is acknowledged without being kept somewhere."""
-        codes = [[p.code for p in problems] for problems in verdict.problems]
-        details = ["; ".join(str(p) for p in problems) for problems in verdict.problems]
+    async def _quarantine(self, verdict: Verdict | None, batch: DecodedBatch) -> None:
+        """Publish the refused records with their reasons (durable before the batch is answered):
+        rows that broke a rule, counted here in the batch's partial success, and records the
+        decoder could not turn into rows (already counted), kept as their protobuf bytes. A failed
+        write fails the export (503), so the sender retries and nothing it was told about is lost."""
         at = dt.datetime.now(dt.UTC)
-        rows = quarantine_table(verdict.bad, codes, details, "collector", at)
+        parts: list[pa.Table] = []
+        codes: list[list[str]] = []
+        details: list[str] = []
+        if verdict is not None and verdict.bad.num_rows:
+            codes = [[p.code for p in problems] for problems in verdict.problems]
+            details = ["; ".join(str(p) for p in problems) for problems in verdict.problems]
+            parts.append(quarantine_table(verdict.bad, codes, details, "collector", at))
+        if batch.undecodable:
+            parts.append(unreadable_table(batch.undecodable, "collector", at))
+        rows = pa.concat_tables(parts)
         try:
             await asyncio.to_thread(write_quarantine, self.target, rows)
         except (OSError, pa.ArrowException) as exc:
             raise StorageUnavailable(f"could not write the quarantine: {exc}") from exc
-        for request_id, detail in zip(verdict.bad.column("request_id").to_pylist(), details, strict=True):
-            batch.reject(f"usage record {request_id!r:.80} quarantined", detail)
-        self.metrics.count_quarantined(verdict.bad.num_rows, [code for row in codes for code in row])
+        if verdict is not None and verdict.bad.num_rows:
+            for request_id, detail in zip(verdict.bad.column("request_id").to_pylist(), details, strict=True):
+                batch.reject(f"usage record {request_id!r:.80} quarantined", detail)
+        rules = [code for row in codes for code in row] + [UNREADABLE] * len(batch.undecodable)
+        self.metrics.count_quarantined(rows.num_rows, rules)
         if QUARANTINE_TABLE not in self._live_tables:
             await self.refresh_catalog()  # its view was an empty stand-in until this first file
-        log.warning("collector: %d usage record(s) quarantined: %s", verdict.bad.num_rows, "; ".join(details[:3]))
+        said = details[:3] + [reason for reason, _ in batch.undecodable[:3]]
+        log.warning("collector: %d usage record(s) quarantined: %s", rows.num_rows, "; ".join(said[:3]))
 
     def _after_append(self) -> None:
         if self.wal.active_rows >= self._policy.max_rows or self.wal.active_bytes >= self._policy.max_bytes:

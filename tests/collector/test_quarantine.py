@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from collector.catalog import connect, open_catalog
 from collector.rpc_status import Status
@@ -260,3 +261,32 @@ def test_with_an_s3_ledger_the_quarantine_lands_in_s3_and_its_view_reads_it(
         ]
         assert con.execute("SELECT count(*) FROM usage").fetchone() == (1,)
     assert [r["request_id"] for r in read_quarantine([target])] == [gateway_id(2)]
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["protobuf", "json"])
+def test_a_record_that_cannot_become_a_row_is_quarantined_as_received(tmp_path: Path, as_json: bool) -> None:
+    broken = to_log_record(current_usage(2))
+    kept = [kv for kv in broken.attributes if kv.key != "team"]
+    del broken.attributes[:]
+    broken.attributes.extend(kept)
+    request = logs_request(to_log_record(current_usage(1)), broken)
+    body = otlp_json(request) if as_json else request.SerializeToString()
+
+    with _strict(tmp_path) as url, httpx.Client(base_url=url) as client:
+        response = client.post("/v1/logs", content=body, headers=JSON if as_json else PROTOBUF)
+        metrics = client.get("/metrics").text
+
+    assert response.status_code == 200
+    layout = DataLayout.at(tmp_path)
+    assert [r["request_id"] for r in read_rows(layout, "usage")] == [gateway_id(1)]
+    [row] = _quarantine(layout)
+    assert (row["request_id"], row["reasons"], row["details"], row["agent_id"]) == (
+        gateway_id(2),
+        ["record.unreadable"],
+        "missing required attribute 'team'",
+        None,
+    )
+    assert LogRecord.FromString(row["raw_record"]) == broken
+    assert 'meterline_collector_quarantine_reasons_total{rule="record.unreadable"} 1.0' in metrics
+    with open_catalog(layout) as con:
+        assert con.execute("SELECT count(*) FROM quarantine WHERE raw_record IS NOT NULL").fetchone() == (1,)
