@@ -30,6 +30,11 @@ def openai_usage_block(usage: TokenUsage) -> dict[str, int]:
     }
 
 
+def anthropic_usage_block(usage: TokenUsage) -> dict[str, int]:
+    """Anthropic's usage block for counts the gateway made (its input excludes cache reads and writes)."""
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
@@ -74,6 +79,10 @@ def from_anthropic_usage(block: Any) -> TokenUsage | None:
     """TokenUsage from an Anthropic usage block, whose `input_tokens` excludes cache reads and
     writes; here input counts them (OpenTelemetry GenAI meaning)."""
     if not isinstance(block, dict):
+        return None
+    if not any(_int(block.get(k)) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens")):
+        # All zeros: what LiteLLM's Anthropic adapter fills in when the provider behind it sent
+        # no usage (an Anthropic message always has input); the gateway counts instead of $0.
         return None
     cache_read = _int(block.get("cache_read_input_tokens"))
     cache_creation = _int(block.get("cache_creation_input_tokens"))

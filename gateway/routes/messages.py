@@ -20,7 +20,7 @@ from gateway.providers.anthropic_direct import PASSED_HEADERS
 from gateway.providers.named_events import event_name, named_frame
 from gateway.providers.results import ChatStream
 from gateway.routes.common import Call
-from gateway.token_usage import TokenUsage
+from gateway.token_usage import TokenUsage, anthropic_usage_block
 from gateway.tokens import count_messages, count_text
 from meterline.semconv import OPERATION_CHAT
 
@@ -60,4 +60,4 @@ async def messages(request: Request) -> Response:
 
     if isinstance(answer, ChatStream):
         return call.stream(answer, lambda event: event_name(event) == "message_stop", estimate, error_event)
-    return call.respond(answer, estimate)
+    return call.respond(answer, estimate, anthropic_usage_block)

@@ -348,6 +348,22 @@ def test_stream_cut_by_the_provider_ends_with_an_error_event(
     assert (record.status, record.http_status, record.stream, record.attempts) == ("error", 502, True, 1)
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_counted_usage_is_what_the_client_sees(stack: Stack, client: anthropic.Anthropic, target: str) -> None:
+    """No usage from the provider (LiteLLM's adapter fills in zeros): every path bills the
+    gateway's count, flags it, and shows the client those numbers (it showed 0/0 billed $0)."""
+    mock_of(stack, target).omit_usage = True
+
+    message = client.messages.create(model=target, max_tokens=64, messages=MESSAGES)
+
+    counted = (count_messages([dict(m) for m in MESSAGES]), count_text(REPLY))
+    assert counted == (11, 6)
+    record = stack.record
+    assert (record.input_tokens, record.output_tokens, record.usage_estimated) == (11, 6, True)
+    assert record.cost_usd == cost(*expected(target)[:2], TokenUsage(input_tokens=11, output_tokens=6)) > 0
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (11, 6)
+
+
 def test_usage_is_counted_when_the_provider_reports_none(stack: Stack, client: anthropic.Anthropic) -> None:
     stack.anthropic.omit_usage = True
 
