@@ -72,6 +72,15 @@ class Demand:
     usd_nanos: int
     parallel: int = 1
 
+    def most(self, other: Demand) -> Demand:
+        """Each amount the larger of the two (the worst case over models that may answer)."""
+        return Demand(
+            max(self.requests, other.requests),
+            max(self.tokens, other.tokens),
+            max(self.usd_nanos, other.usd_nanos),
+            max(self.parallel, other.parallel),
+        )
+
     def amount(self, dimension: Dimension) -> int:
         if dimension is Dimension.REQUESTS:
             return self.requests

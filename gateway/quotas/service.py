@@ -17,7 +17,7 @@ detects goes to `on_reset` (gateway/quotas/reset.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -122,14 +122,19 @@ class QuotaService:
         input_tokens: int,
         max_output_tokens: int | None,
         completions: int = 1,
+        alternatives: Sequence[tuple[str, str | None]] = (),
     ) -> Admission:
         """Reserve the request's worst case against every limit of the agent and its team:
-        `input_tokens` plus `completions` generations of `max_output_tokens` each."""
+        `input_tokens` plus `completions` generations of `max_output_tokens` each, priced at the
+        dearest of `model` and the `alternatives` (other deployments and fallbacks that may answer)."""
         limits = self._plan.limits_for(identity)
         if not limits:
             return Admission({})
         now = self._clock()
         demand = self._plan.demand(model, provider, input_tokens, max_output_tokens, completions)
+        for other_model, other_provider in alternatives:
+            other = self._plan.demand(other_model, other_provider, input_tokens, max_output_tokens, completions)
+            demand = demand.most(other)
         items, frees_in = counter_items(limits, demand, self._calendar, now)
         store, result = await self._reserve(items, now)
         headers = rate_limit_headers(limits, result.used, frees_in)

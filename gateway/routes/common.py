@@ -93,16 +93,27 @@ class Call:
         identity = self.meter.identity
         if quotas is None or not quotas.has_limits(identity):
             return
-        deployment = upstream.router.deployments(asked.model)[0]
+        # Every model that may answer: the group's deployments, then its fallbacks' (the worst
+        # case is priced at the dearest of them).
+        router = upstream.router
+        policy = router.policy
+        groups = [
+            asked.model,
+            *policy.fallbacks.get(asked.model, ()),
+            *policy.context_window_fallbacks.get(asked.model, ()),
+        ]
+        answerers = list(dict.fromkeys((d.model, d.provider) for group in groups for d in router.deployments(group)))
+        model, provider = answerers[0]
         # Input tokens from the body size: an upper bound for Latin text at ~2 bytes per token,
         # with no tokenizer on the request path; settlement replaces it with the real count.
         self.admission = await quotas.admit(
             identity,
-            model=deployment.model,
-            provider=deployment.provider,
+            model=model,
+            provider=provider,
             input_tokens=body_bytes // 2 + 16,
             max_output_tokens=asked.output_bound.max_tokens,
             completions=asked.output_bound.completions,
+            alternatives=answerers[1:],
         )
         self.headers.update(self.admission.headers)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
@@ -143,3 +144,27 @@ def test_a_response_cache_hit_gives_its_reservation_back(provider: str) -> None:
     assert other.status_code == 200  # the slot is free and the hits took no request of rpm 2
     assert third.status_code == 429 and third.json()["error"]["code"] == "rate_limit_exceeded"
     assert third.headers["x-ratelimit-limit-requests"] == "2"
+
+
+def test_the_worst_case_is_priced_at_the_dearest_model_that_may_answer(provider: str) -> None:
+    """A group that falls back to a dearer model reserves at the dearer prices: a fallback's
+    answer can never be billed beyond what was reserved (it was reserved at gpt-4o-mini prices)."""
+    from gateway.pricing import PriceBook
+    from gateway.token_usage import TokenUsage
+
+    body = {"model": "gpt", "messages": MESSAGES, "max_tokens": 1000}
+    worst = TokenUsage(input_tokens=len(json.dumps(body)) // 2 + 16, output_tokens=1000)
+    prices = PriceBook()
+    cheap, dear = prices.cost_usd("gpt-4o-mini", "openai", worst), prices.cost_usd("gpt-4o", "openai", worst)
+    assert dear > 10 * cheap
+    fallback = f"""  - model_name: big
+    litellm_params: {{model: openai/gpt-4o, api_base: "{provider}/v1", api_key: sk-mock}}
+router_settings: {{fallbacks: [{{gpt: [big]}}]}}
+"""
+    statuses = []
+    for cap in (dear * 0.99, dear * 1.01):
+        text = make_gateway(provider, f"{{usd_per_day: {cap!r}}}").replace("agents:\n", fallback + "agents:\n", 1)
+        config = parse_config(text, "fallback.yaml", environ={})
+        with serve_in_thread(create_app(config, sink=InMemorySink())) as url, httpx.Client(base_url=url) as client:
+            statuses.append(client.post("/v1/chat/completions", content=json.dumps(body), headers=AUTH).status_code)
+    assert statuses == [429, 200]
