@@ -84,6 +84,9 @@ class Spool:
         self._sync_lock = threading.Lock()
         self._sizes: dict[int, int] = {}
         """Written bytes of each live segment, oldest first."""
+        self._total = 0
+        """The sum of `_sizes` (kept, not summed per write)."""
+        self._next_warning = max_bytes * _WARN_LEVELS[0]
         self._active = 0
         self._handle: int | None = None
         self._rotated: list[int] = []
@@ -131,6 +134,7 @@ class Spool:
             self._sizes[segment] = end
             start = acked.offset if acked.segment == segment else 0
             pending += len(scan_frames(data[start:end])[0])
+        self._total = sum(self._sizes.values())
         self._active = max([*self._sizes, acked.segment, 0]) + 1
         self._handle = self._create(self._active)
         self._sizes[self._active] = 0
@@ -173,7 +177,7 @@ class Spool:
 
     def _unacked_bytes(self) -> int:
         acked = self._acked.offset if self._acked.segment in self._sizes else 0
-        return sum(self._sizes.values()) - acked
+        return self._total - acked
 
     @property
     def unsynced_records(self) -> int:
@@ -183,7 +187,7 @@ class Spool:
         """Put `payloads` in the active segment with one `os.write` (no fsync: see `sync`).
         Raises SpoolFull (nothing written) when the cap would be passed, OSError when the disk
         fails (the segment is cut back; nothing written)."""
-        data = b"".join(frame(p) for p in payloads)
+        data = frame(payloads[0]) if len(payloads) == 1 else b"".join(map(frame, payloads))
         with self._lock:
             size = self._unacked_bytes()
             if size + len(data) > self.max_bytes:
@@ -198,7 +202,10 @@ class Spool:
                 os.ftruncate(self._handle, before)
                 raise
             self._sizes[self._active] = before + len(data)
+            self._total += len(data)
             self._unsynced += len(payloads)
+            if size + len(data) >= self._next_warning:
+                self._check_level()
             if self._sizes[self._active] >= self._segment_bytes:
                 # The new segment's directory entry is fsync'd by the next `sync`, before the
                 # full one is closed.
@@ -211,7 +218,6 @@ class Spool:
                 self._handle = handle
                 self._active += 1
                 self._sizes[self._active] = 0
-            self._check_level()
 
     def sync(self) -> int:
         """fdatasync everything written so far (one group commit); returns how many records it
@@ -260,6 +266,8 @@ class Spool:
                 )
         if level < _WARN_LEVELS[0] / 2:
             self._warned = 0.0
+        marks = [m for m in _WARN_LEVELS if m > self._warned]
+        self._next_warning = self.max_bytes * marks[0] if marks else float("inf")
 
     # -- reading and acknowledging ---------------------------------------------------------------
 
@@ -317,7 +325,7 @@ class Spool:
             self.unacked_records = max(0, self.unacked_records - count)
             finished = [s for s in self._sizes if s < cursor.segment]
             for segment in finished:
-                del self._sizes[segment]
+                self._total -= self._sizes.pop(segment)
             self._check_level()
         for segment in finished:
             (self.directory / _name(segment)).unlink(missing_ok=True)
