@@ -172,7 +172,7 @@ class Pipeline:
             else data.column("request_id").to_pylist()
         )
         if self._validator is not None:
-            verdict = self._validator.split(data) if data.num_rows else None
+            verdict = self._split(self._validator, data) if data.num_rows else None
             if (verdict is not None and verdict.bad.num_rows) or batch.undecodable:
                 await self._quarantine(verdict, batch)
             if verdict is not None and verdict.bad.num_rows:
@@ -200,6 +200,16 @@ class Pipeline:
                 committed.set_result(None)
             self._after_append()
         return IngestResult(len(fresh), len(ids) - len(fresh), batch.rejected, batch.message)
+
+    @staticmethod
+    def _split(validator: RecordValidator, data: pa.Table) -> Verdict:
+        """The validator's verdict; a fault in it (a bug, never the sender's) is a 503, so the
+        batch is retried and nothing is billed or set aside unchecked."""
+        try:
+            return validator.split(data)
+        except Exception as exc:
+            log.exception("collector: validating a usage batch failed; the sender will retry it")
+            raise StorageUnavailable(f"could not validate the usage records ({type(exc).__name__})") from exc
 
     async def _quarantine(self, verdict: Verdict | None, batch: DecodedBatch) -> None:
         """Publish the refused records with their reasons (durable before the batch is answered):

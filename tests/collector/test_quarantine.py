@@ -290,3 +290,18 @@ def test_a_record_that_cannot_become_a_row_is_quarantined_as_received(tmp_path: 
     assert 'meterline_collector_quarantine_reasons_total{rule="record.unreadable"} 1.0' in metrics
     with open_catalog(layout) as con:
         assert con.execute("SELECT count(*) FROM quarantine WHERE raw_record IS NOT NULL").fetchone() == (1,)
+
+
+def test_a_fault_in_the_validator_is_a_503_and_nothing_lands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Any, table: Any) -> Any:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr("collector.validation.RecordValidator.split", broken)
+    request = logs_request(to_log_record(current_usage(1)))
+    with _strict(tmp_path) as url:
+        response = httpx.post(f"{url}/v1/logs", content=request.SerializeToString(), headers=PROTOBUF)
+
+    assert (response.status_code, response.headers["retry-after"]) == (503, "5")
+    assert Status.FromString(response.content).message == "could not validate the usage records (ZeroDivisionError)"
+    layout = DataLayout.at(tmp_path)
+    assert read_rows(layout, "usage") == [] and _quarantine(layout) == []
