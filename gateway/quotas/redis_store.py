@@ -20,7 +20,7 @@ client.
 
 Counter resets: every reserve also reads the store's epoch key (`prefix + "epoch"`, written
 once, never expiring). A Redis that lost its data (restart without persistence, a failover to a
-replica that had not caught up, FLUSHALL) has lost that key too: the first reserve after the
+replica that never had the data, FLUSHALL) has lost that key too: the first reserve after the
 loss writes a new epoch and says so, and every replica sees the value change. The store reports
 it to `on_reset` (gateway/quotas/reset.py raises the metric, the log line and the alarm).
 """

@@ -1,6 +1,6 @@
 """What the gateway does when the quota store's counters were lost (`redis_store.StoreReset`).
 
-Redis without persistence that restarts, a failover to a replica that had not caught up, or a
+Redis without persistence that restarts, a failover to a replica that never had the data, or a
 FLUSHALL empties every counter: every agent's limits start again from zero, so a day's token
 and dollar caps admit up to twice their amount. Each replica that notices counts it in
 `meterline_quota_store_resets_total` and logs an error; the one replica whose request wrote the
