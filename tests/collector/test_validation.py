@@ -212,3 +212,21 @@ def test_the_fast_screen_never_clears_a_batch_the_exact_checks_refuse(picks: lis
     verdict = validator.split(table)
     assert verdict.good.num_rows + verdict.bad.num_rows == len(records)
     assert (verdict.bad.num_rows > 0) == refused
+
+
+def test_limits_come_from_the_config_and_a_bad_one_names_its_field() -> None:
+    from collector.settings import CollectorSettings
+    from meterline.config import ConfigError, parse_config
+
+    config = parse_config("collector:\n  validation: {max_cost_usd: 5000, max_past_days: 30}\n", "m.yaml", {})
+    limits = CollectorSettings.from_config(config, "/tmp/data").validation
+    assert (limits.max_cost_usd, limits.max_past_days, limits.max_tokens) == (5000.0, 30.0, 50_000_000)
+
+    with pytest.raises(
+        ConfigError, match=r"^m.yaml: collector.validation.max_cost_usd: Input should be greater than 0"
+    ):
+        parse_config("collector:\n  validation: {max_cost_usd: -1}\n", "m.yaml", {})
+    with pytest.raises(ConfigError, match=r"^m.yaml: collector.validation.max_tokenz: Extra inputs are not permitted"):
+        parse_config("collector:\n  validation: {max_tokenz: 5}\n", "m.yaml", {})
+    with pytest.raises(ConfigError, match=r"^m.yaml: agents\[0\].id: String should match pattern"):
+        parse_config("agents:\n  - {id: ../x, team: t}\n", "m.yaml", {})
