@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from google.protobuf.message import DecodeError
@@ -33,6 +33,9 @@ from meterline.otlp_usage import UsageDecodeError, is_usage_log
 from meterline.span_row import span_arrow_schema
 from meterline.usage_record import USAGE_EVENT_NAME
 
+if TYPE_CHECKING:
+    from collector.validation import Verdict
+
 Row = dict[str, Any]
 
 _MAX_REASONS = 5
@@ -51,6 +54,8 @@ class DecodedBatch:
     reasons: list[str] = field(default_factory=list)
     request_ids: list[str] | None = None
     """The usage table's request_id column as a list, when the decoder has it anyway."""
+    verdict: Verdict | None = None
+    """The usage table's records checked (`Pipeline.check_usage`), when that ran already."""
     undecodable: list[tuple[str, bytes]] = field(default_factory=list)
     """Usage records refused before they became rows: (reason, the LogRecord's protobuf bytes),
     for the quarantine."""

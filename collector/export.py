@@ -53,10 +53,18 @@ TRACES = Signal("traces", decode_traces, Pipeline.ingest_spans, _traces_response
 LOGS = Signal("logs", decode_logs, Pipeline.ingest_usage, _logs_response)
 
 
+def _decode(pipeline: Pipeline, signal: Signal, body: bytes, encoding: Encoding) -> DecodedBatch:
+    batch = signal.decode(body, encoding)
+    if signal.decode is decode_logs:
+        pipeline.check_usage(batch)  # the usage records' verdict, in the same worker thread
+    return batch
+
+
 async def export(pipeline: Pipeline, signal: Signal, body: bytes, encoding: Encoding) -> Message:
     """The response to one export request; raises CollectorError for what cannot be taken."""
-    # Decoding a large batch takes long enough to stall other requests; keep it off the loop.
-    batch = await asyncio.to_thread(signal.decode, body, encoding)
+    # Decoding (and checking) a large batch takes long enough to stall other requests; keep it
+    # off the loop.
+    batch = await asyncio.to_thread(_decode, pipeline, signal, body, encoding)
     result = await signal.ingest(pipeline, batch)
     if result.rejected:
         log.warning("collector: %s export rejected %d record(s): %s", signal.name, result.rejected, result.message)

@@ -172,7 +172,9 @@ class Pipeline:
             else data.column("request_id").to_pylist()
         )
         if self._validator is not None:
-            verdict = self._split(self._validator, data) if data.num_rows else None
+            verdict = batch.verdict
+            if verdict is None and data.num_rows:
+                verdict = self._split(self._validator, data)
             if (verdict is not None and verdict.bad.num_rows) or batch.undecodable:
                 await self._quarantine(verdict, batch)
             if verdict is not None and verdict.bad.num_rows:
@@ -200,6 +202,13 @@ class Pipeline:
                 committed.set_result(None)
             self._after_append()
         return IngestResult(len(fresh), len(ids) - len(fresh), batch.rejected, batch.message)
+
+    def check_usage(self, batch: DecodedBatch) -> None:
+        """Check a decoded usage batch's records now (blocking: the export's worker thread calls
+        it right after decoding, so the event loop never runs the checks); `ingest_usage` uses
+        the verdict. Raises like `ingest_usage` for a fault in the validator."""
+        if self._validator is not None and batch.table is not None and batch.table.num_rows:
+            batch.verdict = self._split(self._validator, batch.table)
 
     @staticmethod
     def _split(validator: RecordValidator, data: pa.Table) -> Verdict:
