@@ -30,6 +30,20 @@ def openai_usage_block(usage: TokenUsage) -> dict[str, int]:
     }
 
 
+def embeddings_usage_block(usage: TokenUsage) -> dict[str, int]:
+    """OpenAI's embeddings usage block for counts the gateway made."""
+    return {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
+
+
+def responses_usage_block(usage: TokenUsage) -> dict[str, int]:
+    """The Responses API's usage block for counts the gateway made."""
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
+
+
 def anthropic_usage_block(usage: TokenUsage) -> dict[str, int]:
     """Anthropic's usage block for counts the gateway made (its input excludes cache reads and writes)."""
     return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}

@@ -9,7 +9,7 @@ from gateway.endpoint_request import parse_embedding_request
 from gateway.errors import GatewayError
 from gateway.routes.common import Call
 from gateway.routes.completions import prompt_tokens
-from gateway.token_usage import TokenUsage
+from gateway.token_usage import TokenUsage, embeddings_usage_block
 from meterline.semconv import OPERATION_EMBEDDINGS
 
 ROUTE = "/v1/embeddings"
@@ -22,4 +22,6 @@ async def embeddings(request: Request) -> Response:
         answer = await call.routed(upstream.embeddings(asked))
     except GatewayError as error:
         return call.fail(error)
-    return call.respond(answer, lambda _: TokenUsage(input_tokens=prompt_tokens(asked.body["input"])))
+    return call.respond(
+        answer, lambda _: TokenUsage(input_tokens=prompt_tokens(asked.body["input"])), embeddings_usage_block
+    )

@@ -13,7 +13,7 @@ from gateway.errors import GatewayError
 from gateway.providers.named_events import RESPONSES_FINAL, event_name, named_frame
 from gateway.providers.results import ChatStream
 from gateway.routes.common import Call
-from gateway.token_usage import TokenUsage
+from gateway.token_usage import TokenUsage, responses_usage_block
 from gateway.tokens import count_messages, count_text
 from meterline.semconv import OPERATION_CHAT
 
@@ -49,4 +49,4 @@ async def responses(request: Request) -> Response:
 
     if isinstance(answer, ChatStream):
         return call.stream(answer, lambda event: event_name(event) in RESPONSES_FINAL, estimate, error_event)
-    return call.respond(answer, estimate)
+    return call.respond(answer, estimate, responses_usage_block)

@@ -140,7 +140,8 @@ def test_counted_usage_is_what_the_client_sees(stack: Stack, path: str) -> None:
     client those numbers (LiteLLM's path showed 0/0/0)."""
     stack.openai.omit_usage = True
 
-    completion = sdk(stack).completions.create(model=group("instruct", path), prompt=PROMPT)
+    with sdk(stack) as client:
+        completion = client.completions.create(model=group("instruct", path), prompt=PROMPT)
 
     counted = (count_text(PROMPT), count_text(REPLY))
     assert counted == (5, 6)
@@ -154,11 +155,11 @@ def test_counted_usage_is_what_the_client_sees(stack: Stack, path: str) -> None:
 def test_counted_usage_is_the_usage_chunk_the_client_asked_for(stack: Stack) -> None:
     stack.openai.omit_usage = True
 
-    chunks = list(
-        sdk(stack).completions.create(
+    with sdk(stack) as client:
+        stream = client.completions.create(
             model="instruct", prompt=PROMPT, stream=True, stream_options={"include_usage": True}
         )
-    )
+        chunks = list(stream)
 
     assert [(c.usage.prompt_tokens, c.usage.completion_tokens) for c in chunks if c.usage] == [(5, 6)]
     record = stack.record

@@ -77,10 +77,15 @@ def test_agent_limited_to_other_models_is_refused(stack: Stack) -> None:
     assert stack.openai.requests == []
 
 
-def test_usage_is_counted_when_the_provider_reports_none(stack: Stack) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_usage_is_counted_when_the_provider_reports_none(stack: Stack, path: str) -> None:
+    """Both paths bill the gateway's count, flagged, and show the client those numbers
+    (LiteLLM's path showed 0/0/0)."""
     stack.openai.omit_usage = True
 
-    sdk(stack).embeddings.create(model="embed", input=INPUTS)
+    with sdk(stack) as client:
+        result = client.embeddings.create(model=group("embed", path), input=INPUTS)
 
-    assert stack.record.input_tokens == sum(count_text(t) for t in INPUTS)
-    assert stack.record.usage_estimated is True
+    assert sum(count_text(t) for t in INPUTS) == 10
+    assert (stack.record.input_tokens, stack.record.output_tokens, stack.record.usage_estimated) == (10, 0, True)
+    assert (result.usage.prompt_tokens, result.usage.total_tokens) == (10, 10)

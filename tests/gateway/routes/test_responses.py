@@ -215,12 +215,15 @@ def test_usage_is_counted_and_flagged_when_the_provider_reports_none(
     else:
         usage = client.responses.create(model=group("chat", path), input=INPUT).usage
 
-    if path == "direct":
-        assert usage is None
     record = stack.record
     counted = TokenUsage(
         input_tokens=count_messages([{"role": "user", "content": INPUT}]), output_tokens=count_text(REPLY)
     )
+    if not stream:  # the client sees the counts it is billed, on both paths (LiteLLM's were its own)
+        assert usage is not None
+        assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (11, 6, 17)
+    elif path == "direct":
+        assert usage is None
     assert (record.input_tokens, record.output_tokens, record.usage_estimated, record.usage_raw) == (
         counted.input_tokens,
         counted.output_tokens,
