@@ -39,23 +39,22 @@ locals {
   # Every aws-secretsmanager:// reference the rendered config holds, by name. The config below
   # takes its references from here only, and the task roles' secrets policy is built from the
   # same ARNs (tests/infra/test_iam.py compares it with `meterline secrets iam-policy`).
-  secret_references = merge(
-    {
-      master_key      = "aws-secretsmanager://${aws_secretsmanager_secret.this["master-key"].arn}"
-      hash_secret     = "aws-secretsmanager://${aws_secretsmanager_secret.this["key-hash-secret"].arn}"
-      jwt_signing_key = "aws-secretsmanager://${aws_secretsmanager_secret.this["jwt-signing-key"].arn}"
-      database_url    = "aws-secretsmanager://${aws_secretsmanager_secret.this["database-url"].arn}"
-      redis_url       = "aws-secretsmanager://${aws_secretsmanager_secret.this["redis-url"].arn}"
-      ingest_gateway  = "aws-secretsmanager://${aws_secretsmanager_secret.this["ingest-tokens"].arn}#gateways"
-      ingest_agents   = "aws-secretsmanager://${aws_secretsmanager_secret.this["ingest-tokens"].arn}#agents"
-    },
-    { for name, key in var.provider_keys : "provider/${name}" => "aws-secretsmanager://${key.secret_arn}${key.json_key == null ? "" : "#${key.json_key}"}" },
-  )
+  generated_references = {
+    master_key      = "aws-secretsmanager://${aws_secretsmanager_secret.this["master-key"].arn}"
+    hash_secret     = "aws-secretsmanager://${aws_secretsmanager_secret.this["key-hash-secret"].arn}"
+    jwt_signing_key = "aws-secretsmanager://${aws_secretsmanager_secret.this["jwt-signing-key"].arn}"
+    database_url    = "aws-secretsmanager://${aws_secretsmanager_secret.this["database-url"].arn}"
+    redis_url       = "aws-secretsmanager://${aws_secretsmanager_secret.this["redis-url"].arn}"
+    ingest_gateway  = "aws-secretsmanager://${aws_secretsmanager_secret.this["ingest-tokens"].arn}#gateways"
+    ingest_agents   = "aws-secretsmanager://${aws_secretsmanager_secret.this["ingest-tokens"].arn}#agents"
+  }
+  provider_references = { for name, key in var.provider_keys : "provider/${name}" => "aws-secretsmanager://${key.secret_arn}${key.json_key == null ? "" : "#${key.json_key}"}" }
+  secret_references   = merge(local.generated_references, local.provider_references)
 
   # The sections the module owns; `var.config` supplies the rest (agents, teams, budgets, ...).
   owned_sections = ["env", "tenant", "timezone", "model_list", "general_settings", "key_store", "quota_store", "telemetry", "storage", "collector", "dashboard"]
 
-  meterline_config = merge(var.config, {
+  rendered_config = {
     env      = var.env
     tenant   = var.tenant
     timezone = var.timezone
@@ -95,9 +94,10 @@ locals {
     }
     # The dashboard has no login of its own: the ALB authenticates (OIDC or Cognito) before it.
     dashboard = { allow_unauthenticated = true }
-  })
+  }
 
-  config_yaml = yamlencode(local.meterline_config)
+  meterline_config = merge(var.config, local.rendered_config)
+  config_yaml      = yamlencode(local.meterline_config)
 }
 
 resource "terraform_data" "config_checks" {

@@ -50,7 +50,7 @@ resource "aws_security_group" "gateway" {
     cidr_blocks = ["0.0.0.0/0"]
   }
   egress {
-    description = "To the collector's NLB (OTLP/gRPC 4317, OTLP/HTTP 4318)"
+    description = "To the collector NLB (OTLP/gRPC 4317, OTLP/HTTP 4318)"
     from_port   = local.ports.collector_grpc
     to_port     = local.ports.collector_http
     protocol    = "tcp"
