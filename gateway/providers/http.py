@@ -84,6 +84,19 @@ def stream_error(payload: bytes, deployment: Deployment) -> UpstreamFailure | No
     )
 
 
+def responses_stream_error(data: dict[str, Any] | None, deployment: Deployment) -> UpstreamFailure:
+    """A Responses API `error` event mid-stream (`{"type": "error", "code", "message", "param"}`),
+    as the failure the route sends its own error event for: status 500, as on LiteLLM's path."""
+    message = (data or {}).get("message")
+    code = (data or {}).get("code")
+    held = held_secrets(deployment.api_key)
+    return UpstreamFailure(
+        scrub_text(message if isinstance(message, str) and message else "the provider's stream failed", held)[:1000],
+        status=500,
+        code=scrub_text(code, held) if isinstance(code, str) else None,
+    )
+
+
 # Anthropic's error type -> the status LiteLLM's stream adapter derived it from.
 _STATUS_BY_ANTHROPIC_TYPE = {"rate_limit_error": 429, "overloaded_error": 529, "timeout_error": 504}
 

@@ -9,8 +9,16 @@ from typing import Any
 
 from gateway.endpoint_request import EndpointRequest
 from gateway.providers.h1 import Response
-from gateway.providers.http import SCRUBBED_EVENTS, body_lines, post, read_json, scrubbed_frame, stream_error
-from gateway.providers.named_events import ResponsesTally, event_name, frames
+from gateway.providers.http import (
+    SCRUBBED_EVENTS,
+    body_lines,
+    post,
+    read_json,
+    responses_stream_error,
+    scrubbed_frame,
+    stream_error,
+)
+from gateway.providers.named_events import ResponsesTally, event_name, frame_data, frames
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.session import SessionOwner
 from gateway.providers.sse import DONE, absorb_chunk, sse
@@ -105,7 +113,10 @@ class OpenAIEndpoints(SessionOwner):
         async def events() -> AsyncIterator[bytes]:
             try:
                 async for frame in frames(body_lines(response, deployment)):
-                    if event_name(frame) in SCRUBBED_EVENTS:
+                    name = event_name(frame)
+                    if name == "error":  # a failure, as LiteLLM's path reports it: the route's error event
+                        raise responses_stream_error(frame_data(frame), deployment)
+                    if name in SCRUBBED_EVENTS:
                         frame = scrubbed_frame(frame, deployment)
                     reader.absorb(frame)
                     yield frame

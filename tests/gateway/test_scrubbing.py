@@ -315,5 +315,10 @@ def test_responses_error_event_mid_stream_never_carries_a_key(stack: Stack, path
     response = stack.http.post("/v1/responses", json=body, headers={"Authorization": f"Bearer {AGENT_KEY}"})
     stack.seen.append(response.text)
     assert response.status_code == 200
-    assert "event: error" in response.text or '"error"' in response.text
+    last = response.text.rstrip().split("\n\n")[-1]
+    assert last.startswith("event: error\n")
+    error = json.loads(last.split("\n")[1][6:])
+    assert error["type"] == "error" and error["message"].startswith("upstream provider error: ")
+    record = stack.sink.records[0]  # the same failure on both paths
+    assert (record.status, record.http_status, record.error_type) == ("error", 500, "upstream_http_500")
     assert_nothing_leaked(stack)
