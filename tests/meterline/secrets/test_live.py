@@ -162,3 +162,20 @@ def test_refresh_soon_starts_at_most_one_refresh_per_interval() -> None:
 
     assert asyncio.run(scenario()) == 2  # the first fetch, then one refresh
     assert secret.reveal() == "sk-live-two"
+
+
+def test_replaced_values_are_remembered_newest_first_for_scrubbing() -> None:
+    """`previous_values`: what error scrubbing masks besides the current value (the last three)."""
+    backend = ScriptedBackend()
+    secret = live(backend)
+    assert secret.previous_values == ()
+
+    async def rotate_through(*values: str) -> None:
+        for value in values:
+            backend.value = value
+            await secret.refresh_now()
+
+    asyncio.run(rotate_through("sk-live-two", "sk-live-two", "sk-live-three", "sk-live-one", "sk-live-four"))
+    assert secret.reveal() == "sk-live-four"
+    # An unchanged refresh adds nothing; a value coming back is not listed twice; at most three.
+    assert secret.previous_values == ("sk-live-one", "sk-live-three", "sk-live-two")
