@@ -168,7 +168,7 @@ def test_replaced_values_are_remembered_newest_first_for_scrubbing() -> None:
     """`previous_values`: what error scrubbing masks besides the current value (the last three)."""
     backend = ScriptedBackend()
     secret = live(backend)
-    assert secret.previous_values == ()
+    assert len(secret.previous_values) == 0
 
     async def rotate_through(*values: str) -> None:
         for value in values:
