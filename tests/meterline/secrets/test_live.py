@@ -178,4 +178,4 @@ def test_replaced_values_are_remembered_newest_first_for_scrubbing() -> None:
     asyncio.run(rotate_through("sk-live-two", "sk-live-two", "sk-live-three", "sk-live-one", "sk-live-four"))
     assert secret.reveal() == "sk-live-four"
     # An unchanged refresh adds nothing; a value coming back is not listed twice; at most three.
-    assert secret.previous_values == ("sk-live-one", "sk-live-three", "sk-live-two")
+    assert list(secret.previous_values) == ["sk-live-one", "sk-live-three", "sk-live-two"]
