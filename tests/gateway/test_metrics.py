@@ -217,3 +217,13 @@ def test_exposition_parses_documents_every_metric_and_carries_no_agent() -> None
         "cache_creation_input": 10.0,
         "reasoning_output": 100.0,
     }
+
+
+def test_the_exporters_events_are_read_when_scraped() -> None:
+    metrics = GatewayMetrics()
+    counts = {"repaired": 1}
+    metrics.watch_telemetry_events(lambda: counts)
+    assert value(metrics, "meterline_telemetry_events_total", event="repaired") == 1
+    counts.update(repaired=3, usage_dropped=2)
+    assert value(metrics, "meterline_telemetry_events_total", event="repaired") == 3
+    assert value(metrics, "meterline_telemetry_events_total", event="usage_dropped") == 2
