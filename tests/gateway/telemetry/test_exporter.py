@@ -88,13 +88,14 @@ def request_ids(body: bytes) -> list[str]:
 
 
 async def exporter_for(
-    url: str, root: Path, n: int, timeout_s: float = 10.0, interval_s: float = 3600, **options: int
-) -> TelemetryExporter:
+    url: str, root: Path, n: int, timeout_s: float = 10.0, interval_s: float = 3600,
+    max_bytes: int = 10**8, max_backlog: int = 100_000,
+) -> TelemetryExporter:  # fmt: skip
     """An exporter on a real spool under `root` with `n` records submitted and fsync'd. A long
     interval: the test drives export_pending itself unless it passes a short one."""
     exporter = TelemetryExporter(
-        url, {"service.name": "gw"}, spool=Spool(root, options.pop("max_bytes", 10**8)),
-        interval_s=interval_s, timeout_s=timeout_s, flush_ms=0, **options,
+        url, {"service.name": "gw"}, spool=Spool(root, max_bytes),
+        interval_s=interval_s, timeout_s=timeout_s, flush_ms=0, max_backlog=max_backlog,
     )  # fmt: skip
     await exporter.start()
     for i in range(n):
