@@ -18,6 +18,7 @@ from meterline.cli import commands, config_source
 from meterline.cli import quarantine as quarantine_cli
 from meterline.cli import quotas as quotas_cli
 from meterline.cli import secrets as secrets_cli
+from meterline.cli import traces as traces_cli
 from meterline.config import ConfigError
 from meterline.secret_refs import SecretResolutionError
 
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     alarms_cli.add_parser(verbs, _shared)
     quarantine_cli.add_parser(verbs, _shared)
     quotas_cli.add_parser(verbs, _shared)
+    traces_cli.add_parsers(verbs, _shared)
     return parser
 
 
