@@ -90,7 +90,7 @@ def stub_random(tree: Path) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_CLI_CONFIG_FILE": os.devnull}
     return subprocess.run(["terraform", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
@@ -103,9 +103,9 @@ def render_plan(workdir: Path, tftest: str) -> dict[str, dict[str, Any]]:
     stub_random(tree)
     (tree / "tests").mkdir()
     (tree / "tests" / "render.tftest.hcl").write_text(tftest, encoding="utf-8")
-    init = _run(["init", "-backend=false", "-input=false", f"-plugin-dir={PLUGIN_DIR}"], tree)
+    init = run(["init", "-backend=false", "-input=false", f"-plugin-dir={PLUGIN_DIR}"], tree)
     assert init.returncode == 0, init.stderr + init.stdout
-    result = _run(["test", "-verbose", "-json"], tree)
+    result = run(["test", "-verbose", "-json"], tree)
     plans: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     for line in result.stdout.splitlines():
