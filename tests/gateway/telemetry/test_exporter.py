@@ -18,8 +18,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway.telemetry.exporter import TelemetryExporter
+from gateway.telemetry.exporter import SpanDraft, TelemetryExporter
 from gateway.telemetry.otlp_wire import usage_log_record
 from gateway.telemetry.spool import DEAD_LETTER, Spool
 from tests.collector.otlp_fixtures import make_usage
@@ -288,6 +289,34 @@ def test_text_that_cannot_be_encoded_is_repaired_flagged_and_billed(tmp_path: Pa
                 *[(make_usage("x").model_requested, False)] * 3,
             ]
             assert exporter.counts == {"repaired": 1}
+
+    asyncio.run(scenario())
+
+
+def test_the_span_of_a_repaired_record_carries_the_repaired_text(tmp_path: Path) -> None:
+    """The span draft shares the record: it is exported with the repaired model name, and a
+    draft whose own text cannot be encoded (a lone surrogate in finish_reasons) is dropped and
+    counted while the sender goes on."""
+    bad = dataclasses.replace(make_usage("req-bad"), model_requested="\ud800")
+    broken = SpanDraft(make_usage("req-1"), None, "/v1/chat/completions", finish_reasons=("\udc00",))
+
+    async def script(n: int) -> bytes:
+        return answer(200)
+
+    async def scenario() -> None:
+        async with Collector(script) as collector:
+            exporter = await exporter_for(collector.url, tmp_path, 0)
+            exporter.submit(bad, SpanDraft(bad, None, "/v1/chat/completions"))
+            exporter.submit(make_usage("req-1"), broken)
+            exporter.submit(make_usage("req-2"), SpanDraft(make_usage("req-2"), None, "/v1/chat/completions"))
+            await exporter.durable()
+            assert await exporter.export_pending() is True
+            await exporter.close()
+            logs, traces = collector.bodies
+            assert request_ids(logs) == ["req-bad", "req-1", "req-2"]
+            spans = ExportTraceServiceRequest.FromString(traces).resource_spans[0].scope_spans[0].spans
+            assert [s.name for s in spans] == ["chat \ufffd", f"chat {make_usage('x').model_requested}"]
+            assert exporter.counts == {"repaired": 1, "span_dropped": 1}
 
     asyncio.run(scenario())
 
