@@ -71,6 +71,8 @@ class Call:
         upstream = self.state.upstream
         if upstream is None:
             raise GatewayNotReady("The gateway is still starting; retry shortly.")
+        if not self.state.exporter.accepting:  # a request it could not bill is refused, not served
+            raise GatewayNotReady("The gateway cannot record usage right now (its usage spool is full); retry shortly.")
         raw = await read_body(self._request, self.state.max_body_bytes)
         asked = parse(raw)
         self.meter.model_requested = asked.model

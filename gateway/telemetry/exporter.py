@@ -222,6 +222,12 @@ class TelemetryExporter:
         return len(self._spans) + len(self._backlog) + self._spool.unsynced_records + self._spool.unacked_records
 
     @property
+    def accepting(self) -> bool:
+        """False while the spool refuses writes and the memory backlog is full: a usage record
+        submitted now would be dropped, so the request path refuses new requests (503) instead."""
+        return len(self._backlog) < self._max_backlog
+
+    @property
     def backlog(self) -> int:
         """Items held in memory: spans, and usage records the spool could not take yet."""
         return len(self._spans) + len(self._backlog)

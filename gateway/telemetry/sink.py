@@ -22,6 +22,10 @@ class TelemetrySink(Protocol):
         """Bytes waiting in the on-disk spool (0 without one)."""
 
     @property
+    def accepting(self) -> bool:
+        """False when a usage record submitted now could not be kept (the request path answers 503)."""
+
+    @property
     def backlog(self) -> int:
         """Items held in memory (bounded by `telemetry.max_backlog`)."""
 
@@ -61,6 +65,10 @@ class InMemorySink:
     @property
     def spool_bytes(self) -> int:
         return 0
+
+    @property
+    def accepting(self) -> bool:
+        return True
 
     @property
     def backlog(self) -> int:

@@ -361,11 +361,12 @@ def test_what_a_full_spool_cannot_take_waits_in_a_bounded_backlog_and_the_excess
             for i in range(6):
                 exporter.submit(make_usage(f"req-{i}"), None)
             assert (exporter.backlog, exporter.counts) == (2, {"held": 2, "usage_dropped": 1})
+            assert exporter.accepting is False  # the request path answers 503 meanwhile
             assert await exporter.force_flush() is False  # the backlog waits for room
             assert await exporter.export_pending() is True
             assert exporter.backlog == 2  # the spool had no room until this acknowledgement
             assert await exporter.force_flush() is True
-            assert exporter.backlog == 0
+            assert (exporter.backlog, exporter.accepting) == (0, True)
             assert await exporter.export_pending() is True
             await exporter.close()
             assert [request_ids(b) for b in collector.bodies] == [["req-0", "req-1", "req-2"], ["req-3", "req-4"]]
