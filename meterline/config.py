@@ -168,7 +168,8 @@ class TelemetryConfig(_Strict):
     (`max_backlog`)."""
     max_backlog: int = Field(default=100_000, ge=1)
     """Most usage records (those the spool cannot take: full or failing disk) and, separately, most
-    spans the gateway holds in memory; beyond it new ones are dropped, counted and logged."""
+    spans the gateway holds in memory. While the usage backlog is full, model calls get 503;
+    beyond it a record is dropped, counted and logged."""
     collector_token: SecretRef | None = None
     """Bearer token the exporter sends to the collector (a secret reference, like every secret
     here): the token of a `collector.ingest_tokens` principal with scopes `usage` and `spans`.
@@ -287,9 +288,17 @@ class CollectorConfig(_Strict):
 
 
 class DashboardConfig(_Strict):
+    password: SecretRef | None = None
+    """A login for the dashboard: a secret reference (`aws-secretsmanager://...`, `vault://...`,
+    `os.environ/NAME`, `file://PATH`) to the password every viewer types. Re-read every 300 s,
+    compared in constant time, never logged. With it (or `oidc`) the dashboard may bind any address."""
+    oidc: bool = False
+    """Log in with Streamlit's OIDC support (`st.login`) instead: the identity provider's
+    settings go in Streamlit's `[auth]` secrets (`.streamlit/secrets.toml`), as Streamlit documents."""
     allow_unauthenticated: bool = False
-    """The dashboard has no login: bind a non-loopback address (`meterline dashboard --host
-    0.0.0.0`) only with this on (a warning at every start); otherwise refused (exit 2)."""
+    """Without `password` or `oidc` the dashboard has no login: bind a non-loopback address
+    (`meterline dashboard --host 0.0.0.0`) only with this on (a warning at every start);
+    otherwise refused (exit 2)."""
 
 
 class AnalyticsConfig(_Strict):
