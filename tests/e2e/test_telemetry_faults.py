@@ -56,7 +56,7 @@ class Traffic:
 
 
 class Stack:
-    def __init__(self, root: Path, provider: str, spool_flush_ms: int = 50) -> None:
+    def __init__(self, root: Path, provider: str, spool_flush_ms: int = 50, more_agents: str = "") -> None:
         self.root = root
         self.data = root / "data"
         self.collector_port, self.gateway_port = free_port(), free_port()
@@ -68,6 +68,7 @@ model_list:
     litellm_params: {{model: openai/gpt-4o-mini, api_base: "{provider}/v1", api_key: sk-mock}}
 agents:
   - {{id: fault-bot, team: a, key: {KEY}}}
+{more_agents}
 telemetry: {{collector: "http://127.0.0.1:{self.collector_port}", export_interval_ms: 100,
              spool_flush_ms: {spool_flush_ms}}}
 """
@@ -298,10 +299,13 @@ def test_gateway_sigkilled_three_times_at_the_defaults_loses_no_answered_request
 def test_a_lone_surrogate_model_name_is_billed_repaired_and_the_next_100_requests_too(
     tmp_path: Path, provider: str
 ) -> None:
-    """`{"model": "\\ud800"}` is valid JSON; its usage record cannot be encoded as UTF-8. It is
-    repaired (U+FFFD), flagged `text_repaired` and billed, and the exporter's loops go on: all
-    101 requests are in the ledger, whatever status the bad one was answered with."""
-    stack = Stack(tmp_path, provider)
+    """`{"model": "\\ud800"}` is valid JSON: all 101 requests (it and the 100 after it) are in the
+    ledger, whatever status the bad one was answered with (a 404 meters the name, which the
+    exporter repairs; a 400 refuses the body before the name reaches the record). A lone
+    surrogate that does reach a record, from an agent's configured tag, is repaired (U+FFFD),
+    flagged `text_repaired` and billed: 102 rows in all, one of them flagged (two on a 404)."""
+    odd = '  - {id: odd-bot, team: a, key: key-odd-bot-0123456789, tags: {cost_center: "cc-\\ud800"}}'
+    stack = Stack(tmp_path, provider, more_agents=odd)
     url = f"http://127.0.0.1:{stack.gateway_port}/v1/chat/completions"
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     try:
@@ -312,13 +316,18 @@ def test_a_lone_surrogate_model_name_is_billed_repaired_and_the_next_100_request
                 url, content=b'{"model": "\\ud800", "messages": [{"role": "user", "content": "hi"}]}', headers=headers
             )
             assert bad.status_code in (400, 404)
+            tagged = client.post(
+                url,
+                json={"model": "gpt", "messages": [{"role": "user", "content": "q"}]},
+                headers={"Authorization": "Bearer key-odd-bot-0123456789"},
+            )
             good = [
                 client.post(
                     url, json={"model": "gpt", "messages": [{"role": "user", "content": f"q {i}"}]}, headers=headers
                 )
                 for i in range(100)
             ]
-        assert [r.status_code for r in good] == [200] * 100
+        assert [r.status_code for r in [tagged, *good]] == [200] * 101
         assert stop(gateway) == 0
         assert stop(collector) == 0
     finally:
@@ -326,12 +335,16 @@ def test_a_lone_surrogate_model_name_is_billed_repaired_and_the_next_100_request
     glob = str(stack.data / "usage" / "*" / "*.parquet")
     rows = (
         duckdb.connect()
-        .execute(f"SELECT request_id, model_requested, text_repaired FROM read_parquet('{glob}') ORDER BY ts_start")
+        .execute(
+            f"SELECT request_id, model_requested, text_repaired, tags FROM read_parquet('{glob}') ORDER BY ts_start"
+        )
         .fetchall()
     )
-    assert len(rows) == 101
+    assert len(rows) == 102
     by_id = {r[0]: (r[1], r[2]) for r in rows}
     assert {by_id[r.headers["x-request-id"]] for r in good} == {("gpt", False)}
-    if bad.status_code == 404:  # the name reached the record (a 400 refuses the body before that)
+    assert by_id[tagged.headers["x-request-id"]] == ("gpt", True)
+    assert [dict(r[3]) for r in rows if r[0] == tagged.headers["x-request-id"]] == [{"cost_center": "cc-\ufffd"}]
+    if bad.status_code == 404:  # the name reached the record
         assert by_id[bad.headers["x-request-id"]] == ("\ufffd", True)
-        assert sum(1 for _, flagged in by_id.values() if flagged) == 1
+    assert sum(1 for _, flagged in by_id.values() if flagged) == (2 if bad.status_code == 404 else 1)
