@@ -1,8 +1,8 @@
-"""What the spend page shows, as plain functions over the marts (spend_daily, spend_monthly,
-latency_daily).
+"""What the Overview and Budgets pages show, as plain functions over the marts (spend_daily,
+spend_monthly, latency_daily).
 
-Kept free of Streamlit so every number on the page is tested without a browser; the page
-(`dashboards/app.py`) only lays these results out.
+Kept free of Streamlit so every number on a page is tested without a browser; the pages
+(`dashboards/views/`) only lay these results out.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from alarms.rules import RANGE_DAYS, Period, forecast, period_of
 from analytics.latency_daily import read_latency_daily
 from analytics.spend_daily import read_spend_daily
 from analytics.spend_monthly import read_spend_monthly
 from analytics.usd import sum_usd
-from dashboards.filters import in_scope
+from dashboards.filters import Budget, in_scope
 from meterline.layout import DataLayout
 
 
@@ -106,3 +107,96 @@ def latency_by_day(latency: pl.DataFrame, column: str) -> pl.DataFrame:
 def format_usd(value: float) -> str:
     """Dollars as every Meterline surface prints them: 6 decimals, so small agents are not $0.00."""
     return f"${value:,.6f}"
+
+
+TOP_N = 5
+OVERVIEW_DIMENSIONS: dict[str, str] = {"agents": "agent_id", "teams": "team", "models": "model", "projects": "project"}
+
+
+def previous_range(since: dt.date, until: dt.date) -> tuple[dt.date, dt.date]:
+    """The range of the same length just before `since..until` (the change's baseline)."""
+    days = (until - since).days + 1
+    return since - dt.timedelta(days=days), since - dt.timedelta(days=1)
+
+
+def answered(daily: pl.DataFrame) -> pl.DataFrame:
+    """Mart rows some model answered (a row without a provider holds failed or refused requests,
+    kept under the alias they asked for; they are not a model's)."""
+    return daily.filter(pl.col("provider").is_not_null())
+
+
+def top_changes(current: pl.DataFrame, previous: pl.DataFrame, column: str, n: int = TOP_N) -> pl.DataFrame:
+    """The `n` dearest values of `column` in `current`, with their spend in `previous` and the
+    change (absolute, and relative where the previous spend was not zero)."""
+    if column in ("model", "provider"):
+        current, previous = answered(current), answered(previous)
+    now = current.group_by(column).agg(sum_usd("cost_usd")).sort(["cost_usd", column], descending=[True, False])
+    before = previous.group_by(column).agg(sum_usd("cost_usd").alias("previous_usd"))
+    top = now.head(n).join(before, on=column, how="left", nulls_equal=True).fill_null(0.0)
+    return top.with_columns(
+        (pl.col("cost_usd") - pl.col("previous_usd")).alias("change_usd"),
+        pl.when(pl.col("previous_usd") > 0)
+        .then(pl.col("cost_usd") / pl.col("previous_usd") - 1)
+        .otherwise(None)
+        .alias("change_pct"),
+    ).with_columns(pl.col(column).fill_null("(none)"))
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """A period's spend so far and its run-rate forecast with range (alarms/rules.py)."""
+
+    first: dt.date
+    last: dt.date
+    spent: float
+    forecast: float
+    low: float
+    high: float
+
+
+def outlook(daily: pl.DataFrame, period: Period, now: dt.datetime) -> Outlook:
+    """Spend of `daily` (mart rows) over `period` up to now, and its forecast: the alarms'
+    method, so the page and the alarm agree (recent days: the `RANGE_DAYS` before today)."""
+    today = now.astimezone(period.start.tzinfo).date()
+    spent_so_far = spent(daily.filter(pl.col("date").is_between(period.first_day, today)))
+    per_day = dict(daily.group_by("date").agg(sum_usd("cost_usd")).iter_rows())
+    recent = [per_day.get(today - dt.timedelta(days=k), 0.0) for k in range(1, RANGE_DAYS + 1)]
+    projected = forecast(spent_so_far, period, now, recent)
+    return Outlook(period.first_day, period.last_day, spent_so_far, projected.projected, projected.low, projected.high)
+
+
+def outlook_window(period: Period, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The mart days `outlook` needs: the recent days before today and the period itself."""
+    return min(period.first_day, today - dt.timedelta(days=RANGE_DAYS)), max(period.last_day, today)
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    budget: Budget
+    period: Period
+    outlook: Outlook
+
+    @property
+    def percent(self) -> float:
+        return 100 * self.outlook.spent / self.budget.amount_usd
+
+    @property
+    def crossed(self) -> list[float]:
+        return [t for t in sorted(self.budget.thresholds) if self.percent >= t]
+
+
+def budget_status(rows: pl.DataFrame, budget: Budget, now: dt.datetime, timezone: str) -> BudgetStatus:
+    """`budget`'s current period, spend and forecast from mart rows covering `outlook_window`:
+    the alarm engine's scope, period and forecast, so the page shows what the alarms evaluate."""
+    period = period_of(now, "day" if budget.period == "day" else "month", timezone)
+    return BudgetStatus(budget, period, outlook(in_scope(rows, budget.scope), period, now))
+
+
+def burn_down(daily: pl.DataFrame, first: dt.date, today: dt.date, amount_usd: float) -> pl.DataFrame:
+    """Per day of the period through `today`: cumulative spend and the budget left."""
+    days = pl.DataFrame({"date": pl.date_range(first, today, eager=True)})
+    per_day = daily.filter(pl.col("date").is_between(first, today)).group_by("date").agg(sum_usd("cost_usd"))
+    joined = days.join(per_day, on="date", how="left").fill_null(0.0).sort("date")
+    return joined.with_columns(pl.col("cost_usd").cum_sum().alias("spent_usd")).with_columns(
+        (amount_usd - pl.col("spent_usd")).alias("left_usd")
+    )

@@ -288,9 +288,17 @@ class CollectorConfig(_Strict):
 
 
 class DashboardConfig(_Strict):
+    password: SecretRef | None = None
+    """A login for the dashboard: a secret reference (`aws-secretsmanager://...`, `vault://...`,
+    `os.environ/NAME`, `file://PATH`) to the password every viewer types. Re-read every 300 s,
+    compared in constant time, never logged. With it (or `oidc`) the dashboard may bind any address."""
+    oidc: bool = False
+    """Log in with Streamlit's OIDC support (`st.login`) instead: the identity provider's
+    settings go in Streamlit's `[auth]` secrets (`.streamlit/secrets.toml`), as Streamlit documents."""
     allow_unauthenticated: bool = False
-    """The dashboard has no login: bind a non-loopback address (`meterline dashboard --host
-    0.0.0.0`) only with this on (a warning at every start); otherwise refused (exit 2)."""
+    """Without `password` or `oidc` the dashboard has no login: bind a non-loopback address
+    (`meterline dashboard --host 0.0.0.0`) only with this on (a warning at every start);
+    otherwise refused (exit 2)."""
 
 
 class AnalyticsConfig(_Strict):

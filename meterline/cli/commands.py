@@ -142,19 +142,22 @@ def _alarms(config: MeterlineConfig, layout: DataLayout) -> None:
 
 
 def dashboard(args: argparse.Namespace) -> int:
+    from dashboards.access import OIDC_ENV, PASSWORD_REF_ENV, SECRETS_ENV
     from dashboards.filters import BUDGETS_ENV, TIMEZONE_ENV, budgets_env_value
     from meterline.bind import require_loopback_or_allowed
 
-    config, layout, _ledger = load_marts(args)  # the page reads only the marts
-    require_loopback_or_allowed(
-        args.host,
-        server="dashboard",
-        risk="may read every agent's spend",
-        remedy="put it behind an authenticating proxy on loopback",
-        setting="dashboard.allow_unauthenticated",
-        allowed=config.dashboard.allow_unauthenticated,
-        source=str(args.config or "meterline.yaml"),
-    )
+    config, layout, _ledger = load_marts(args)  # the pages read the marts and the local ledger
+    settings = config.dashboard
+    if settings.password is None and not settings.oidc:
+        require_loopback_or_allowed(
+            args.host,
+            server="dashboard",
+            risk="may read every agent's spend",
+            remedy="set dashboard.password (a secret reference) or dashboard.oidc",
+            setting="dashboard.allow_unauthenticated",
+            allowed=settings.allow_unauthenticated,
+            source=str(args.config or "meterline.yaml"),
+        )
     app = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
     command = [
         sys.executable, "-m", "streamlit", "run", str(app),
@@ -162,6 +165,14 @@ def dashboard(args: argparse.Namespace) -> int:
         "--server.port", str(args.port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        # A viewer's chrome: no Deploy button, no developer menu, no tracebacks, no e-mail prompt,
+        # no re-run on a source change.
+        "--global.developmentMode", "false",
+        "--client.toolbarMode", "viewer",
+        "--client.showErrorDetails", "none",
+        "--server.showEmailPrompt", "false",
+        "--server.runOnSave", "false",
+        "--server.fileWatcherType", "none",
     ]  # fmt: skip
     env = {
         **os.environ,
@@ -169,7 +180,15 @@ def dashboard(args: argparse.Namespace) -> int:
         TIMEZONE_ENV: config.timezone,
         # Budgets without their channels: the page never holds a webhook or a secret reference.
         BUDGETS_ENV: budgets_env_value([b.model_dump() for b in config.budgets]),
+        # The login: the password's reference (resolved by the page), never its value.
+        SECRETS_ENV: config.secrets.model_dump_json(),
     }
+    env.pop(PASSWORD_REF_ENV, None)
+    env.pop(OIDC_ENV, None)
+    if settings.password is not None:
+        env[PASSWORD_REF_ENV] = settings.password
+    if settings.oidc:
+        env[OIDC_ENV] = "1"
     # exec, not a child process: SIGTERM from `meterline up` must reach Streamlit itself, or
     # stopping this wrapper would orphan the server.
     os.execve(sys.executable, command, env)

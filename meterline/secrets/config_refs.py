@@ -21,6 +21,7 @@ def _settings(config: MeterlineConfig) -> Iterator[tuple[str, str | None]]:
     yield "key_store.hash_secret", config.key_store.hash_secret
     yield "key_store.jwt_signing_key", config.key_store.jwt_signing_key
     yield "telemetry.collector_token", config.telemetry.collector_token
+    yield "dashboard.password", config.dashboard.password
     for index, principal in enumerate(config.collector.ingest_tokens):
         yield f"collector.ingest_tokens[{index}].token", principal.token
 

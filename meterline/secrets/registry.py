@@ -25,6 +25,8 @@ from meterline.secrets.vault import VaultBackend
 
 COLLECTOR_ONLY = "collector."
 """Config paths only the collector reads; the gateway's `preload` leaves them alone."""
+DASHBOARD_ONLY = "dashboard."
+"""Config paths only the dashboard reads (its password, resolved by dashboards/access.py)."""
 
 
 class SecretRegistry:
@@ -85,6 +87,8 @@ class SecretRegistry:
         for path, value, _provider in config_references(config):
             if path.startswith(COLLECTOR_ONLY):
                 continue  # the collector resolves its principals' tokens itself (collector/auth.py)
+            if path.startswith(DASHBOARD_ONLY):
+                continue  # the dashboard's process resolves its password itself (dashboards/access.py)
             try:
                 self.live(value)
             except SecretResolutionError as exc:

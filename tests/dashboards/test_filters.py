@@ -18,7 +18,7 @@ from dashboards.filters import (
 )
 from meterline.config import MeterlineConfig
 
-BUDGETS = {"support-monthly": Budget("support-monthly", {"team": "support"}, "month", 1000.0)}
+BUDGETS = {"support-monthly": Budget("support-monthly", {"team": "support"}, "month", 1000.0, (50.0, 80.0, 100.0))}
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,13 @@ def test_budgets_reach_the_page_without_channels_or_secrets() -> None:
     value = budgets_env_value([b.model_dump() for b in config.budgets])
 
     assert json.loads(value) == [
-        {"name": "support-monthly", "scope": {"team": "support"}, "period": "month", "amount_usd": 1000.0}
+        {
+            "name": "support-monthly",
+            "scope": {"team": "support"},
+            "period": "month",
+            "amount_usd": 1000.0,
+            "thresholds": [50.0, 80.0, 100.0],
+        }
     ]
     assert "SECRET" not in value and "secret" not in value.lower() and "oncall" not in value
     assert budgets_from_env({"METERLINE_BUDGETS": value}) == BUDGETS

@@ -130,6 +130,7 @@ key_store:
   hash_secret: os.environ/HASH_SECRET
   jwt_signing_key: os.environ/JWT_KEY
 telemetry: {collector_token: os.environ/COLLECTOR_TOKEN}
+dashboard: {password: os.environ/DASHBOARD_PASSWORD}
 collector: {ingest_tokens: [{name: gateways, token: os.environ/INGEST_TOKEN, scopes: [usage, spans]}]}
 secrets: {vault: {address: os.environ/VAULT, token: os.environ/VT, role_id: os.environ/RI, secret_id: os.environ/SI}}
 """
