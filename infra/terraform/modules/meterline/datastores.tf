@@ -74,6 +74,10 @@ resource "aws_db_instance" "keys" {
   skip_final_snapshot                 = var.skip_final_snapshot
   final_snapshot_identifier           = "${local.name}-final"
   tags                                = local.tags
+
+  lifecycle {
+    ignore_changes = [password] # rotated with the database-url secret (README: rotation)
+  }
 }
 
 resource "aws_elasticache_subnet_group" "quotas" {
@@ -116,6 +120,10 @@ resource "aws_elasticache_replication_group" "quotas" {
   auto_minor_version_upgrade = true
   apply_immediately          = false
   tags                       = local.tags
+
+  lifecycle {
+    ignore_changes = [auth_token] # rotated with the redis-url secret (README: rotation)
+  }
 
   log_delivery_configuration {
     destination      = aws_cloudwatch_log_group.this["redis"].name

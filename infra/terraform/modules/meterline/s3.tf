@@ -70,23 +70,63 @@ resource "aws_s3_bucket_policy" "ledger" {
 resource "aws_s3_bucket_lifecycle_configuration" "ledger" {
   bucket = aws_s3_bucket.ledger.id
 
-  dynamic "rule" {
-    for_each = toset(["usage", "spans", "quarantine"])
-    content {
-      id     = "ledger-${rule.value}-retention"
-      status = "Enabled"
-      filter {
-        prefix = "ledger/${rule.value}/"
-      }
-      expiration {
-        days = var.retention_days + 1
-      }
-      noncurrent_version_expiration {
-        noncurrent_days = 30
-      }
-      abort_incomplete_multipart_upload {
-        days_after_initiation = 7
-      }
+  rule {
+    id     = "ledger-usage-retention"
+    status = "Enabled"
+    filter {
+      prefix = "ledger/usage/"
+    }
+    expiration {
+      days = var.retention_days + 1
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  rule {
+    id     = "ledger-spans-retention"
+    status = "Enabled"
+    filter {
+      prefix = "ledger/spans/"
+    }
+    expiration {
+      days = var.retention_days + 1
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  rule {
+    id     = "ledger-quarantine-retention"
+    status = "Enabled"
+    filter {
+      prefix = "ledger/quarantine/"
+    }
+    expiration {
+      days = var.retention_days + 1
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
     }
   }
 

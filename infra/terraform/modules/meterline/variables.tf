@@ -152,9 +152,9 @@ variable "waf" {
     enabled             = optional(bool, true)
     allowed_cidrs       = optional(list(string), [])
     rate_limit_per_5min = optional(number, 6000)
-    managed_rule_groups = optional(list(string), ["AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet", "AWSManagedRulesAmazonIpReputationList"])
+    managed_rule_groups = optional(list(string), ["AWSManagedRulesCommonRuleSet", "AWSManagedRulesAmazonIpReputationList"])
   })
-  description = "WAF on the ALB: an IP allow-list (empty: every address), a rate rule per client IP, AWS managed rule groups (the common set's body-size rule counts only: prompts are large)."
+  description = "WAF on the ALB: an IP allow-list (empty: every address), a rate rule per client IP, AWS managed rule groups besides AWSManagedRulesKnownBadInputsRuleSet, which is always on (the common set's body-size rule counts only: prompts are large)."
   default     = {}
 }
 
@@ -246,7 +246,7 @@ variable "redis" {
     replicas       = optional(number, 1)
     snapshot_days  = optional(number, 7)
   })
-  description = "ElastiCache (Valkey or Redis) of the shared quota counters: a primary and `replicas` replicas with Multi-AZ failover, noeviction, AOF where the engine allows it."
+  description = "ElastiCache (Valkey or Redis) of the shared quota counters: a primary and `replicas` replicas with Multi-AZ automatic failover, noeviction, daily snapshots (ElastiCache offers no append-only file; the replica is the durability)."
   default     = {}
 }
 
@@ -270,7 +270,7 @@ variable "span_export" {
     headers_secret_arn = optional(string)
     collector_image    = string
   })
-  description = "Also export the gateway's spans over OTLP/HTTP to another backend (Honeycomb, Datadog, Tempo, ...) through an OpenTelemetry Collector sidecar in the gateway task; headers (API keys) from a Secrets Manager secret holding `{\"header\": \"value\"}`. Null: spans go to the Meterline collector only. Prompt and completion text are never captured either way (`telemetry.capture_content: false`)."
+  description = "Also export the gateway's spans over OTLP/HTTP to another backend (Honeycomb, Datadog, Tempo, ...) through an OpenTelemetry Collector sidecar in the gateway task (`collector_image`, pinned); `headers_secret_arn`: a secret whose value is sent as the backend's Authorization header. Null: spans go to the Meterline collector only. Prompt and completion text are never captured either way (`telemetry.capture_content: false`)."
   default     = null
 }
 

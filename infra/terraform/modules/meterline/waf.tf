@@ -67,8 +67,28 @@ resource "aws_wafv2_web_acl" "this" {
     }
   }
 
+  # Always on: bad inputs, Log4j (CVE-2021-44228) among them.
+  rule {
+    name     = "AWSManagedRulesKnownBadInputsRuleSet"
+    priority = 2
+    override_action {
+      none {}
+    }
+    statement {
+      managed_rule_group_statement {
+        name        = "AWSManagedRulesKnownBadInputsRuleSet"
+        vendor_name = "AWS"
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.name}-known-bad-inputs"
+      sampled_requests_enabled   = true
+    }
+  }
+
   dynamic "rule" {
-    for_each = { for i, group in var.waf.managed_rule_groups : group => i }
+    for_each = { for i, group in var.waf.managed_rule_groups : group => i if group != "AWSManagedRulesKnownBadInputsRuleSet" }
     content {
       name     = rule.key
       priority = 10 + rule.value
