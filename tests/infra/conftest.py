@@ -143,6 +143,17 @@ run "plaintext_alb_allowed" {{
   }}
 }}
 
+run "span_export" {{
+  command = plan
+  variables {{
+    span_export = {{
+      endpoint           = "https://api.honeycomb.io"
+      headers_secret_arn = "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:honeycomb-AbCdEf"
+      collector_image    = "otel/opentelemetry-collector-contrib:0.139.0"
+    }}
+  }}
+}}
+
 run "plaintext_collector_refused" {{
   command = plan
   variables {{

@@ -95,3 +95,22 @@ def test_state_volume_only_where_marts_live(deployment: Deployment) -> None:
     for task in ("gateway", "collector", "keys"):
         env = {e["name"]: e["value"] for e in main_container(deployment, task)["environment"]}
         assert "METERLINE_STORAGE__LOCAL_DIR" not in env
+
+
+def test_span_export_adds_a_sidecar_the_gateway_sends_to(deployment: Deployment) -> None:
+    planned = resources(deployment.plans["span_export"], "aws_ecs_task_definition")
+    gateway, otel = json.loads(planned['aws_ecs_task_definition.this["gateway"]']["container_definitions"])
+    assert otel["name"] == "otel" and otel["command"] == ["--config=env:OTELCOL_CONFIG"]
+    env = {e["name"]: e["value"] for e in gateway["environment"]}
+    sidecar = yaml.safe_load({e["name"]: e["value"] for e in otel["environment"]}["OTELCOL_CONFIG"])
+    receiver = sidecar["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert env["METERLINE_TELEMETRY__COLLECTOR"] == f"http://{receiver}"
+    pipelines = sidecar["service"]["pipelines"]
+    assert pipelines["logs"]["exporters"] == ["otlphttp/meterline"]  # usage records only to the ledger
+    assert pipelines["traces"]["exporters"] == ["otlphttp/meterline", "otlphttp/extra"]
+    config = yaml.safe_load(env["METERLINE_CONFIG_YAML"])
+    assert sidecar["exporters"]["otlphttp/meterline"]["endpoint"] == config["telemetry"]["collector"]
+    assert config["telemetry"]["capture_content"] is False
+    assert {s["name"] for s in otel["secrets"]} == {"METERLINE_INGEST_TOKEN", "SPAN_EXPORT_AUTHORIZATION"}
+    others = resources(deployment.plan, "aws_ecs_task_definition")['aws_ecs_task_definition.this["gateway"]']
+    assert len(json.loads(others["container_definitions"])) == 1  # no sidecar without span_export
