@@ -155,7 +155,8 @@ def _agent_spans(url: str, t0: dt.datetime) -> None:
     provider.shutdown()
 
 
-def build_trace_ledger(data_dir: Path) -> TraceLedger:
+def build_trace_ledger(data_dir: Path, **collector_settings: Any) -> TraceLedger:
+    """`collector_settings`: further CollectorSettings fields (`storage_url` for an S3 ledger)."""
     t0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
     ms = dt.timedelta(milliseconds=1)
     a_start, b_start, c_start, d_start = (
@@ -195,7 +196,7 @@ def build_trace_ledger(data_dir: Path) -> TraceLedger:
         _with_id(attempt_span(c, _attempt("gpt-4o", "gpt-4o", c_start, (10, 290), 502, "upstream_http_502")),
                  "e1e1e1e1e1e1e1e1"),
     ]  # fmt: skip
-    with running_collector(data_dir) as url:
+    with running_collector(data_dir, **collector_settings) as url:
         _agent_spans(url, t0)
         protobuf = {"content-type": "application/x-protobuf"}
         sent = httpx.post(f"{url}/v1/traces", content=_gateway_request(gateway_spans).SerializeToString(),
