@@ -293,9 +293,10 @@ class Pipeline:
 
     def _publish_closed(self) -> set[str]:
         """Publish every closed segment; returns the tables written to. A storage fault (OSError,
-        which pyarrow's I/O and S3 errors are) stops the round: the segment stays and the next
-        round retries it. Any other fault is the segment's own (it cannot be read or written as
-        a table): it is set aside (`WriteAheadLog.set_aside`) and the later segments go on."""
+        which pyarrow's I/O and S3 errors are, or the writer's StorageUnavailable wrapping one)
+        stops the round: the segment stays and the next round retries it. Any other fault is the
+        segment's own (it cannot be read or written as a table): it is set aside
+        (`WriteAheadLog.set_aside`) and the later segments go on."""
         written: set[str] = set()
         for segment in list(self.wal.closed_segments):
             by_table: dict[str, list[pa.Table]] = {}
@@ -305,7 +306,7 @@ class Pipeline:
                     by_table.setdefault(table, []).append(data)
                 for table, parts in by_table.items():
                     self._writer.write_named_sync(table, pa.concat_tables(parts), name)
-            except (OSError, MemoryError):
+            except (OSError, StorageUnavailable, MemoryError):
                 raise
             except Exception as exc:  # noqa: BLE001 - one segment's fault stays with that segment
                 aside = self.wal.set_aside(segment)
