@@ -12,7 +12,8 @@ The trace opens as a waterfall (Vega-Lite bars over the trace's duration, in sta
 parent-child depth: the agent's own spans, the gateway's server span, each upstream attempt
 with its retries and fallbacks), with the chosen span's attributes and its usage record beside
 it. The queries are analytics/traces' (the CLI's `meterline traces|trace`) over the ledger's
-Parquet; nothing here holds a key (the gateway never writes one into a span or a record).
+Parquet (local, or S3 when `METERLINE_LEDGER_URL` names it); nothing here holds a key (the
+gateway never writes one into a span or a record).
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ from analytics.traces.render import plain, usd
 from analytics.traces.search import TraceQuery, parse_time, search_traces
 from analytics.traces.waterfall import TRACE_ID, Trace, load_trace, resolve_trace_id
 from meterline.layout import DataLayout
+from meterline.storage import StorageTarget, open_target
 from meterline.storage.local import LocalTarget
 
 DATA_DIR_ENV = "METERLINE_DATA_DIR"
+LEDGER_URL_ENV = "METERLINE_LEDGER_URL"
+"""An S3 ledger (`s3://bucket/prefix`), when the data dir is only the local state's; with
+`METERLINE_S3_ENDPOINT_URL` and `METERLINE_S3_REGION` (storage.s3_endpoint_url, s3_region)."""
+S3_ENDPOINT_ENV = "METERLINE_S3_ENDPOINT_URL"
+S3_REGION_ENV = "METERLINE_S3_REGION"
 TIMEZONE_ENV = "METERLINE_TIMEZONE"
 CACHE_TTL_SECONDS = 10
 STATUSES = ("any", "ok", "error", "client_disconnected")
@@ -95,15 +102,22 @@ def search_from_params(params: Mapping[str, str], now: dt.datetime, timezone: st
     return Search(TraceQuery(**fields), ident, tuple(problems))
 
 
+def _target(data_dir: str, ledger_url: str | None) -> StorageTarget:
+    if ledger_url:
+        endpoint, region = os.environ.get(S3_ENDPOINT_ENV) or None, os.environ.get(S3_REGION_ENV) or None
+        return open_target(DataLayout.at(data_dir), ledger_url, endpoint, region)
+    return LocalTarget(DataLayout.at(data_dir))
+
+
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def _search(data_dir: str, query: TraceQuery) -> list[dict[str, Any]]:
-    with connect(LocalTarget(DataLayout.at(data_dir))) as con:
+def _search(data_dir: str, ledger_url: str | None, query: TraceQuery) -> list[dict[str, Any]]:
+    with connect(_target(data_dir, ledger_url)) as con:
         return search_traces(con, query)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def _trace(data_dir: str, ident: str) -> Trace | None:
-    with connect(LocalTarget(DataLayout.at(data_dir))) as con:
+def _trace(data_dir: str, ledger_url: str | None, ident: str) -> Trace | None:
+    with connect(_target(data_dir, ledger_url)) as con:
         trace_id = resolve_trace_id(con, ident)
         return load_trace(con, trace_id) if trace_id else None
 
@@ -232,19 +246,20 @@ def render() -> None:
     for problem in search.problems:
         st.warning(f"Link parameter ignored: {problem}")
     _form(params)
-    if not DataLayout.at(data_dir).root.is_dir():
+    ledger_url = os.environ.get(LEDGER_URL_ENV) or None
+    if ledger_url is None and not DataLayout.at(data_dir).root.is_dir():
         st.info(f"No ledger at {data_dir} yet: traces appear once the collector has written spans or usage records.")
         return
     ident = search.ident
     if ident is None:
-        found = _search(data_dir, search.query)
+        found = _search(data_dir, ledger_url, search.query)
         st.caption(f"{len(found)} traces, newest first (times UTC; dates in the URL are {timezone} days).")
         _results(found)
         if not found:
             return
         choices = [row["trace_id"] for row in found]
         ident = st.selectbox("Open trace", choices, index=0)
-    trace = _trace(data_dir, ident)
+    trace = _trace(data_dir, ledger_url, ident)
     if trace is None:
         st.error(f"No trace or request with id {ident!r} in the ledger.")
         return

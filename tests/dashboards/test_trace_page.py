@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Selectbox
 
 from dashboards.trace_page import search_from_params
+from tests.aws import moto_url, s3_bucket
 from tests.trace_ledger import (
     AGENT_KEY,
     PROVIDER_KEY,
@@ -24,6 +25,8 @@ from tests.trace_ledger import (
     TraceLedger,
     build_trace_ledger,
 )
+
+__all__ = ["moto_url"]  # the session-wide moto server fixture
 
 NOW = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
 
@@ -159,3 +162,13 @@ def test_search_from_params() -> None:
     assert (opened.ident, opened.query.since) == (REQUEST_A, None)
     bad = search_from_params({"since": "soon", "min_cost_usd": "x"}, NOW)
     assert len(bad.problems) == 2
+
+
+def test_an_s3_ledger(script: str, tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3_bucket(moto_url, monkeypatch, "ledger")
+    on_s3 = build_trace_ledger(tmp_path / "local", storage_url="s3://ledger/prod", s3_endpoint_url=moto_url)
+    monkeypatch.setenv("METERLINE_LEDGER_URL", "s3://ledger/prod")
+    monkeypatch.setenv("METERLINE_S3_ENDPOINT_URL", moto_url)
+    app = open_page(script, on_s3, monkeypatch, request_id=REQUEST_B)
+    assert app.subheader[0].value == f"Trace {TRACE_B}"
+    assert [r["role"] for r in frames(app)[0]] == ["", "attempt 1", "retry", "fallback"]
