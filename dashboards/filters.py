@@ -213,6 +213,16 @@ def default_range(today: dt.date) -> tuple[dt.date, dt.date]:
     return today - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1), today
 
 
+def parse_day(text: str, today: dt.date) -> dt.date:
+    """A local day: an ISO date, or a time ago as the Traces page writes it (`24h`, `7d`:
+    the day that time ago began in; hours round to whole days)."""
+    text = text.strip()
+    if text[:-1].isdigit() and text[-1:] in ("h", "d"):
+        hours = int(text[:-1]) * (24 if text[-1] == "d" else 1)
+        return today - dt.timedelta(days=hours // 24)
+    return dt.date.fromisoformat(text)
+
+
 def parse_tag(text: str) -> tuple[str, str]:
     key, sep, value = text.partition(":")
     if not sep or not key.strip() or not value.strip():
@@ -232,9 +242,9 @@ def filters_from_params(params: Mapping[str, str], budgets: Mapping[str, Budget]
     for key in ("since", "until"):
         if text := params.get(key):
             try:
-                day = dt.date.fromisoformat(text.strip())
+                day = parse_day(text, today)
             except ValueError:
-                problems.append(f"{key} {text!r}: expected a date (2026-11-14)")
+                problems.append(f"{key} {text!r}: expected a date (2026-11-14) or a time ago (24h, 7d)")
                 continue
             since, until = (day, until) if key == "since" else (since, day)
     if since > until:

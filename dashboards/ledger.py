@@ -32,6 +32,21 @@ DIMENSIONS: dict[str, str] = {
     "provider": "provider",
 }
 """What the explorer groups by (plus `tag:<key>`), URL name -> ledger column."""
+BREAKDOWN_COLUMNS: tuple[str, ...] = (
+    "cost_usd",
+    "requests",
+    "cost_per_request_usd",
+    "error_rate",
+    "refusal_rate",
+    "refused",
+    "failed",
+    "cost_saved_usd",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+)
+"""A breakdown's columns after its key, money first (so it is never the one cut off)."""
 GRAINS = ("day", "hour")
 HOURLY_MAX_DAYS = 7
 """Hourly series only for ranges this short (recent days)."""
@@ -41,20 +56,21 @@ NONE_LABEL = "(none)"
 REQUEST_COLUMNS: tuple[str, ...] = (
     "time",
     "agent_id",
-    "team",
-    "model_requested",
     "model",
-    "provider",
     "outcome",
-    "http_status",
-    "error_type",
     "cost_usd",
     "latency_ms",
     "input_tokens",
     "output_tokens",
+    "http_status",
+    "error_type",
+    "model_requested",
+    "provider",
+    "team",
     "request_id",
     "trace_id",
 )
+"""The Requests table's columns, most read first (money before the long ids)."""
 
 
 def outcome() -> pl.Expr:
@@ -137,7 +153,7 @@ def breakdown(frame: pl.LazyFrame, by: str) -> pl.DataFrame:
     """One row per value of `by`: requests, refused, failed, tokens (input, output, cached,
     reasoning), cost, cache savings, error and refusal rates, cost per request; dearest first."""
     grouped = frame.group_by(dimension(by)).agg(_measures())
-    return _rates(grouped).sort(["cost_usd", by], descending=[True, False]).collect()
+    return _rates(grouped).select(by, *BREAKDOWN_COLUMNS).sort(["cost_usd", by], descending=[True, False]).collect()
 
 
 def series(frame: pl.LazyFrame, grain: str) -> pl.DataFrame:

@@ -16,7 +16,7 @@ from dashboards.queries import format_usd
 
 MONEY_FORMAT = "$%.6f"
 """Every money column: dollars with 6 decimals, as `format_usd` prints a metric."""
-USD = st.column_config.NumberColumn(format=MONEY_FORMAT, width="medium")
+USD = st.column_config.NumberColumn(format=MONEY_FORMAT)
 PERCENT = st.column_config.NumberColumn(format="percent")
 DATE = st.column_config.DateColumn(format="YYYY-MM-DD")
 DATETIME = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")

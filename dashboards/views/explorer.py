@@ -14,8 +14,9 @@ from dashboards.shell import Context, context
 from dashboards.views.common import bar_by_day, caption, money, requests_link, table
 
 BY_OPTIONS = ("agent", "team", "project", "model", "provider", "tag")
+# Dimensions a row's requests link can filter on (the sidebar's filters). Comments, not
+# docstrings, in a page script: Streamlit's magic would print a bare string on the page.
 BY_FILTER = {"agent": "agent", "team": "team", "model": "model"}
-"""Dimensions a row's requests link can filter on (the sidebar's filters)."""
 
 
 def render() -> None:
@@ -79,7 +80,6 @@ def _spend(ctx: Context, by: str, grain: str) -> None:
         f"spend-by-{by.replace(':', '-')}",
         {
             "requests_link": st.column_config.LinkColumn("requests", display_text="open", width="small"),
-            by: st.column_config.TextColumn(by, pinned=True),
         },
     )
     timeline = data.series(ctx.timezone, f, grain)

@@ -69,13 +69,14 @@ def _budgets(ctx: Context, month_key: str) -> None:
         o = status.outlook
         fired = alarm_log.fired(alarms, budget.name, period.key)
         scope = ", ".join(f"{k}:{v}" for k, v in sorted(budget.scope.items())) or "total"
-        left, right = st.columns([1, 2])
+        left, right = st.columns([2, 3])
         with left:
             st.metric(
                 f"{budget.name} ({scope}, {period.key})",
                 f"{money(o.spent)} of {money(budget.amount_usd)}",
                 f"{status.percent:.1f}%",
                 delta_color="off",
+                delta_arrow="off",
             )
             st.caption(f"Forecast {money(o.forecast)} (range {money(o.low)} to {money(o.high)})")
             marks = [f"{t:g}%" + (" crossed" if t in status.crossed else "") for t in budget.thresholds]

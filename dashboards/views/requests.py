@@ -74,7 +74,7 @@ def render() -> None:
         links = [
             f"{url}?trace_id={t}&request_id={r}" for t, r in zip(rows["trace_id"], rows["request_id"], strict=True)
         ]
-        rows = rows.with_columns(pl.Series("trace", links))
+        rows = rows.select("time", pl.Series("trace", links), pl.exclude("time"))
     table(
         rows,
         f"requests-page-{page}",

@@ -97,7 +97,7 @@ def open_app(
     page: str | None = None,
     timezone: str = "UTC",
     budgets: list[dict[str, object]] | None = None,
-    **query: str,
+    **query: Any,
 ) -> AppTest:
     """The dashboard over `layout`, on `page` (a views/ file name) with `query` in its URL."""
     monkeypatch.setenv("METERLINE_DATA_DIR", str(layout.root))
