@@ -74,12 +74,13 @@ COLUMNS = (
 def _scoped(table: str, query: TraceQuery, params: list[Any]) -> str:
     """The WHERE clause of one table's rows: time range (and its partitions), trace/request id."""
     clauses = ["true"]
+    # The partition bounds are literals (a date's ISO form), so DuckDB prunes folders by them.
     if query.since is not None:
-        clauses += ["ts_start >= ?", "date >= ?"]
-        params += [query.since, query.since.astimezone(dt.UTC).date()]
+        clauses += ["ts_start >= ?", f"date >= DATE '{query.since.astimezone(dt.UTC).date().isoformat()}'"]
+        params.append(query.since)
     if query.until is not None:
-        clauses += ["ts_start < ?", "date <= ?"]
-        params += [query.until, query.until.astimezone(dt.UTC).date()]
+        clauses += ["ts_start < ?", f"date <= DATE '{query.until.astimezone(dt.UTC).date().isoformat()}'"]
+        params.append(query.until)
     if query.trace_id is not None:
         clauses.append("trace_id = ?")
         params.append(query.trace_id.lower())
