@@ -114,3 +114,20 @@ def test_span_export_adds_a_sidecar_the_gateway_sends_to(deployment: Deployment)
     assert {s["name"] for s in otel["secrets"]} == {"METERLINE_INGEST_TOKEN", "SPAN_EXPORT_AUTHORIZATION"}
     others = resources(deployment.plan, "aws_ecs_task_definition")['aws_ecs_task_definition.this["gateway"]']
     assert len(json.loads(others["container_definitions"])) == 1  # no sidecar without span_export
+
+
+def test_writable_paths_are_the_images_home_and_tmp(deployment: Deployment) -> None:
+    from tests.infra.dockerfile import parse
+    from tests.infra.test_dockerfile import DOCKERFILE
+
+    runtime = parse(DOCKERFILE)[-1]
+    workdir = runtime.all("WORKDIR")[-1].value
+    user = runtime.all("USER")[-1].value
+    config = yaml.safe_load(output(deployment.plan, "config_yaml"))
+    assert config["storage"]["local_dir"].startswith(workdir + "/")
+    for task in ("gateway", "collector", "dashboard", "analytics", "alarms", "keys"):
+        container = main_container(deployment, task)
+        assert {m["containerPath"] for m in container["mountPoints"]} >= {workdir, "/tmp"}
+        assert container["user"] == user
+    (access_point,) = resources(deployment.plan, "aws_efs_access_point").values()
+    assert f"{access_point['posix_user'][0]['uid']}:{access_point['posix_user'][0]['gid']}" == user

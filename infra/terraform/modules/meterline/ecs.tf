@@ -70,7 +70,7 @@ locals {
   # backend, from a queue on the task's disk.
   sidecar_port = 4319
   otel_config = var.span_export == null ? null : yamlencode({
-    extensions = { file_storage = { directory = "${local.local_dir}/otel-queue" } }
+    extensions = { file_storage = { directory = "/tmp/otel-queue", create_directory = true } }
     receivers  = { otlp = { protocols = { http = { endpoint = "127.0.0.1:${local.sidecar_port}" } } } }
     processors = { batch = {} }
     exporters = {
@@ -121,9 +121,11 @@ locals {
           retries     = 3
           startPeriod = 30
         }
+        # The root filesystem is read-only: the image's home (/var/lib/meterline, owned by uid
+        # 10001, holding local_dir) and /tmp are task volumes, populated from the image.
         mountPoints = concat(
           [
-            { sourceVolume = "local", containerPath = local.local_dir, readOnly = false },
+            { sourceVolume = "home", containerPath = local.home_dir, readOnly = false },
             { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
           ],
           task.state ? [{ sourceVolume = "state", containerPath = local.state_dir, readOnly = false }] : [],
@@ -150,7 +152,7 @@ locals {
           [{ name = "METERLINE_INGEST_TOKEN", valueFrom = "${aws_secretsmanager_secret.this["ingest-tokens"].arn}:gateways::" }],
           var.span_export.headers_secret_arn == null ? [] : [{ name = "SPAN_EXPORT_AUTHORIZATION", valueFrom = var.span_export.headers_secret_arn }],
         )
-        mountPoints = [{ sourceVolume = "local", containerPath = local.local_dir, readOnly = false }]
+        mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
         logConfiguration = {
           logDriver = "awslogs"
           options = {
@@ -204,7 +206,7 @@ resource "aws_ecs_task_definition" "this" {
   }
 
   volume {
-    name = "local"
+    name = "home"
   }
   volume {
     name = "tmp"

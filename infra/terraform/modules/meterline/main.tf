@@ -24,7 +24,8 @@ locals {
   collector_tls = var.collector_certificate_arn != null
 
   # Where things live inside the containers (infra/docker/Dockerfile: WORKDIR /var/lib/meterline).
-  local_dir = "/var/lib/meterline/local" # ephemeral task storage: spool, WAL, caches
+  home_dir  = "/var/lib/meterline"       # the image's WORKDIR and HOME (uid 10001)
+  local_dir = "/var/lib/meterline/local" # task storage under it: spool, WAL, caches
   state_dir = "/mnt/meterline-state"     # EFS: marts and alarm state, shared by analytics and dashboard
   ledger    = "s3://${aws_s3_bucket.ledger.bucket}/ledger"
 
