@@ -154,6 +154,14 @@ run "span_export" {{
   }}
 }}
 
+run "owned_section_refused" {{
+  command = plan
+  variables {{
+    config = {{ telemetry = {{ capture_content = true }} }}
+  }}
+  expect_failures = [terraform_data.config_checks]
+}}
+
 run "plaintext_collector_refused" {{
   command = plan
   variables {{

@@ -149,6 +149,9 @@ def test_plaintext_needs_an_explicit_switch(deployment: Deployment) -> None:
     # The runs `plaintext_alb_refused` and `plaintext_collector_refused` pass only when plan fails
     # the precondition (expect_failures); `plaintext_alb_allowed` plans an HTTP listener.
     assert {"plaintext_alb_refused", "plaintext_alb_allowed", "plaintext_collector_refused"} <= set(deployment.plans)
+    # and `owned_section_refused`: var.config may not replace a section the module renders
+    # (telemetry.capture_content stays false)
+    assert "owned_section_refused" in deployment.plans
     listeners = [
         c["change"]["after"]
         for c in deployment.plans["plaintext_alb_allowed"]["resource_changes"]
