@@ -11,7 +11,7 @@ TOOLS_STAMP := $(TOOLS)/.installed
 .PHONY: up test install lint types unit clean
 
 # Set-up command 1: install, then run everything on the embedded defaults.
-up: install
+up: $(STAMP)
 	$(BIN)/meterline up --demo-traffic
 
 # Set-up command 2: install, then lint, type-check and run the whole test suite (CI runs this).
