@@ -276,8 +276,8 @@ def mart_rows(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
     return frame
 
 
-def page_link(page: str, filters: Filters, **extra: str | None) -> str:
-    """A relative link to `page` (a url_path of app.py's navigation) opened on `filters` plus
+def page_link(url_path: str, filters: Filters, **extra: str | None) -> str:
+    """A relative link to `url_path` (a page of app.py's navigation) opened on `filters` plus
     the page's own parameters (`None` values left out): how a number opens its requests."""
     params = {**filters.params(), **{key: value for key, value in extra.items() if value is not None}}
-    return f"{page}?{urllib.parse.urlencode(params)}"
+    return f"{url_path}?{urllib.parse.urlencode(params)}"

@@ -3,14 +3,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import polars as pl
 import pytest
 
 from dashboards.filters import (
     Budget,
+    Filters,
     budgets_env_value,
     budgets_from_env,
+    filters_from_params,
     local_today,
+    mart_rows,
     month_start,
+    page_link,
+    parse_day,
     parse_period,
     parse_scope,
     timezone_from_env,
@@ -132,3 +138,60 @@ def test_budgets_reach_the_page_without_channels_or_secrets() -> None:
     assert "SECRET" not in value and "secret" not in value.lower() and "oncall" not in value
     assert budgets_from_env({"METERLINE_BUDGETS": value}) == BUDGETS
     assert budgets_from_env({"METERLINE_BUDGETS": "not json"}) == {}
+
+
+TODAY = dt.date(2026, 11, 14)
+
+
+def test_the_url_filters_round_trip() -> None:
+    params = {"since": "2026-11-01", "until": "2026-11-10", "team": "support", "agent": "a", "model": "gpt-4o",
+              "tag": "cost_center:cc-102"}  # fmt: skip
+    found = filters_from_params(params, BUDGETS, TODAY)
+
+    assert (found.since, found.until, found.team, found.agent, found.model, found.tag) == (
+        dt.date(2026, 11, 1), dt.date(2026, 11, 10), "support", "a", "gpt-4o", ("cost_center", "cc-102")
+    )  # fmt: skip
+    assert found.params() == params
+    assert found.problems == ()
+    link = page_link("requests", found, outcome="refused", page=None)
+    assert link == (
+        "requests?since=2026-11-01&until=2026-11-10&team=support&agent=a&model=gpt-4o"
+        "&tag=cost_center%3Acc-102&outcome=refused"
+    )
+
+
+def test_an_alarm_link_becomes_the_sidebar_filters() -> None:
+    found = filters_from_params(
+        {"scope": "team:support", "budget": "support-monthly", "period": "2026-11"}, BUDGETS, TODAY
+    )
+
+    assert found.params() == {
+        "since": "2026-11-01",
+        "until": "2026-11-30",
+        "team": "support",
+        "budget": "support-monthly",
+    }
+
+
+def test_defaults_and_problems() -> None:
+    found = filters_from_params({"since": "yesterday", "tag": "nokey", "until": "2026-10-01"}, BUDGETS, TODAY)
+
+    assert (found.since, found.until) == (TODAY - dt.timedelta(days=29), TODAY)
+    assert [p.split(" ")[0] for p in found.problems] == ["since", "since", "tag"]
+    assert filters_from_params({}, {}, TODAY).params() == {"since": "2026-10-16", "until": "2026-11-14"}
+
+
+def test_a_time_ago_is_a_day() -> None:
+    assert parse_day("24h", TODAY) == dt.date(2026, 11, 13)
+    assert parse_day("1h", TODAY) == TODAY
+    assert parse_day("7d", TODAY) == dt.date(2026, 11, 7)
+    with pytest.raises(ValueError):
+        parse_day("soon", TODAY)
+
+
+def test_mart_rows_never_match_a_model_no_provider_answered() -> None:
+    frame = pl.DataFrame(
+        {"team": ["t", "t"], "agent_id": ["a", "a"], "model": ["claude-nope", "gpt-4o"], "provider": [None, "openai"]}
+    )
+    assert mart_rows(frame, Filters(TODAY, TODAY, model="claude-nope")).height == 0
+    assert mart_rows(frame, Filters(TODAY, TODAY, model="gpt-4o")).height == 1

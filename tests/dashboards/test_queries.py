@@ -3,7 +3,9 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pytest
 
+from alarms.rules import forecast, period_of
 from analytics.jobs import run_once
 from dashboards import queries
 from meterline.layout import DataLayout
@@ -99,3 +101,53 @@ def test_format_usd() -> None:
     assert queries.format_usd(1234.5) == "$1,234.500000"
     assert queries.format_usd(0.00916545) == "$0.009165"
     assert queries.format_usd(0.0) == "$0.000000"
+
+
+def test_the_forecast_is_the_alarms_run_rate_over_the_mart(layout: DataLayout) -> None:
+    build(layout)
+    records = sample_records(TODAY, days=40)
+    now = dt.datetime(2026, 11, 3, 12, 0, tzinfo=dt.UTC)
+    month = period_of(now, "month", "UTC")
+    first, last = queries.outlook_window(month, TODAY)
+
+    found = queries.outlook(queries.load_spend(layout, first, last), month, now)
+
+    spent = exact_usd(r for r in records if dt.date(2026, 11, 1) <= r.date <= TODAY)
+    recent = [exact_usd(r for r in records if r.date == TODAY - dt.timedelta(days=k)) for k in range(1, 8)]
+    expected = forecast(spent, month, now, recent)
+    assert (found.spent, found.forecast, found.low, found.high) == (
+        spent,
+        expected.projected,
+        expected.low,
+        expected.high,
+    )
+    assert found.forecast == pytest.approx(spent / ((2.5) / 30))
+
+
+def test_top_changes_leave_out_requests_no_model_answered(layout: DataLayout) -> None:
+    build(layout)
+    current = queries.load_spend(layout, TODAY - dt.timedelta(days=6), TODAY)
+    previous = queries.load_spend(layout, TODAY - dt.timedelta(days=13), TODAY - dt.timedelta(days=7))
+
+    top = queries.top_changes(current, previous, "model")
+
+    answered = [r for r in sample_records(TODAY, days=40) if r.model is not None]
+    now = {
+        m: exact_usd(r for r in answered if r.model == m and r.date > TODAY - dt.timedelta(days=7))
+        for m in top["model"]
+    }
+    assert dict(zip(top["model"], top["cost_usd"], strict=True)) == now
+    assert top["change_usd"].to_list() == pytest.approx((top["cost_usd"] - top["previous_usd"]).to_list())
+    assert top.height == 3  # three models; the failed requests' aliases are not a fourth
+
+
+def test_burn_down_is_cumulative_with_the_budget_left(layout: DataLayout) -> None:
+    build(layout)
+    first = dt.date(2026, 11, 1)
+
+    line = queries.burn_down(queries.load_spend(layout, first, TODAY), first, TODAY, 20.0)
+
+    records = sample_records(TODAY, days=40)
+    assert line["date"].to_list() == [first, dt.date(2026, 11, 2), TODAY]
+    assert line["spent_usd"][-1] == pytest.approx(exact_usd(r for r in records if r.date >= first))
+    assert (line["spent_usd"] + line["left_usd"]).to_list() == pytest.approx([20.0] * 3)
