@@ -11,12 +11,13 @@ import datetime as dt
 import io
 import json
 import re
+from decimal import Decimal
 from typing import Any, Literal
 
 import polars as pl
 
 from analytics.spend_daily import read_spend_daily
-from analytics.usd import sum_usd
+from analytics.usd import USD_SCALE, sum_usd
 from meterline.layout import DataLayout
 
 GroupBy = Literal["agent", "team", "project", "model"]
@@ -25,6 +26,10 @@ Format = Literal["table", "json", "csv"]
 _SOURCE_COLUMN: dict[str, str] = {"agent": "agent_id", "team": "team", "project": "project", "model": "model"}
 OTHERS = "(others)"
 """The row that sums everyone below `--top N`."""
+UNANSWERED = "(refused/failed)"
+"""`--by model`'s row for requests no model answered (refused by the gateway or failed before a
+provider took them): the alias they asked for is not a model, and may not even exist. The mart
+marks them with no provider, as the dashboard's `answered` rule reads them."""
 _MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
 _RELATIVE = re.compile(r"^(\d+)([dh])$")
 
@@ -35,9 +40,12 @@ def spend_report(
     """One row per `by` value over `since <= date <= until`, most expensive first; with `top`,
     the `top` biggest and one `(others)` row summing the rest, so the total is unchanged."""
     daily = read_spend_daily(layout, since, until)
+    key = pl.col(_SOURCE_COLUMN[by])
+    if by == "model":
+        key = pl.when(pl.col("provider").is_null()).then(pl.lit(UNANSWERED)).otherwise(key)
     report = (
         daily.lazy()
-        .group_by(pl.col(_SOURCE_COLUMN[by]).alias(by))
+        .group_by(key.alias(by))
         .agg(
             pl.col("requests").sum(),
             pl.col("input_tokens").sum(),
@@ -79,8 +87,9 @@ def parse_since(value: str, today: dt.date) -> dt.date:
 def render(df: pl.DataFrame, fmt: Format, *, since: dt.date | None = None, until: dt.date | None = None) -> str:
     """A `spend_report` frame as an aligned table with a TOTAL row, JSON, or CSV.
 
-    JSON and CSV carry the numbers exactly (floats as their shortest round-tripping form);
-    only the table rounds dollars, to 6 decimals. No trailing newline: callers `print` it.
+    JSON and CSV carry dollars exactly, every one in the same fixed-point form with the marts'
+    12 decimals (`0.005213550000`, never `5.21355e-03` beside `0.080286`); JSON keeps them
+    numbers. Only the table rounds dollars, to 6 decimals. No trailing newline: callers `print` it.
     """
     by = df.columns[0]
     rows = df.rows(named=True)
@@ -90,18 +99,32 @@ def render(df: pl.DataFrame, fmt: Format, *, since: dt.date | None = None, until
             "by": by,
             "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None,
-            "rows": rows,
-            "total": total,
+            "rows": [_usd_json(row) for row in rows],
+            "total": _usd_json(total),
         }
-        return json.dumps(document, indent=2)
+        # json writes floats in their shortest form; the fixed-point text goes in verbatim.
+        return _USD_JSON.sub(lambda m: m.group(1), json.dumps(document, indent=2))
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(df.columns)
-        # csv writes a float with str(), which is its shortest exact (round-tripping) form.
-        writer.writerows(row.values() for row in rows)
+        writer.writerows({**row, "cost_usd": exact_usd_text(row["cost_usd"])}.values() for row in rows)
         return buffer.getvalue().rstrip("\n")
     return _table(by, rows, total)
+
+
+_USD_MARK = "usd:"
+_USD_JSON = re.compile(r'"usd:(-?[0-9]+\.[0-9]+)"')
+
+
+def exact_usd_text(value: float) -> str:
+    """A mart dollar figure in fixed point with `USD_SCALE` decimals: exactly the decimal the
+    mart summed (a float from a 12-place decimal prints back as that decimal)."""
+    return f"{Decimal(repr(value)).quantize(Decimal(1).scaleb(-USD_SCALE)):f}"
+
+
+def _usd_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "cost_usd": _USD_MARK + exact_usd_text(row["cost_usd"])}
 
 
 def _total(df: pl.DataFrame) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import datetime as dt
 import io
 import json
 from collections import defaultdict
+from decimal import Decimal
 
 import pytest
 
@@ -176,3 +177,28 @@ def test_by_project(layout: DataLayout, records: list[UsageRecord]) -> None:
         "helpdesk": sum(r.project == "helpdesk" for r in records),
         None: sum(r.project is None for r in records),
     }
+
+
+def test_csv_and_json_write_every_dollar_figure_in_one_fixed_point_form(
+    layout: DataLayout, records: list[UsageRecord]
+) -> None:
+    report = spend_report(layout, "model", SINCE)
+
+    csv_costs = [row[-1] for row in csv.reader(io.StringIO(render(report, "csv")))][1:]
+    json_text = render(report, "json")
+    json_costs = [line.split(": ")[1].rstrip(",") for line in json_text.splitlines() if '"cost_usd"' in line]
+
+    # 0.080286 beside 0.00521355 read as one row rounded to 6 places and the other not.
+    assert csv_costs == [f"{Decimal(repr(c)):.12f}" for c in report["cost_usd"]]
+    assert json_costs == [*csv_costs, f"{Decimal(repr(exact_usd(records))):.12f}"]
+    assert json.loads(json_text)["total"]["cost_usd"] == exact_usd(records)
+
+
+def test_by_model_counts_requests_no_model_answered_apart(layout: DataLayout, records: list[UsageRecord]) -> None:
+    report = spend_report(layout, "model", SINCE)
+
+    unanswered = [r for r in records if r.provider is None]
+    assert unanswered  # the fixture's failed requests, under the alias they asked for
+    rows = dict(zip(report["model"], report["requests"], strict=True))
+    assert rows.pop("(refused/failed)") == len(unanswered)
+    assert rows == {m: sum(r.model == m for r in records) for m in {r.model for r in records if r.model}}
