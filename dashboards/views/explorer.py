@@ -11,9 +11,10 @@ import streamlit as st
 from dashboards import data, ledger, nav
 from dashboards.filters import page_link
 from dashboards.shell import Context, context
-from dashboards.views.common import bar_by_day, caption, money, requests_link, table
+from dashboards.views.common import bar_by_day, caption, hbar, money, requests_link, table
 
 BY_OPTIONS = ("agent", "team", "project", "model", "provider", "tag")
+TOP_BARS = 20
 # Dimensions a row's requests link can filter on (the sidebar's filters). Comments, not
 # docstrings, in a page script: Streamlit's magic would print a bare string on the page.
 BY_FILTER = {"agent": "agent", "team": "team", "model": "model"}
@@ -75,6 +76,7 @@ def _spend(ctx: Context, by: str, grain: str) -> None:
     url = nav.page(nav.REQUESTS).url_path
     link = pl.Series("requests_link", [_row_link(url, ctx, by, value) for value in rows[by].to_list()])
     st.subheader(f"By {by}")
+    hbar(rows.head(TOP_BARS), by, "cost_usd", f"spend (USD), top {min(TOP_BARS, rows.height)} by {by}")
     table(
         rows.with_columns(link),
         f"spend-by-{by.replace(':', '-')}",

@@ -4,9 +4,12 @@ and failures counted apart from models, hourly grain, CSV on every table, links 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import urllib.parse
+from typing import Any
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from dashboards.filters import local_today
 from dashboards.queries import format_usd
@@ -145,3 +148,38 @@ def test_errors_and_refusals_tab(layout: DataLayout, monkeypatch: pytest.MonkeyP
 
 def _params(link: str) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query))
+
+
+def _specs(app: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(chart.proto.spec) for chart in app.get("vega_lite_chart")]
+
+
+def test_the_issue_findings_stay_fixed(layout: DataLayout, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Axis labels the right way round, one day of latency still drawn, dates as dates, money
+    before the long ids (never the column cut off at the right edge)."""
+    build_ledger(layout, days=1)
+
+    app = open_app(layout, monkeypatch, "explorer")
+
+    specs = _specs(app)
+    bars = next(s for s in specs if s.get("mark", {}).get("type") == "bar" and s["encoding"]["y"]["type"] == "nominal")
+    assert bars["encoding"]["x"]["field"] == "cost_usd" and bars["encoding"]["x"]["title"].startswith("spend (USD)")
+    assert bars["encoding"]["y"]["field"] == "agent" and bars["encoding"]["y"]["title"] == "agent"
+    latency = [s for s in specs if s["encoding"].get("y", {}).get("title") == "ms"]
+    assert len(latency) == 2 and all(s["mark"]["point"] is True for s in latency)  # one day: a point, not nothing
+    daily = app.dataframe[1]
+    assert daily.value.columns[0] == "time"
+    config = json.loads(daily.proto.columns)
+    assert config["time"]["type_config"]["format"] == "YYYY-MM-DD"
+    by_agent = list(app.dataframe[0].value.columns)
+    assert by_agent[:2] == ["agent", "cost_usd"]
+
+
+def test_requests_show_money_before_ids(layout: DataLayout, monkeypatch: pytest.MonkeyPatch) -> None:
+    build_ledger(layout, days=1)
+
+    app = open_app(layout, monkeypatch, "requests")
+
+    columns = [c for c in app.dataframe[0].value.columns if c != "trace"]
+    assert columns.index("cost_usd") < 5 < columns.index("request_id")
+    assert json.loads(app.dataframe[0].proto.columns)["cost_usd"]["type_config"]["format"] == "$%.6f"
