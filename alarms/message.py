@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -38,7 +39,12 @@ def dashboard_link(dashboard_url: str | None, scope: str, period: str, budget: s
 
 
 def usd(value: float) -> str:
-    return f"${value:,.2f}"
+    """Money as on-call reads it: the currency, and cents, or for an amount under a dollar
+    enough decimals to show two significant digits, so a small budget never reads
+    `$0.00 of $0.00 (64.5%)` (`US$0.0042`, `US$0.50`, `US$1,234.50`)."""
+    size = abs(value)
+    decimals = 2 if size == 0 or size >= 1 else max(2, 1 - math.floor(math.log10(size)))
+    return f"{'-' if value < 0 else ''}US${size:,.{decimals}f}"
 
 
 def top_line(label: str, top: list[tuple[str, float]]) -> str:

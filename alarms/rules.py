@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from alarms.message import usd
+
 PeriodKind = Literal["day", "month"]
 
 FORECAST_METHOD = (
@@ -95,8 +97,8 @@ class Anomaly:
 
     def describe(self, sigmas: float, window: int) -> str:
         return (
-            f"${self.today:,.2f} today > ${self.limit:,.2f} = mean ${self.mean:,.2f} + {sigmas:g} x std "
-            f"${self.std:,.2f} of the trailing {window} days"
+            f"{usd(self.today)} today > {usd(self.limit)} = mean {usd(self.mean)} + {sigmas:g} x std "
+            f"{usd(self.std)} of the trailing {window} days"
         )
 
 

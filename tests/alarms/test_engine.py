@@ -61,7 +61,7 @@ def receivers(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Receiver, Recei
 
 
 def steady_november(layout: DataLayout) -> None:
-    """$2.75 a day all month from one agent: 82.5 % of $100, no forecast overrun, no anomaly."""
+    """US$2.75 a day all month from one agent: 82.5 % of US$100, no forecast overrun, no anomaly."""
     spend(
         layout,
         [(day, "support-bot", "gpt-4o", 2.0) for day in NOV]
@@ -86,11 +86,11 @@ def test_crossing_50_and_80_sends_two_messages_per_channel_once(
     assert [m["msgtype"] for m in ding.received] == ["markdown", "markdown"]
     assert set(ding.received[0]["markdown"]) == {"title", "text"}
     text = ding.received[1]["markdown"]["text"]
-    assert "80% of $100.00 crossed (escalated from 50%)" in ding.received[1]["markdown"]["title"]
-    assert "Spent: $82.50 of $100.00 (82.5%)" in text
-    assert "Top agents: support-bot $60.00, triage-bot $22.50" in text
-    assert "Top models: gpt-4o $60.00, gpt-4o-mini $22.50" in text
-    assert "Forecast: $82.61 by the end of the period" in text and "run rate" in text
+    assert "80% of US$100.00 crossed (escalated from 50%)" in ding.received[1]["markdown"]["title"]
+    assert "Spent: US$82.50 of US$100.00 (82.5%)" in text
+    assert "Top agents: support-bot US$60.00, triage-bot US$22.50" in text
+    assert "Top models: gpt-4o US$60.00, gpt-4o-mini US$22.50" in text
+    assert "Forecast: US$82.61 by the end of the period" in text and "run rate" in text
     query = {"scope": "team:support", "budget": "support-monthly", "period": "2026-11"}
     link = "https://meterline.example.com/?" + urllib.parse.urlencode(query)
     assert f"[Open the dashboard]({link})" in text
@@ -202,7 +202,7 @@ def test_a_wrong_dingtalk_secret_is_refused_and_recorded(layout: DataLayout, mon
 def test_forecast_and_anomaly_alarms(layout: DataLayout, receivers: tuple[Receiver, Receiver]) -> None:
     ding, slack = receivers
     days = [dt.date(2026, 11, d) for d in range(1, 15)]
-    spend(layout, [(day, "support-bot", "gpt-4o", 1.0 + (day.day % 2)) for day in days])  # $1/$2 alternating
+    spend(layout, [(day, "support-bot", "gpt-4o", 1.0 + (day.day % 2)) for day in days])  # US$1/US$2 alternating
     spend(layout, [(dt.date(2026, 11, 15), "support-bot", "gpt-4o", 40.0)])  # 15 Nov: far above
     now = dt.datetime(2026, 11, 15, 4, 0, tzinfo=dt.UTC)  # noon in Shanghai, 14.5 of 30 days gone
 
@@ -214,6 +214,21 @@ def test_forecast_and_anomaly_alarms(layout: DataLayout, receivers: tuple[Receiv
         "support-monthly/2026-11/anomaly:support-bot:2026-11-15",
     ]
     forecast = ding.received[1]["markdown"]
-    assert forecast["title"] == "Budget support-monthly: projected $126.21 of $100.00"  # 61 / (14.5 / 30)
+    assert forecast["title"] == "Budget support-monthly: projected US$126.21 of US$100.00"  # 61 / (14.5 / 30)
     anomaly = ding.received[2]["markdown"]["text"]
-    assert "$40.00 today > $3.00 = mean $1.50 + 3 x std $0.50 of the trailing 14 days" in anomaly
+    assert "US$40.00 today > US$3.00 = mean US$1.50 + 3 x std US$0.50 of the trailing 14 days" in anomaly
+
+
+def test_a_small_budget_shows_money_with_its_currency_and_enough_digits_to_be_non_zero(
+    layout: DataLayout, receivers: tuple[Receiver, Receiver]
+) -> None:
+    ding, slack = receivers
+    spend(layout, [(dt.date(2026, 11, 30), "support-bot", "demo", 0.00258)])
+    engine = AlarmEngine(config(ding.url, slack.url, amount_usd=0.004, thresholds=[50]), layout, backoff_seconds=0)
+
+    engine.run(LATE_NOV)
+
+    text = ding.received[0]["markdown"]["text"]
+    assert ding.received[0]["markdown"]["title"].startswith("Budget support-monthly: 50% of US$0.0040 crossed")
+    assert "Spent: US$0.0026 of US$0.0040 (64.5%)" in text  # was "Spent: $0.00 of $0.00 (64.5%)"
+    assert "Top agents: support-bot US$0.0026" in text

@@ -67,7 +67,9 @@ def test_anomaly_is_above_mean_plus_three_standard_deviations() -> None:
     found = anomaly(18.5, trailing, 3.0, 5.0)
 
     assert found == Anomaly(today=18.5, mean=12.0, std=2.0, limit=18.0)
-    assert found.describe(3.0, 14) == "$18.50 today > $18.00 = mean $12.00 + 3 x std $2.00 of the trailing 14 days"
+    assert (
+        found.describe(3.0, 14) == "US$18.50 today > US$18.00 = mean US$12.00 + 3 x std US$2.00 of the trailing 14 days"
+    )
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ from tests.alarms.receivers import Receiver, serve
 from tests.alarms.test_engine import LATE_NOV, steady_november
 
 MESSAGE = Message(
-    "Budget support-monthly: 80% of $100.00 crossed",
-    ["Budget: support-monthly (team:support, 2026-11)", "Spent: $82.50 of $100.00 (82.5%)"],
+    "Budget support-monthly: 80% of US$100.00 crossed",
+    ["Budget: support-monthly (team:support, 2026-11)", "Spent: US$82.50 of US$100.00 (82.5%)"],
     "warning",
     "https://meterline.example.com/?scope=team%3Asupport&period=2026-11",
     {"spent_usd": 82.5, "percent": 82.5, "top_agents": [["support-bot", 60.0]]},
@@ -44,9 +44,9 @@ def test_the_payload_is_the_message_as_json_signed_with_the_secret(monkeypatch: 
     assert (error, tries) == (None, 1)
     assert hook.received == [
         {
-            "title": "Budget support-monthly: 80% of $100.00 crossed",
+            "title": "Budget support-monthly: 80% of US$100.00 crossed",
             "severity": "warning",
-            "text": "Budget: support-monthly (team:support, 2026-11)\nSpent: $82.50 of $100.00 (82.5%)",
+            "text": "Budget: support-monthly (team:support, 2026-11)\nSpent: US$82.50 of US$100.00 (82.5%)",
             "link": "https://meterline.example.com/?scope=team%3Asupport&period=2026-11",
             "fields": {"spent_usd": 82.5, "percent": 82.5, "top_agents": [["support-bot", 60.0]]},
         }
@@ -119,8 +119,8 @@ def test_a_channel_that_is_down_does_not_block_the_others(layout: DataLayout, mo
 
     assert (report.sent, report.failed) == (4, 2)  # 50 % and 80 %: two messages per channel
     assert [m["title"][:40] for m in hook.received] == [
-        "Budget support-monthly: 50% of $100.00 c",
-        "Budget support-monthly: 80% of $100.00 c",
+        "Budget support-monthly: 50% of US$100.00",
+        "Budget support-monthly: 80% of US$100.00",
     ]
     assert len(slack.received) == 2
     assert waits == [0.5, 1.0, 0.5, 1.0]  # the down channel's own retries, 3 tries per message
