@@ -9,10 +9,12 @@ Environment variables `METERLINE_<SECTION>__<FIELD>` override single values
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,13 +30,20 @@ ENV_OVERRIDE_PREFIX = "METERLINE_"
 
 
 class ConfigError(Exception):
-    """A config file that cannot be used; the message names the file and the field."""
+    """A config file that cannot be used; the message names the file and the field.
 
-    def __init__(self, source: str, field: str | None, message: str) -> None:
-        where = f"{source}: {field}" if field else source
-        super().__init__(f"{where}: {message}")
+    `more` holds the file's further problems (field, message), so one run reports all of them,
+    one line each; `field` is the first one's."""
+
+    def __init__(self, source: str, field: str | None, message: str, more: list[Problem] | None = None) -> None:
+        self.problems: list[Problem] = [(field, message), *(more or [])]
+        super().__init__("\n".join(f"{source}: {f}: {m}" if f else f"{source}: {m}" for f, m in self.problems))
         self.source = source
         self.field = field
+
+
+Problem = tuple[str | None, str]
+"""(field path or None, what is wrong with it)."""
 
 
 def _not_a_mistyped_reference(value: str) -> str:
@@ -408,6 +417,72 @@ class MeterlineConfig(_Strict):
         return list(dict.fromkeys(d.model_name for d in self.model_list))
 
 
+_RELATIVE_PATH = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*): (.+)$", re.DOTALL)
+
+
+def _problems(exc: ValidationError, raw: dict[str, Any]) -> list[Problem]:
+    """Every error of the file, in pydantic's order, then the checks across entries that
+    pydantic runs only once every field is valid (so they would hide behind a field error)."""
+    found: list[Problem] = []
+    for error in exc.errors():
+        field, message = _field_path(error["loc"]), error["msg"]
+        if error["type"] == "value_error":
+            # A model validator names the entry inside its model: `agents[1].id: duplicate ...`.
+            message = message.removeprefix("Value error, ")
+            if (inner := _RELATIVE_PATH.match(message)) is not None:
+                field = f"{field}.{inner[1]}" if field else inner[1]
+                message = inner[2]
+        elif error["type"] == "extra_forbidden" and (hint := _did_you_mean(error["loc"])):
+            message = f"{message} (unknown field); did you mean {hint!r}?"
+        problem = (field or None, message)
+        if problem not in found:
+            found.append(problem)
+    found += [problem for problem in _duplicate_agent_ids(raw) if problem not in found]
+    return found
+
+
+def _duplicate_agent_ids(raw: dict[str, Any]) -> list[Problem]:
+    """`MeterlineConfig._unique_agents` over the raw file, whatever else in it is wrong."""
+    agents = raw.get("agents")
+    seen: set[object] = set()
+    found: list[Problem] = []
+    for index, agent in enumerate(agents if isinstance(agents, list) else []):
+        agent_id = agent.get("id") if isinstance(agent, dict) else None
+        if not isinstance(agent_id, str):
+            continue
+        if agent_id in seen:
+            found.append((f"agents[{index}].id", f"duplicate agent id {agent_id!r}"))
+        seen.add(agent_id)
+    return found
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str | None:
+    """The closest field name of the model an unknown key sits in (`tem` -> `team`)."""
+    model: Any = MeterlineConfig
+    keyed = False
+    for part in loc[:-1]:
+        if isinstance(part, int) or keyed:
+            keyed = False
+            continue  # a list index or a dict key (`alerts.channels.<name>`): the item type follows
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        keyed = "dict[" in str(annotation)
+        model = _item_model(annotation)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _item_model(annotation: Any) -> Any:
+    """The model a field holds, through `X | None`, `list[X]` and `dict[str, X]`."""
+    for arg in reversed(get_args(annotation)):
+        if arg is not type(None):
+            return _item_model(arg) if get_args(arg) else arg
+    return annotation
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
@@ -439,8 +514,8 @@ def parse_config(text: str, source: str, environ: dict[str, str] | None = None) 
     try:
         return MeterlineConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(source, _field_path(first["loc"]) or None, first["msg"]) from None
+        problems = _problems(exc, raw)
+        raise ConfigError(source, *problems[0], more=problems[1:]) from None
 
 
 def load_config(path: Path | None, environ: dict[str, str] | None = None) -> tuple[MeterlineConfig, str]:

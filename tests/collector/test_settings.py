@@ -89,7 +89,7 @@ def test_a_missing_tls_file_names_its_field(tmp_path: Path) -> None:
         ("{ingest_tokens: [{name: a, token: t, scopes: []}]}", "collector.ingest_tokens[0].scopes", "at least 1"),
         (
             "{ingest_tokens: [{name: a, token: t, scopes: [spans]}, {name: a, token: u, scopes: [spans]}]}",
-            "collector",
+            "collector.ingest_tokens[1].name",
             "duplicate principal name 'a'",
         ),
         ("{tls: {cert_file: c.pem}}", "collector.tls.key_file", "Field required"),

@@ -172,3 +172,46 @@ def test_meterline_gateway_refuses_a_mistyped_master_key_in_one_line(tmp_path: P
     assert done.stderr.splitlines()[-1] == f"meterline: error: {path}: general_settings.master_key: {MISTYPED[value]}"
     assert "Traceback" not in done.stderr and "real-master-key-never-shown" not in done.stderr
     assert done.stdout == ""
+
+
+def test_every_error_of_a_file_is_reported_at_once() -> None:
+    text = (
+        "budgets: [{name: b, period: week, amount_usd: -1}]\n"
+        "agents: [{id: a, team: t, limits: {rpm: lots, usd_per_day: -5}}, {id: a, team: u}]\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "m.yaml", environ={})
+    assert [field for field, _ in raised.value.problems] == [
+        "agents[0].limits.rpm",
+        "agents[0].limits.usd_per_day",
+        "budgets[0].period",
+        "budgets[0].amount_usd",
+        "agents[1].id",  # the cross-entry check, although fields above are invalid
+    ]
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 5 and all(line.startswith("m.yaml: ") for line in lines)
+    assert "m.yaml: agents[1].id: duplicate agent id 'a'" in lines
+    assert raised.value.field == "agents[0].limits.rpm"
+
+
+@pytest.mark.parametrize(
+    ("text", "unknown", "hint"),
+    [
+        ("agents: [{id: a, tem: support}]", "agents[0].tem", "team"),
+        ("telemetry: {colector: http://c:4318}", "telemetry.colector", "collector"),
+        ("alerts: {channels: {ops: {type: slack, webhok: x}}}", "alerts.channels.ops.webhok", "webhook"),
+        ("budgets: [{name: b, period: day, amount: 5}]", "budgets[0].amount", "amount_usd"),
+    ],
+)
+def test_an_unknown_field_is_named_beside_the_missing_one(text: str, unknown: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "m.yaml", environ={})
+    messages = dict(raised.value.problems)
+    assert f"did you mean {hint!r}?" in str(messages[unknown])
+    assert str(raised.value).count("\n") == len(messages) - 1
+
+
+def test_an_unknown_field_with_no_near_name_has_no_guess() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config("storage: {zzz: 1}", "m.yaml", environ={})
+    assert str(raised.value) == "m.yaml: storage.zzz: Extra inputs are not permitted"
