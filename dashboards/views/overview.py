@@ -10,8 +10,8 @@ import polars as pl
 import streamlit as st
 
 from alarms.rules import period_of
-from dashboards import alarm_log, data, queries
-from dashboards.filters import in_scope, mart_rows
+from dashboards import alarm_log, data, nav, queries
+from dashboards.filters import Filters, in_scope, mart_rows, page_link
 from dashboards.shell import Context, context
 from dashboards.views.common import caption, day_filters, money, requests_link, table
 
@@ -125,8 +125,22 @@ def _top(ctx: Context) -> None:
     for index, (title, column) in enumerate(queries.OVERVIEW_DIMENSIONS.items()):
         with columns[index % 2]:
             st.markdown(f"**Top {title}**")
-            top = queries.top_changes(current, previous, column).rename({column: title[:-1]})
-            table(top, f"top-{title}")
+            name = title[:-1]
+            top = queries.top_changes(current, previous, column).rename({column: name})
+            links = [_requests_of(f, name, value) for value in top[name].to_list()]
+            table(
+                top.with_columns(pl.Series("requests", links, dtype=pl.String)),
+                f"top-{title}",
+                {"requests": st.column_config.LinkColumn("requests", display_text="open", width="small")},
+            )
+
+
+def _requests_of(f: Filters, dimension: str, value: str) -> str:
+    """The Requests page on one top row's requests (projects are no sidebar filter: the range's)."""
+    url = nav.page(nav.REQUESTS).url_path
+    if dimension in ("agent", "team", "model") and value != "(none)":
+        return page_link(url, f.replace(**{dimension: value}))
+    return page_link(url, f)
 
 
 if __name__ == "__main__":

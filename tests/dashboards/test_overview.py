@@ -85,6 +85,10 @@ def test_top_agents_teams_models_and_projects_with_their_change(
         assert list(shown["cost_usd"]) == [usd(row[1]) for row in expected]
         assert list(shown["previous_usd"]) == [usd(previous.get(row[0])) for row in expected]
         assert list(shown["change_usd"]) == pytest.approx([usd(r[1]) - usd(previous.get(r[0])) for r in expected])
+    first_agent = tables["agent"].iloc[0]
+    assert first_agent["requests"] == (
+        f"requests?since={since.isoformat()}&until={until.isoformat()}&agent={first_agent['agent']}"
+    )
     # Requests no model answered are not a model (they asked for `claude-nope` and got a 429).
     assert "claude-nope" not in set(tables["model"]["model"])
     assert len(app.get("download_button")) == len(app.dataframe)
