@@ -32,6 +32,7 @@ from gateway.routes import admin as admin_routes
 from gateway.routes.auth_token import issue_token
 from gateway.routes.chat import chat_completions
 from gateway.routes.completions import completions
+from gateway.routes.count_tokens import count_tokens
 from gateway.routes.embeddings import embeddings
 from gateway.routes.health import liveliness, metrics, readiness
 from gateway.routes.messages import messages
@@ -156,6 +157,8 @@ def create_app(
         sink=exporter,
         routes=[
             *(Route(path, endpoint, methods=["POST"]) for path, endpoint in MODEL_CALLS.items()),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+            Route("/messages/count_tokens", count_tokens, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/models", list_models, methods=["GET"]),
             Route("/health/liveliness", liveliness, methods=["GET"]),

@@ -8,6 +8,7 @@ from gateway.chat_request import ChatRequest
 from gateway.endpoint_request import EndpointRequest
 from gateway.pricing import PriceBook
 from gateway.providers.anthropic_direct import AnthropicDirect
+from gateway.providers.demo import DemoProvider
 from gateway.providers.litellm_endpoints import LiteLLMEndpoints
 from gateway.providers.litellm_translate import LiteLLMTranslate
 from gateway.providers.openai_direct import OpenAIDirect
@@ -30,10 +31,11 @@ class Upstream:
         self.direct = OpenAIDirect()
         self.endpoints = OpenAIEndpoints()
         self.anthropic = AnthropicDirect()
+        self.demo = DemoProvider()
         # Imports LiteLLM on first use only (a direct deployment asked for /v1/messages, say).
         self.translated = LiteLLMEndpoints()
         # LiteLLM is imported (seconds) only when some deployment needs its translation.
-        self.translate = LiteLLMTranslate() if any(not d.direct for d in self.deployments) else None
+        self.translate = LiteLLMTranslate() if any(d.path == "litellm" for d in self.deployments) else None
         if self.router.strategy != policy.strategy:
             log.warning("routing_strategy %r is served as %r", policy.strategy, self.router.strategy)
 
@@ -43,8 +45,13 @@ class Upstream:
         await self.anthropic.start()
         if self.translate is not None:
             await self.translate.start()
-        direct = sum(d.direct for d in self.deployments)
-        log.info("upstream: %d deployments direct, %d via LiteLLM", direct, len(self.deployments) - direct)
+        paths = [d.path for d in self.deployments]
+        log.info(
+            "upstream: %d deployments direct, %d demo, %d via LiteLLM",
+            paths.count("direct"),
+            paths.count("demo"),
+            paths.count("litellm"),
+        )
 
     async def close(self) -> None:
         await self.direct.close()
@@ -61,7 +68,9 @@ class Upstream:
     def has_group(self, name: str) -> bool:
         return self.router.has_group(name)
 
-    def _provider(self, deployment: Deployment) -> OpenAIDirect | LiteLLMTranslate:
+    def _provider(self, deployment: Deployment) -> OpenAIDirect | LiteLLMTranslate | DemoProvider:
+        if deployment.path == "demo":
+            return self.demo
         if deployment.direct or self.translate is None:
             return self.direct
         return self.translate
@@ -72,7 +81,9 @@ class Upstream:
 
         return await self.router.run(request.model, attempt)
 
-    def _endpoints(self, deployment: Deployment) -> OpenAIEndpoints | LiteLLMEndpoints:
+    def _endpoints(self, deployment: Deployment) -> OpenAIEndpoints | LiteLLMEndpoints | DemoProvider:
+        if deployment.path == "demo":
+            return self.demo
         return self.endpoints if deployment.direct else self.translated
 
     async def completions(self, request: EndpointRequest) -> Routed[ChatResponse | ChatStream]:
@@ -97,6 +108,8 @@ class Upstream:
         """Anthropic's format: forwarded as it is to `anthropic/` deployments, translated for the rest."""
 
         async def attempt(deployment: Deployment) -> ChatResponse | ChatStream:
+            if deployment.path == "demo":
+                return await self.demo.messages(deployment, request)
             if deployment.provider == "anthropic" and "mock_response" not in deployment.extra_params:
                 return await self.anthropic.messages(deployment, request)
             return await self.translated.messages(deployment, request)

@@ -11,6 +11,7 @@ from gateway.providers.named_events import AnthropicTally, event_name, frame_dat
 from gateway.providers.results import ChatResponse, ChatStream
 from gateway.providers.session import SessionOwner
 from gateway.routing.deployments import Deployment
+from gateway.routing.failures import UpstreamFailure
 from gateway.token_usage import from_anthropic_usage
 
 DEFAULT_BASE = "https://api.anthropic.com"
@@ -46,11 +47,27 @@ def message_response(body: bytes, data: dict[str, object]) -> ChatResponse:
 
 
 class AnthropicDirect(SessionOwner):
-    async def messages(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
+    def _headers(self, deployment: Deployment, request: EndpointRequest) -> dict[str, str]:
         headers = {"anthropic-version": DEFAULT_VERSION}
         headers |= {name: request.headers[name] for name in PASSED_HEADERS if name in request.headers}
         if deployment.api_key is not None:
             headers["x-api-key"] = deployment.api_key.reveal()
+        return headers
+
+    async def count_tokens(self, deployment: Deployment, request: EndpointRequest) -> int:
+        """Anthropic's own count of a Messages request's input (`/v1/messages/count_tokens`);
+        UpstreamFailure when the provider refuses or does not answer with a count."""
+        body = {**request.body, "model": deployment.model}
+        url = f"{messages_url(deployment.api_base)}/count_tokens"
+        response = await post(self.client, url, body, self._headers(deployment, request), deployment)
+        _, data = await read_json(response, deployment)
+        tokens = data.get("input_tokens")
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            raise UpstreamFailure("the provider's token count has no input_tokens", status=502)
+        return tokens
+
+    async def messages(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
+        headers = self._headers(deployment, request)
         body = {**request.body, "model": deployment.model}
         response = await post(self.client, messages_url(deployment.api_base), body, headers, deployment)
         if not request.stream:

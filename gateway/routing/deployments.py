@@ -2,8 +2,8 @@
 `LiveSecret` that stays current (the router reads it once per attempt, `pinned_key`).
 
 A deployment whose provider speaks OpenAI's HTTP protocol natively is served by the direct
-forward (`providers/openai_direct.py`); every other one by LiteLLM's translation
-(`providers/litellm_translate.py`).
+forward (`providers/openai_direct.py`); one with `mock_response` by the in-process demo provider
+(`providers/demo.py`); every other one by LiteLLM's translation (`providers/litellm_translate.py`).
 """
 
 from __future__ import annotations
@@ -79,6 +79,13 @@ class Deployment:
     extra_params: dict[str, Any] = field(default_factory=dict)
     """Other litellm_params (mock_response, api_version, ...) for the LiteLLM path."""
     model_info: dict[str, Any] = field(default_factory=dict)
+    demo_reply: str | None = None
+    """The reply of a `mock_response` deployment, answered in process by `providers/demo.py`."""
+
+    @property
+    def path(self) -> str:
+        """How an attempt reaches the provider: "direct", "demo" or "litellm"."""
+        return "direct" if self.direct else "demo" if self.demo_reply is not None else "litellm"
 
 
 def _split_provider(litellm_model: str, explicit: str | None) -> tuple[str, str]:
@@ -101,8 +108,10 @@ def build_deployment(index: int, entry: ModelDeployment, secrets: SecretRegistry
     direct = native and "mock_response" not in params and (api_base or OPENAI_NATIVE[provider]) is not None
     # model_info.meterline_upstream: litellm forces translation (for conformance tests, or a
     # provider whose "OpenAI-compatible" endpoint is not compatible enough).
+    demo_reply = params.get("mock_response")
     if entry.model_info.get(UPSTREAM_OVERRIDE_KEY) == "litellm":
         direct = False
+        demo_reply = None  # LiteLLM's own mock_response
     if direct and api_base is None:
         api_base = OPENAI_NATIVE[provider]
     timeout = params.get("timeout")
@@ -121,6 +130,7 @@ def build_deployment(index: int, entry: ModelDeployment, secrets: SecretRegistry
         timeout=float(timeout) if isinstance(timeout, (int, float, str)) and str(timeout).strip() else None,
         extra_params={k: v for k, v in params.items() if k not in _ROUTING_PARAMS},
         model_info=dict(entry.model_info),
+        demo_reply=demo_reply if isinstance(demo_reply, str) else None,
     )
 
 

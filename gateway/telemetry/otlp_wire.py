@@ -294,7 +294,7 @@ def attempt_span(record: UsageRecord, attempt: Attempt, span_id: str) -> bytes:
         (semconv.GEN_AI_PROVIDER_NAME, d.provider),
         (semconv.GEN_AI_REQUEST_MODEL, d.model),
         (semconv.METERLINE_DEPLOYMENT_ID, d.id),
-        (semconv.METERLINE_PATH, "direct" if d.direct else "litellm"),
+        (semconv.METERLINE_PATH, d.path),
         (semconv.HTTP_RESPONSE_STATUS_CODE, attempt.status),
         (semconv.ERROR_TYPE, attempt.error),
     )

@@ -1,5 +1,6 @@
 """A local Anthropic: the Messages API wire format (POST /v1/messages), scripted by a `MockBehaviour`.
 
+POST /v1/messages/count_tokens answers `{"input_tokens": N}`, N the prompt's tokens by that rule.
 A request needs `x-api-key` (or `Authorization: Bearer`) with a key in `behaviour.accepted_keys`
 (else 401 `authentication_error`) and an `anthropic-version` header (else 400). Usage follows
 the token rule in `gateway.testing.behaviour`, split the way Anthropic splits it: of the prompt's
@@ -162,7 +163,23 @@ def create_mock_anthropic(behaviour: MockBehaviour) -> Starlette:
             return json_response(answer, 200, headers)
         return EventStream(answer, behaviour, headers)
 
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    async def count_tokens(request: Request) -> Response:
+        _, body = await received(request, behaviour)
+        headers = {"request-id": f"req_mock_{next(request_ids)}"}
+        if (denied := refused(request, headers)) is not None:
+            return denied
+        if not isinstance(body, dict) or "model" not in body or "messages" not in body:
+            problem = error_body(400, "model and messages: Field required", headers["request-id"])
+            return json_response(dumps(problem), 400, headers)
+        total = prompt_tokens(body.get("messages") or [], system=body.get("system"))
+        return json_response(dumps({"input_tokens": total}), 200, headers)
+
+    return Starlette(
+        routes=[
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
