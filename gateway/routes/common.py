@@ -215,9 +215,10 @@ class Call:
     ) -> AsyncIterator[bytes]:
         tally = stream.tally
 
-        def finish() -> None:
+        def finish(count: bool = True) -> None:
             usage = tally.usage
-            self.finish(usage, lambda: estimate(tally.texts), tally.response_id, tuple(tally.finish_reasons))
+            counted = (lambda: estimate(tally.texts)) if count else None
+            self.finish(usage, counted, tally.response_id, tuple(tally.finish_reasons))
 
         try:
             async for event in stream.events:
@@ -230,7 +231,9 @@ class Call:
         except UpstreamFailure as failure:  # a mid-stream provider failure becomes an error event
             error = failure.to_client_error()
             self.meter.failed(error)
-            finish()  # before the event: a client may stop reading at an error
+            # Before the event (a client may stop reading at an error). A failed stream is billed
+            # what the provider reported, or nothing: never the gateway's guess.
+            finish(count=False)
             yield error_event(error)
         except (asyncio.CancelledError, GeneratorExit):
             if not self._finished:

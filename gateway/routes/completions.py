@@ -12,18 +12,13 @@ from gateway.endpoint_request import parse_completion_request
 from gateway.errors import GatewayError
 from gateway.providers.results import ChatStream
 from gateway.providers.sse import DONE, sse
+from gateway.request_tokens import prompt_tokens
 from gateway.routes.common import Call
 from gateway.token_usage import TokenUsage, openai_usage_block
 from gateway.tokens import count_text
 from meterline.semconv import OPERATION_TEXT_COMPLETION
 
 ROUTE = "/v1/completions"
-
-
-def prompt_tokens(prompt: Any) -> int:
-    """A prompt's tokens: a string, strings, a token array or token arrays."""
-    prompts = prompt if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int) else [prompt]
-    return sum(count_text(p) if isinstance(p, str) else len(p) for p in prompts)
 
 
 async def completions(request: Request) -> Response:

@@ -7,8 +7,8 @@ from starlette.responses import Response
 
 from gateway.endpoint_request import parse_embedding_request
 from gateway.errors import GatewayError
+from gateway.request_tokens import prompt_tokens
 from gateway.routes.common import Call
-from gateway.routes.completions import prompt_tokens
 from gateway.token_usage import TokenUsage, embeddings_usage_block
 from meterline.semconv import OPERATION_EMBEDDINGS
 

@@ -8,8 +8,6 @@ The rest is the shared flow in routes/common.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,19 +17,13 @@ from gateway.errors import GatewayError
 from gateway.providers.anthropic_direct import PASSED_HEADERS
 from gateway.providers.named_events import event_name, named_frame
 from gateway.providers.results import ChatStream
+from gateway.request_tokens import messages_input_tokens as input_tokens
 from gateway.routes.common import Call
 from gateway.token_usage import TokenUsage, anthropic_usage_block
-from gateway.tokens import count_messages, count_text
+from gateway.tokens import count_text
 from meterline.semconv import OPERATION_CHAT
 
 ROUTE = "/v1/messages"
-
-
-def input_tokens(body: dict[str, Any]) -> int:
-    messages: list[dict[str, Any]] = list(body.get("messages") or [])
-    if system := body.get("system"):
-        messages.append({"role": "system", "content": system})
-    return count_messages(messages)
 
 
 def error_event(error: GatewayError) -> bytes:

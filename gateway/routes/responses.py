@@ -3,8 +3,6 @@ events or not; usage from the response, or from `response.completed` (see routes
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -12,24 +10,13 @@ from gateway.endpoint_request import parse_response_request
 from gateway.errors import GatewayError
 from gateway.providers.named_events import RESPONSES_FINAL, event_name, named_frame
 from gateway.providers.results import ChatStream
+from gateway.request_tokens import responses_input_tokens as input_tokens
 from gateway.routes.common import Call
 from gateway.token_usage import TokenUsage, responses_usage_block
-from gateway.tokens import count_messages, count_text
+from gateway.tokens import count_text
 from meterline.semconv import OPERATION_CHAT
 
 ROUTE = "/v1/responses"
-
-
-def input_tokens(body: dict[str, Any]) -> int:
-    """The gateway's count of a Responses request's input: instructions plus input items."""
-    items = body.get("input")
-    messages: list[dict[str, Any]] = [{"role": "user", "content": items}] if isinstance(items, str) else []
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, dict):
-            messages.append({"role": "user", "content": item.get("content") or str(item.get("output") or "")})
-    if isinstance(instructions := body.get("instructions"), str):
-        messages.append({"role": "system", "content": instructions})
-    return count_messages(messages)
 
 
 def error_event(error: GatewayError) -> bytes:
