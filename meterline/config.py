@@ -17,16 +17,28 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from meterline.defaults import DEFAULT_CONFIG_YAML
+from meterline.litellm_providers import known_providers, provider_of
 from meterline.record_limits import ID_PATTERN, RecordLimits
 from meterline.secret_syntax import refused_form
 
 DEFAULT_CONFIG_PATH = Path("meterline.yaml")
 EMBEDDED_SOURCE = "<embedded defaults>"
 ENV_OVERRIDE_PREFIX = "METERLINE_"
+CUSTOM_PROVIDERS = "custom_providers"
+"""Validation context key: provider names the file registers itself (not LiteLLM's own)."""
 
 
 class ConfigError(Exception):
@@ -69,11 +81,28 @@ class _LiteLLMSection(BaseModel):
 
 class LiteLLMParams(_LiteLLMSection):
     model: str
+    """`provider/model` (a provider LiteLLM knows, else refused at load), or a bare model name."""
     api_key: SecretRef | None = None
     api_base: SecretRef | None = None
     mock_response: str | None = None
     rpm: int | None = None
     tpm: int | None = None
+
+    @model_validator(mode="after")
+    def _known_provider(self, info: ValidationInfo) -> LiteLLMParams:
+        explicit = (self.model_extra or {}).get("custom_llm_provider")
+        provider = provider_of(self.model, explicit if isinstance(explicit, str) else None)
+        known = known_providers()
+        custom = (info.context or {}).get(CUSTOM_PROVIDERS, ())
+        if provider is not None and known is not None and provider not in known and provider not in custom:
+            field = "custom_llm_provider" if explicit else "model"
+            close = difflib.get_close_matches(provider, sorted(known), n=1, cutoff=0.75)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"{field}: unknown provider {provider!r}: LiteLLM knows no such provider, so every request to"
+                f" this model would fail; {hint}(the providers: https://docs.litellm.ai/docs/providers)"
+            )
+        return self
 
 
 class ModelDeployment(_LiteLLMSection):
@@ -441,6 +470,14 @@ def _problems(exc: ValidationError, raw: dict[str, Any]) -> list[Problem]:
     return found
 
 
+def _custom_providers(raw: dict[str, Any]) -> frozenset[str]:
+    """Providers `litellm_settings.custom_provider_map` registers (LiteLLM's custom handlers)."""
+    settings = raw.get("litellm_settings")
+    entries = settings.get("custom_provider_map") if isinstance(settings, dict) else None
+    names = [entry.get("provider") for entry in entries or [] if isinstance(entry, dict)]
+    return frozenset(name for name in names if isinstance(name, str))
+
+
 def _duplicate_agent_ids(raw: dict[str, Any]) -> list[Problem]:
     """`MeterlineConfig._unique_agents` over the raw file, whatever else in it is wrong."""
     agents = raw.get("agents")
@@ -512,7 +549,7 @@ def parse_config(text: str, source: str, environ: dict[str, str] | None = None) 
         raise ConfigError(source, None, "the top level must be a mapping of sections")
     _apply_env_overrides(raw, dict(os.environ) if environ is None else environ)
     try:
-        return MeterlineConfig.model_validate(raw)
+        return MeterlineConfig.model_validate(raw, context={CUSTOM_PROVIDERS: _custom_providers(raw)})
     except ValidationError as exc:
         problems = _problems(exc, raw)
         raise ConfigError(source, *problems[0], more=problems[1:]) from None

@@ -215,3 +215,49 @@ def test_an_unknown_field_with_no_near_name_has_no_guess() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config("storage: {zzz: 1}", "m.yaml", environ={})
     assert str(raised.value) == "m.yaml: storage.zzz: Extra inputs are not permitted"
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "fragment"),
+    [
+        ("{model: foobarai/gpt-4}", "model_list[1].litellm_params.model", "unknown provider 'foobarai'"),
+        ("{model: anthropc/claude-sonnet-4-5}", "model_list[1].litellm_params.model", "did you mean 'anthropic'?"),
+        ("{model: gpt-4, custom_llm_provider: nope}", "model_list[1].litellm_params.custom_llm_provider", "'nope'"),
+    ],
+)
+def test_a_provider_litellm_does_not_know_is_refused(entry: str, field: str, fragment: str) -> None:
+    text = (
+        "model_list:\n  - {model_name: ok, litellm_params: {model: openai/gpt-4o}}\n"
+        f"  - {{model_name: m, litellm_params: {entry}}}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "m.yaml", environ={})
+    assert raised.value.field == field
+    assert fragment in str(raised.value)
+
+
+def test_known_bare_and_custom_providers_load() -> None:
+    config = parse_config(
+        "model_list:\n"
+        "  - {model_name: a, litellm_params: {model: anthropic/claude-sonnet-4-5}}\n"
+        "  - {model_name: b, litellm_params: {model: gpt-4o}}\n"
+        "  - {model_name: c, litellm_params: {model: mine/model-1}}\n"
+        "litellm_settings: {custom_provider_map: [{provider: mine, custom_handler: handlers.mine}]}\n",
+        "m.yaml",
+        environ={},
+    )
+    assert config.model_groups() == ["a", "b", "c"]
+
+
+def test_meterline_gateway_refuses_an_unknown_provider_before_it_serves(tmp_path: Path) -> None:
+    path = tmp_path / "meterline.yaml"
+    path.write_text("model_list: [{model_name: gpt-4, litellm_params: {model: foobarai/gpt-4, api_key: sk-x}}]\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("METERLINE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "meterline", "gateway", "--config", str(path), "--port", "0"],
+        capture_output=True, text=True, env=environ, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f"meterline: error: {path}: model_list[0].litellm_params.model: unknown provider 'foobarai'")
+    assert "Traceback" not in done.stderr and "ready" not in done.stderr
