@@ -137,13 +137,13 @@ class QuotaService:
             demand = demand.most(other)
         items, frees_in = counter_items(limits, demand, self._calendar, now)
         store, result = await self._reserve(items, now)
-        headers = rate_limit_headers(limits, result.used, frees_in)
         if result.reservation is None:
             index = result.refused_index or 0
+            headers = rate_limit_headers(limits, result.used, frees_in, refused=index)
             raise QuotaExceeded(
                 limits[index], result.used[index], items[index].amount, retry_after_seconds(frees_in[index]), headers
             )
-        return Admission(headers, result.reservation, store)
+        return Admission(rate_limit_headers(limits, result.used, frees_in), result.reservation, store)
 
     async def settle(self, admission: Admission, *, tokens: int, usd: float) -> None:
         """Replace the reserved tokens and dollars by the real usage; frees the parallel slot."""

@@ -204,3 +204,79 @@ def test_settle_soon_settles_an_in_process_admission_at_once_and_only_once() -> 
     headers = asyncio.run(scenario())
     # held: 1 request and 150 tokens; released: nothing; the last admission: 1 request, 200 tokens
     assert (headers["x-ratelimit-remaining-requests"], headers["x-ratelimit-remaining-tokens"]) == ("8", "650")
+
+
+def test_a_request_larger_than_its_limit_is_refused_for_good_without_retry_after() -> None:
+    """Its worst case alone exceeds the cap, so no wait can admit it: its own code, no
+    `Retry-After` (a client honouring one retried forever), the refusing limit's headers."""
+    service = QuotaService.from_config(config(), PRICES, clock=Clock())
+
+    async def refuse(identity: AgentIdentity) -> QuotaExceeded:
+        with pytest.raises(QuotaExceeded) as refused:
+            await admit(service, identity)  # 100 in + 100 out: 200 tokens, $0.0003
+        return refused.value
+
+    tokens = asyncio.run(refuse(agent(agent_id="small-tpm", tpm=150)))
+    assert (tokens.code, tokens.error_type, tokens.retry_after) == ("request_exceeds_limit", "tokens", None)
+    assert tokens.response_headers == {
+        "x-ratelimit-limit-tokens": "150",
+        "x-ratelimit-remaining-tokens": "150",
+        "x-ratelimit-reset-tokens": "30s",
+    }
+    assert tokens.message.endswith("The request alone is larger than the limit; lower max_tokens or the input.")
+    budget = asyncio.run(refuse(agent(agent_id="small-budget", usd_per_day=0.0001)))
+    assert (budget.code, budget.error_type, budget.retry_after) == ("request_exceeds_limit", "insufficient_quota", None)
+    assert budget.response_headers == {
+        "x-ratelimit-limit-usd-day": "0.0001",
+        "x-ratelimit-remaining-usd-day": "0.0001",
+        "x-ratelimit-reset-usd-day": "17h46m30s",
+    }
+    response = error_response(budget)
+    assert response.status_code == 429 and "retry-after" not in response.headers
+    assert json.loads(bytes(response.body))["error"]["code"] == "request_exceeds_limit"
+
+
+def test_every_refusal_carries_the_headers_of_the_limit_that_refused_it() -> None:
+    """A budget, a monthly budget and a concurrency limit have no OpenAI header: `usd-day`,
+    `usd-month` (exact dollars) and `parallel` (no reset: it frees when a request ends)."""
+    service = QuotaService.from_config(config(), PRICES, clock=Clock())
+
+    async def scenario() -> tuple[dict[str, str], QuotaExceeded, QuotaExceeded, QuotaExceeded]:
+        budget = agent(agent_id="budget", usd_per_day=0.0006, usd_per_month=0.001)
+        admitted = (await admit(service, budget)).headers
+        await admit(service, budget)
+        with pytest.raises(QuotaExceeded) as day:
+            await admit(service, budget)
+        monthly = agent(agent_id="monthly", usd_per_day=1, usd_per_month=0.0005)
+        await admit(service, monthly)
+        with pytest.raises(QuotaExceeded) as month:
+            await admit(service, monthly)
+        parallel = agent(agent_id="parallel", rpm=10, max_parallel=1)
+        await admit(service, parallel)
+        with pytest.raises(QuotaExceeded) as slots:
+            await admit(service, parallel)
+        return admitted, day.value, month.value, slots.value
+
+    admitted, day, month, slots = asyncio.run(scenario())
+    assert admitted == {
+        "x-ratelimit-limit-usd-day": "0.0006",
+        "x-ratelimit-remaining-usd-day": "0.0003",
+        "x-ratelimit-reset-usd-day": "17h46m30s",
+        "x-ratelimit-limit-usd-month": "0.001",
+        "x-ratelimit-remaining-usd-month": "0.0007",
+        "x-ratelimit-reset-usd-month": month.response_headers["x-ratelimit-reset-usd-month"],
+    }
+    assert day.code == "budget_exceeded" and day.response_headers["retry-after"] == str(SHANGHAI_DAY_LEFT)
+    assert day.response_headers["x-ratelimit-remaining-usd-day"] == "0"
+    assert (month.code, month.response_headers["x-ratelimit-limit-usd-month"]) == ("budget_exceeded", "0.0005")
+    assert month.response_headers["x-ratelimit-remaining-usd-month"] == "0.0002"
+    assert int(month.response_headers["retry-after"]) > SHANGHAI_DAY_LEFT
+    assert (slots.code, slots.retry_after) == ("rate_limit_exceeded", 1)
+    assert slots.response_headers == {
+        "x-ratelimit-limit-requests": "10",
+        "x-ratelimit-remaining-requests": "9",
+        "x-ratelimit-reset-requests": "30s",
+        "x-ratelimit-limit-parallel": "1",
+        "x-ratelimit-remaining-parallel": "0",
+        "retry-after": "1",
+    }

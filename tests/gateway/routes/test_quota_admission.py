@@ -77,16 +77,32 @@ def test_openai_sdk_sees_rate_limit_error(provider: str) -> None:
     assert raised.value.response.headers["retry-after"]
 
 
-def test_budget_refusal_is_insufficient_quota(provider: str) -> None:
+def test_budget_refusal_is_insufficient_quota_and_one_that_never_fits_has_no_retry_after(
+    provider: str, behaviour: MockBehaviour
+) -> None:
     sink = InMemorySink()
-    # Worst case of one request with max_tokens 1000 at gpt-4o-mini rates is ~$0.0006.
+    # Worst case of one request with max_tokens 1000 at gpt-4o-mini rates is ~$0.0006; with
+    # max_tokens 80, ~$0.00006. The provider ignores max_tokens and bills 100 words out, so
+    # the budget left after one request is less than the next one's worst case.
+    behaviour.reply = " ".join(["word"] * 100)
+    body = {"model": "gpt", "messages": MESSAGES, "max_tokens": 80}
     with gateway_for(provider, "{usd_per_day: 0.0001}", sink) as url, httpx.Client(base_url=url) as client:
-        refused = client.post(
-            "/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES, "max_tokens": 1000}, headers=AUTH
-        )
-    assert refused.status_code == 429
+        never = client.post("/v1/chat/completions", json={**body, "max_tokens": 1000}, headers=AUTH)
+        admitted = client.post("/v1/chat/completions", json=body, headers=AUTH)
+        refused = client.post("/v1/chat/completions", json=body, headers=AUTH)
+    assert never.status_code == 429 and "retry-after" not in never.headers
+    error = never.json()["error"]
+    assert (error["code"], error["type"]) == ("request_exceeds_limit", "insufficient_quota")
+    assert (never.headers["x-ratelimit-limit-usd-day"], never.headers["x-ratelimit-remaining-usd-day"]) == (
+        "0.0001",
+        "0.0001",
+    )
+    assert admitted.status_code == 200 and admitted.headers["x-ratelimit-limit-usd-day"] == "0.0001"
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
     error = refused.json()["error"]
     assert (error["code"], error["type"]) == ("budget_exceeded", "insufficient_quota")
+    assert 0 < float(refused.headers["x-ratelimit-remaining-usd-day"]) < 0.00006
+    assert refused.headers["x-ratelimit-reset-usd-day"]
 
 
 def test_settlement_charges_real_usage_not_the_reservation(provider: str, behaviour: MockBehaviour) -> None:

@@ -149,7 +149,7 @@ def test_a_worst_case_over_the_cap_is_refused_every_time(
     assert gateway.billed(case) == []
     codes = {(r.json().get("error") or {}).get("type") if route == "/v1/messages" else r.json()["error"]["code"]
              for r in responses}  # fmt: skip
-    assert codes == ({"rate_limit_error"} if route == "/v1/messages" else {"tokens_per_day_exceeded"})
+    assert codes == ({"rate_limit_error"} if route == "/v1/messages" else {"request_exceeds_limit"})
 
 
 @pytest.mark.parametrize(("case", "route", "body", "generations", "billed_each"), FITS, ids=[c[0] for c in FITS])
