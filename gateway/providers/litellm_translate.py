@@ -19,7 +19,7 @@ from gateway.routing.deployments import Deployment
 from gateway.routing.failures import UpstreamFailure
 from gateway.scrubbing import held_secrets, scrub_text
 from gateway.token_usage import from_usage_block
-from gateway.tokens import count_messages
+from gateway.tokens import count_messages_off_loop
 
 
 def _import_litellm() -> Any:
@@ -30,6 +30,11 @@ def _import_litellm() -> Any:
     # LiteLLM logs every call at INFO; Meterline's own records carry that information.
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # On a mapped provider error LiteLLM print()s "Give Feedback / Get Help" (and for an unknown
+    # provider a "Provider List" line) to stdout in ANSI red, outside logging, whatever stdout
+    # is. The error itself reaches the client and the log through `_failure`. (Its log lines are
+    # coloured only when stdout and stderr are both terminals, or never with NO_COLOR.)
+    litellm.suppress_debug_info = True
     return litellm
 
 
@@ -115,7 +120,9 @@ class LiteLLMTranslate:
             kwargs["stream_options"] = {**request.stream_options, "include_usage": True}
         if "mock_response" in kwargs:
             # LiteLLM's mock provider reports the admission estimate of input tokens as usage.
-            kwargs["metadata"] = {"user_api_key_budget_reservation": {"input_tokens": count_messages(request.messages)}}
+            kwargs["metadata"] = {
+                "user_api_key_budget_reservation": {"input_tokens": await count_messages_off_loop(request.messages)}
+            }
         try:
             with no_success_log():
                 result = await litellm.acompletion(
