@@ -71,7 +71,7 @@ async def chat_completions(request: Request) -> Response:
             lambda error: sse(error.body()),
             usage_event if chat.client_wants_usage else None,
         )
-    response = call.respond(answer, estimate, openai_usage_block)
+    response = await call.respond(answer, estimate, openai_usage_block)
     if cache_key is not None:
         await _store(call, cache_key, answer)
     return response

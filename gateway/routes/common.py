@@ -27,6 +27,7 @@ from gateway.routing.router import Routed
 from gateway.state import GatewayState
 from gateway.telemetry.trace_context import from_traceparent
 from gateway.token_usage import TokenUsage
+from gateway.tokens import INLINE_CHARS, off_loop
 from gateway.upstream import Upstream
 
 Render = Callable[[GatewayError, dict[str, str]], Response]
@@ -65,6 +66,7 @@ class Call:
         self.admission: Admission | None = None
         self._request = request
         self._finished = False
+        self._body_bytes = 0
 
     async def admit(self, parse: Callable[[bytes], A]) -> tuple[Upstream, A]:
         """The parsed body, once the gateway is ready, the model group exists and the agent may use it."""
@@ -74,6 +76,7 @@ class Call:
         if not self.state.exporter.accepting:  # a request it could not bill is refused, not served
             raise GatewayNotReady("The gateway cannot record usage right now (its usage spool is full); retry shortly.")
         raw = await read_body(self._request, self.state.max_body_bytes)
+        self._body_bytes = len(raw)
         asked = parse(raw)
         self.meter.model_requested = asked.model
         self.meter.stream = asked.stream
@@ -177,7 +180,18 @@ class Call:
         if (remote := quotas.settle_soon(admission, tokens=None, usd=0.0)) is not None:
             self.state.later(remote)
 
-    def respond(
+    def _counting_chars(self, texts: list[str]) -> int:
+        """About how many characters the gateway's count encodes: the request body (its JSON is
+        at least as long as its text) and the answer's text."""
+        return self._body_bytes + sum(map(len, texts))
+
+    async def _counted(self, estimate: Callable[[list[str]], TokenUsage], texts: list[str]) -> TokenUsage | None:
+        """The gateway's count of an answered request's usage, in a thread for long text."""
+        if self.meter.answer is None or self._finished:
+            return None
+        return await off_loop(lambda: estimate(texts), self._counting_chars(texts))
+
+    async def respond(
         self,
         answer: ChatResponse,
         estimate: Callable[[list[str]], TokenUsage],
@@ -185,7 +199,9 @@ class Call:
     ) -> Response:
         """A whole answer: metered, then sent as the provider's JSON body. When the gateway counted
         the usage (the provider reported none), `usage_block` puts the billed counts in the body."""
-        self.finish(answer.usage, lambda: estimate(answer.texts), answer.response_id, answer.finish_reasons)
+        usage = answer.usage
+        counted = None if usage is not None else await self._counted(estimate, answer.texts)
+        self.finish(usage, None if counted is None else lambda: counted, answer.response_id, answer.finish_reasons)
         if usage_block is not None and self.meter.usage_estimated and self.meter.usage is not None:
             answer.body = with_usage(answer.body, usage_block(self.meter.usage))
         return Response(answer.body, media_type="application/json", headers=self.headers)
@@ -220,11 +236,18 @@ class Call:
             counted = (lambda: estimate(tally.texts)) if count else None
             self.finish(usage, counted, tally.response_id, tuple(tally.finish_reasons))
 
+        async def finish_off_loop() -> None:
+            """`finish()`, with long text counted in a thread."""
+            usage, texts = tally.usage, tally.texts
+            counted = None if usage is not None else await self._counted(estimate, texts)
+            reasons = tuple(tally.finish_reasons)
+            self.finish(usage, None if counted is None else lambda: counted, tally.response_id, reasons)
+
         try:
             async for event in stream.events:
                 self.meter.first_token()
                 if is_last(event):
-                    finish()
+                    await finish_off_loop()
                     if usage_event is not None and self.meter.usage_estimated and self.meter.usage is not None:
                         event = usage_event(event, self.meter.usage)
                 yield event
@@ -242,7 +265,10 @@ class Call:
             await asyncio.shield(stream.close())
             raise
         finally:
-            finish()
+            if self._finished or tally.usage is not None or self._counting_chars(tally.texts) <= INLINE_CHARS:
+                finish()
+            else:  # the client left mid-stream: long text is counted in a thread, after the response
+                self.state.later(finish_off_loop())
 
 
 def with_usage(body: bytes, block: dict[str, int]) -> bytes:

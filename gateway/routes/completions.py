@@ -54,4 +54,4 @@ async def completions(request: Request) -> Response:
             lambda error: sse(error.body()),
             usage_event if asked.client_wants_usage else None,
         )
-    return call.respond(answer, estimate, openai_usage_block)
+    return await call.respond(answer, estimate, openai_usage_block)

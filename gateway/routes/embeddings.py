@@ -22,6 +22,6 @@ async def embeddings(request: Request) -> Response:
         answer = await call.routed(upstream.embeddings(asked))
     except GatewayError as error:
         return call.fail(error)
-    return call.respond(
+    return await call.respond(
         answer, lambda _: TokenUsage(input_tokens=prompt_tokens(asked.body["input"])), embeddings_usage_block
     )

@@ -52,4 +52,4 @@ async def messages(request: Request) -> Response:
 
     if isinstance(answer, ChatStream):
         return call.stream(answer, lambda event: event_name(event) == "message_stop", estimate, error_event)
-    return call.respond(answer, estimate, anthropic_usage_block)
+    return await call.respond(answer, estimate, anthropic_usage_block)

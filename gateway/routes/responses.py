@@ -36,4 +36,4 @@ async def responses(request: Request) -> Response:
 
     if isinstance(answer, ChatStream):
         return call.stream(answer, lambda event: event_name(event) in RESPONSES_FINAL, estimate, error_event)
-    return call.respond(answer, estimate, responses_usage_block)
+    return await call.respond(answer, estimate, responses_usage_block)
