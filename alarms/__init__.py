@@ -5,6 +5,6 @@ spend.py      what a budget's scope spent, read from the marts
 message.py    what on-call reads: one `Message` per alarm
 state.py      SQLite: alarms claimed once, deliveries and their failures
 notifier.py   the `Notifier` protocol, delivery with retries, channels from config
-dingtalk.py, slack.py, webhook.py   one module per channel type
+dingtalk.py, slack.py, webhook.py, console.py   one module per channel type (console: a log line, no network)
 engine.py     one alarm run: evaluate, claim, send, resolve
 """

@@ -70,14 +70,21 @@ def deliver(
 
 def build_notifier(name: str, channel: AlertChannel) -> Notifier:
     """The notifier for a configured channel (imports only the module its type needs)."""
+    if channel.type == "console":
+        from alarms.console import Console
+
+        return Console(name)
+    webhook = channel.webhook
+    if webhook is None:  # refused at load (AlertChannel); here for a channel built in code
+        raise ValueError(f"alerts.channels.{name}.webhook: a {channel.type} channel needs its webhook URL")
     if channel.type == "dingtalk":
         from alarms.dingtalk import DingTalk
 
-        return DingTalk(name, channel.webhook, channel.secret)
+        return DingTalk(name, webhook, channel.secret)
     if channel.type == "slack":
         from alarms.slack import Slack
 
-        return Slack(name, channel.webhook)
+        return Slack(name, webhook)
     from alarms.webhook import Webhook
 
-    return Webhook(name, channel.webhook, channel.secret)
+    return Webhook(name, webhook, channel.secret)

@@ -159,9 +159,18 @@ class BudgetConfig(_Strict):
 
 
 class AlertChannel(_Strict):
-    type: Literal["dingtalk", "slack", "webhook"]
-    webhook: SecretRef
+    type: Literal["dingtalk", "slack", "webhook", "console"]
+    """`console` needs no network: one log line per alarm on the stderr of the process that
+    evaluates the budgets (`meterline analytics serve`/`run`, so `meterline up`'s terminal)."""
+    webhook: SecretRef | None = None
+    """The chat's or receiver's URL (a secret reference); every type but `console` needs it."""
     secret: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _webhook_unless_console(self) -> AlertChannel:
+        if self.type != "console" and self.webhook is None:
+            raise ValueError(f"webhook: a {self.type} channel needs its webhook URL")
+        return self
 
 
 class AlertsConfig(_Strict):
