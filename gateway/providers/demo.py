@@ -30,7 +30,7 @@ from gateway.providers.sse import DONE, absorb_chunk, sse
 from gateway.request_tokens import messages_input_tokens, prompt_tokens, responses_input_tokens
 from gateway.routing.deployments import Deployment
 from gateway.token_usage import TokenUsage, from_anthropic_usage, from_responses_usage, from_usage_block
-from gateway.tokens import count_messages, count_text
+from gateway.tokens import count_messages, count_text, message_chars, off_loop, text_chars
 
 DIMENSIONS = 256
 """The demo's embedding size when a request does not ask for `dimensions`."""
@@ -84,7 +84,8 @@ class DemoProvider:
         text = deployment.demo_reply or ""
         n = request.params.get("n")
         n = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
-        prompt, completion = count_messages(request.messages), count_text(text) * n
+        prompt = await off_loop(lambda: count_messages(request.messages), message_chars(request.messages))
+        completion = count_text(text) * n
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         response_id = f"chatcmpl-demo-{next(_ids)}"
         head = {"id": response_id, "created": int(time.time()), "model": deployment.model}
@@ -110,7 +111,7 @@ class DemoProvider:
         batch = len(raw) if isinstance(raw, list) and raw and not isinstance(raw[0], int) else 1
         n = request.body.get("n")
         choices = batch * (n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1)
-        prompt, completion = prompt_tokens(raw), count_text(text) * choices
+        prompt, completion = await off_loop(lambda: prompt_tokens(raw), text_chars(raw)), count_text(text) * choices
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         response_id = f"cmpl-demo-{next(_ids)}"
         head = {"id": response_id, "object": "text_completion", "created": int(time.time()), "model": deployment.model}
@@ -140,7 +141,7 @@ class DemoProvider:
             if request.body.get("encoding_format") == "base64":
                 vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": vector})
-        tokens = prompt_tokens(raw)
+        tokens = await off_loop(lambda: prompt_tokens(raw), text_chars(raw))
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         body = {"object": "list", "data": data, "model": deployment.model, "usage": usage}
         return ChatResponse(dumps(body), TokenUsage(input_tokens=tokens, raw=dumps(usage).decode()))
@@ -148,7 +149,8 @@ class DemoProvider:
     async def responses(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
         text = deployment.demo_reply or ""
         number = next(_ids)
-        prompt, output = responses_input_tokens(request.body), count_text(text)
+        prompt = await off_loop(lambda: responses_input_tokens(request.body), text_chars(request.body))
+        output = count_text(text)
         usage = {
             "input_tokens": prompt,
             "input_tokens_details": {"cached_tokens": 0},
@@ -209,7 +211,7 @@ class DemoProvider:
     async def messages(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
         text = deployment.demo_reply or ""
         usage = {
-            "input_tokens": messages_input_tokens(request.body),
+            "input_tokens": await off_loop(lambda: messages_input_tokens(request.body), text_chars(request.body)),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
             "output_tokens": count_text(text),

@@ -28,6 +28,7 @@ from gateway.request_tokens import messages_input_tokens
 from gateway.routing.deployments import pinned_key
 from gateway.routing.failures import UpstreamFailure
 from gateway.state import GatewayState
+from gateway.tokens import off_loop, text_chars
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,6 @@ async def count_tokens(request: Request) -> Response:
     elif deployments and all(d.path == "demo" for d in deployments):
         source = "provider"  # the demo reports exactly the tokenizer's count as its usage
     if tokens is None:
-        tokens = messages_input_tokens(asked.body)
+        tokens = await off_loop(lambda: messages_input_tokens(asked.body), text_chars(asked.body))
     headers = {COUNT_HEADER: source}
     return Response(dumps({"input_tokens": tokens}), media_type="application/json", headers=headers)

@@ -20,6 +20,7 @@ from gateway.testing.behaviour import MockBehaviour
 from gateway.testing.mock_openai import create_mock_openai
 from gateway.tokens import INLINE_CHARS, count_messages, count_messages_off_loop, count_text, off_loop
 from meterline.config import parse_config
+from meterline.defaults import DEFAULT_CONFIG_YAML, DEMO_KEYS
 from tests.servers import serve_in_thread
 
 KEY = "agent-key-tokens-0123456789"
@@ -118,3 +119,37 @@ def test_a_tiny_request_is_answered_while_a_long_prompt_is_counted(
         time.sleep(0.01)
     [record] = [r for r in sink.records if r.input_tokens > 1000]
     assert (record.input_tokens, record.usage_estimated) == (expected, True)
+
+
+LONG = "a" * 20_000
+DEMO_BODIES = [
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": LONG}]}),
+    ("/v1/completions", {"prompt": LONG}),
+    ("/v1/embeddings", {"input": LONG}),
+    ("/v1/responses", {"input": LONG}),
+    ("/v1/messages", {"messages": [{"role": "user", "content": LONG}], "max_tokens": 64}),
+    ("/v1/messages/count_tokens", {"messages": [{"role": "user", "content": LONG}]}),
+]
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("demo-data")
+    text = DEFAULT_CONFIG_YAML.replace("data_dir: ./data", f"data_dir: {data}")
+    with serve_in_thread(create_app(parse_config(text, "meterline.yaml", environ={}), sink=InMemorySink())) as url:
+        yield url
+
+
+@pytest.mark.parametrize(("route", "body"), DEMO_BODIES, ids=[route for route, _ in DEMO_BODIES])
+def test_the_demo_counts_a_long_input_off_the_loop(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch, route: str, body: dict[str, Any]
+) -> None:
+    """The demo reports the gateway's count as its usage (and count_tokens answers with it): a
+    long input is counted in a thread there too, and the count is the exact one."""
+    encoding = SpyEncoding()
+    monkeypatch.setattr(tokens, "_encoding", lambda: encoding)
+    headers = {"Authorization": f"Bearer {DEMO_KEYS['support-bot']}"}
+    answer = httpx.post(f"{demo_url}{route}", json={"model": "demo", **body}, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert (len(LONG), False) in encoding.calls
+    assert not [length for length, on_loop in encoding.calls if on_loop and length > INLINE_CHARS]
