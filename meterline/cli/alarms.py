@@ -38,7 +38,7 @@ def test(args: argparse.Namespace) -> int:
     config, _layout = load(args)
     channel = config.alerts.channels.get(args.channel)
     if channel is None:
-        raise UsageError(f"--channel {args.channel!r}: not under alerts.channels ({', '.join(config.alerts.channels)})")
+        raise UsageError(_unknown_channel(args.channel, list(config.alerts.channels)))
     message = Message(
         f"Meterline test message ({args.channel})",
         ["This channel is set up: budget alarms will arrive here."],
@@ -51,6 +51,16 @@ def test(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.channel}: sent")
     return 0
+
+
+def _unknown_channel(name: str, configured: list[str]) -> str:
+    if not configured:
+        return (
+            f"--channel {name!r}: no alert channels are configured; add one under alerts.channels in the "
+            "config, e.g.\n  alerts:\n    channels:\n"
+            f"      {name}: {{type: slack, webhook: os.environ/SLACK_WEBHOOK_URL}}"
+        )
+    return f"--channel {name!r}: not under alerts.channels; configured: {', '.join(configured)}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,12 +28,32 @@ def data_dir_of(args: argparse.Namespace, config: MeterlineConfig) -> str:
     return str(args.data_dir or config.storage.data_dir)
 
 
+READS_DATA = "reads_data"
+"""Set on a verb that only reads what is under the data dir (`spend`, `traces`, `keys list`...):
+a local data dir that does not exist is then an error, never a zero report from a new, empty dir."""
+
+
+def require_data_dir(args: argparse.Namespace, data_dir: str) -> None:
+    """For a reading verb, a local data dir must exist: a mistyped `--data-dir` otherwise prints
+    zeros and leaves an empty directory behind."""
+    if not getattr(args, READS_DATA, False) or data_dir.startswith("s3://"):
+        return
+    root = DataLayout.at(data_dir).root
+    if not root.is_dir():
+        flag = "--data-dir" if args.data_dir else "storage.data_dir"
+        raise UsageError(
+            f"no data dir at {root} ({flag}): nothing was ever recorded there; "
+            "pass the data dir that `meterline up` or the collector writes to"
+        )
+
+
 def load(args: argparse.Namespace) -> tuple[MeterlineConfig, DataLayout]:
     """The config and the local layout: the data dir itself, or `storage.local_dir` when the
     ledger is in S3 (key store, spool, WAL, marts and alarm state always live on local disk;
     `Path("s3://b/p")` would silently become the local directory `s3:/b/p`)."""
     config, _source = load_config(args.config)
     data_dir = data_dir_of(args, config)
+    require_data_dir(args, data_dir)
     return config, DataLayout.at(config.storage.local_dir if data_dir.startswith("s3://") else data_dir)
 
 
@@ -43,6 +63,7 @@ def load_marts(args: argparse.Namespace) -> tuple[MeterlineConfig, DataLayout, L
     from analytics.ledger_source import open_ledger
 
     config, _source = load_config(args.config)
+    require_data_dir(args, data_dir_of(args, config))
     try:
         layout, ledger = open_ledger(config.storage, args.data_dir)
     except ValueError as exc:
@@ -108,10 +129,21 @@ def collector_compact(args: argparse.Namespace) -> int:
 
 
 def analytics_run(args: argparse.Namespace) -> int:
+    """One mart run, then the budget alarms over it, as `analytics serve` does each interval: a
+    scheduled one-shot run (cron, an ECS scheduled task) alarms too. Exit 1 when an alarm could
+    not be delivered (it is retried on the next run)."""
     config, layout, ledger = load_marts(args)
     for mart, rows in _refresh(config, layout, ledger).items():
         print(f"{mart}: {rows} rows -> {layout.mart_file(mart)}")
-    return 0
+    if args.no_alarms or not config.budgets:
+        return 0
+    from alarms.engine import run_alarms
+
+    report = run_alarms(config, layout)
+    print(f"alarms: {len(report.claimed)} new; {report.sent} sent, {report.failed} failed")
+    for alarm in report.claimed:
+        print(f"  {alarm}")
+    return 1 if report.failed else 0
 
 
 def _progress(done: int, total: int) -> None:

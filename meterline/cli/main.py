@@ -37,6 +37,13 @@ def _shared(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=default,
         help="where data lands (default: storage.data_dir from the config, ./data)",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="log INFO lines on stderr (servers always do; other verbs log warnings only)",
+    )
 
 
 def _server(parser: argparse.ArgumentParser, port: int) -> None:
@@ -90,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     analytics = verbs.add_parser("analytics", help="build the spend marts")
     analytics_verbs = analytics.add_subparsers(dest="analytics_verb", required=True, metavar="ACTION")
-    run = analytics_verbs.add_parser("run", help="build every mart once")
+    run = analytics_verbs.add_parser("run", help="build every mart once, then run the budget alarms once")
     _shared(run, top=False)
+    run.add_argument("--no-alarms", action="store_true", help="build the marts only")
     run.set_defaults(run=commands.analytics_run)
     serve = analytics_verbs.add_parser("serve", help="refresh the marts, then run the budget alarms, every interval")
     _shared(serve, top=False)
@@ -158,9 +166,25 @@ def _keys_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         parser.set_defaults(run=_keys(action))
 
 
+_READING_VERBS = {
+    ("spend", None), ("traces", None), ("trace", None), ("sql", None), ("quarantine", None),
+    ("analytics", "run"), ("alarms", "status"), ("alarms", "run"), ("keys", "list"), ("quotas", "rebuild"),
+}  # fmt: skip
+"""Verbs that only read the data dir (see `commands.READS_DATA`)."""
+_SERVER_VERBS = {"up", "gateway", "collector", "analytics", "dashboard"}
+"""Verbs whose INFO logs are their output; every other verb logs warnings only, unless `-v`."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    action = getattr(args, f"{args.verb}_verb", None)
+    setattr(args, commands.READS_DATA, (args.verb, action) in _READING_VERBS)
+    quiet = args.verb not in _SERVER_VERBS and not args.verbose
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe otherwise
     try:
         config_source.materialize(args)

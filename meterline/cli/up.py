@@ -128,8 +128,18 @@ class Supervisor:
             signal.signal(signal.SIGTERM, previous)
 
     def _demo_keys(self) -> dict[str, str]:
-        declared = {agent.id for agent in self.config.agents}
-        return {agent: key for agent, key in DEMO_KEYS.items() if agent in declared}
+        """The embedded defaults' public keys, for the agents that really hold them and may call
+        the `demo` model: an agent of a real config that is merely named `support-bot` has its
+        own key, which is never printed (and is not this one)."""
+        if "demo" not in self.config.model_groups():
+            return {}
+        return {
+            agent.id: DEMO_KEYS[agent.id]
+            for agent in self.config.agents
+            if agent.id in DEMO_KEYS
+            and agent.key == DEMO_KEYS[agent.id]
+            and (agent.models is None or "demo" in agent.models)
+        }
 
     def _banner(self, gateway_url: str, collector_url: str) -> None:
         lines = [
