@@ -128,6 +128,10 @@ REQUESTS: dict[str, Schema] = {
             "temperature": {"type": "number", "minimum": 0, "maximum": 1},
         },
     ),
+    "MessageCountRequest": _request(
+        ["messages"],
+        {"messages": {"type": "array", "items": ANTHROPIC_MESSAGE, "minItems": 1}, "system": CONTENT},
+    ),
 }
 
 USAGE: Schema = {"type": "object"}
@@ -196,6 +200,11 @@ ANSWERS: dict[str, Schema] = {
             "usage": USAGE,
         },
     ),
+    "MessageTokensCount": {
+        **answer(["input_tokens"], {"input_tokens": {"type": "integer", "minimum": 0}}),
+        "description": "Header x-meterline-token-count: `provider` (the provider counted) or `estimated` "
+        "(the gateway's tokenizer). Not billed.",
+    },
     "ModelList": answer(
         ["object", "data"],
         {

@@ -79,6 +79,10 @@ async def count_tokens(request: Request) -> Response:
     elif deployments and all(d.path == "demo" for d in deployments):
         source = "provider"  # the demo reports exactly the tokenizer's count as its usage
     if tokens is None:
-        tokens = await off_loop(lambda: messages_input_tokens(asked.body), text_chars(asked.body))
+        try:
+            tokens = await off_loop(lambda: messages_input_tokens(asked.body), text_chars(asked.body))
+        except TypeError:  # a content part whose `text` is not a string
+            refused = InvalidRequest("messages: a text content block's text must be a string", param="messages")
+            return anthropic_error_response(refused)
     headers = {COUNT_HEADER: source}
     return Response(dumps({"input_tokens": tokens}), media_type="application/json", headers=headers)

@@ -82,3 +82,10 @@ def test_a_body_without_messages_is_refused(stack: Stack) -> None:
         "type": "invalid_request_error",
         "message": "messages: must be a non-empty array of messages",
     }
+
+
+def test_a_text_block_without_string_text_is_refused(stack: Stack) -> None:
+    body = {"model": "chat", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}
+    answer = httpx.post(f"{stack.url}/v1/messages/count_tokens", json=body, headers={"x-api-key": AGENT_KEY})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["type"] == "invalid_request_error"
