@@ -100,3 +100,16 @@ def test_without_a_login_it_stays_on_loopback(
     argv, env = _launch(tmp_path, monkeypatch, "storage: {data_dir: ./data}\n")
     assert access.PASSWORD_REF_ENV not in env
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
+
+
+def test_with_oidc_the_pages_wait_for_the_identity_providers_login(
+    layout: DataLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("METERLINE_DATA_DIR", str(layout.root))
+    monkeypatch.setenv(access.OIDC_ENV, "1")
+
+    app = AppTest.from_file(APP, default_timeout=60).run()
+
+    assert [t.value for t in app.title] == ["Meterline"]
+    assert [b.label for b in app.button] == ["Log in"]
+    assert not app.metric and not app.dataframe
