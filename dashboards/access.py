@@ -60,7 +60,8 @@ def _password(reference: str, environ: Mapping[str, str]) -> str:
 def gate(environ: Mapping[str, str] = os.environ) -> bool:
     """True when this session may see the pages; otherwise draws the login and returns False."""
     if environ.get(OIDC_ENV) == "1":
-        if st.user.is_logged_in:
+        # Without Streamlit's [auth] settings st.user has no `is_logged_in`: nobody is logged in.
+        if st.user.get("is_logged_in", False):
             st.sidebar.button("Log out", on_click=st.logout)
             return True
         st.title("Meterline")
