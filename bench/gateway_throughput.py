@@ -1,7 +1,8 @@
 """Gateway throughput and latency, quick: one gateway, one upstream, one load level.
 
-`--upstream demo` (default) uses the embedded `demo` model (LiteLLM mock_response, the LiteLLM
-path); `--upstream mock` starts the local OpenAI-protocol mock provider
+`--upstream demo` (default) uses the embedded `demo` model (its `mock_response` answered in
+process by gateway/providers/demo.py; before issue 16, LiteLLM's mock on the LiteLLM path);
+`--upstream mock` starts the local OpenAI-protocol mock provider
 (`gateway.testing.mock_openai --fast`) and routes `openai/gpt-4o-mini` to it (the direct path).
 Starts `meterline gateway` and `meterline collector` as processes, drives them for a fixed time
 with N concurrent asyncio clients over HTTP/1.1 keep-alive, and reports requests per second,

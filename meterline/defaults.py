@@ -1,7 +1,9 @@
 """The embedded configuration `meterline up` runs when there is no meterline.yaml.
 
-It needs no provider key: the `demo` model group is served by LiteLLM's `mock_response`
-and priced at gpt-4o-mini's real rates from LiteLLM's bundled price table. The two demo
+It needs no provider key: the `demo` model group is a `mock_response` deployment, answered in
+process by the gateway's demo provider (gateway/providers/demo.py) on every endpoint, with usage
+counted by the gateway's tokenizer, and priced at gpt-4o-mini's real rates from LiteLLM's bundled
+price table. The two demo
 keys are public on purpose (the gateway binds to 127.0.0.1 and serves only the mock).
 
 The support team has a small daily budget whose alarms go to the `console` channel (a log line
