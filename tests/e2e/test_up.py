@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,7 +35,9 @@ def wait_for_requests(data_dir: Path, cwd: Path, expected: int, timeout_s: float
         time.sleep(0.5)
 
 
-def run_up(tmp_path: Path, data_dir: Path, ports: dict[str, int], dashboard: bool) -> subprocess.Popen[bytes]:
+def run_up(
+    tmp_path: Path, data_dir: Path, ports: dict[str, int], dashboard: bool, stderr: int | None = None
+) -> subprocess.Popen[bytes]:
     args = [
         sys.executable, "-m", "meterline", "--data-dir", str(data_dir), "up",
         "--gateway-port", str(ports["gateway"]), "--collector-port", str(ports["collector"]),
@@ -42,7 +45,7 @@ def run_up(tmp_path: Path, data_dir: Path, ports: dict[str, int], dashboard: boo
     ]  # fmt: skip
     if not dashboard:
         args.append("--no-dashboard")
-    return subprocess.Popen(args, cwd=tmp_path, env=meterline_env(), stdout=subprocess.PIPE)
+    return subprocess.Popen(args, cwd=tmp_path, env=meterline_env(), stdout=subprocess.PIPE, stderr=stderr)
 
 
 def ask(gateway_port: int) -> None:
@@ -66,6 +69,10 @@ def test_up_serves_meters_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     with first.stdout:
         banner = first.stdout.read().decode()  # EOF only once every child has exited
     assert DEMO_KEYS["support-bot"] in banner and DEMO_KEYS["research-agent"] in banner
+    # The last line says what was flushed, from the children's exit logs and the ledger.
+    last = banner.strip().splitlines()[-1]
+    assert last.startswith("meterline up: stopped; gateway delivered every usage record; "), last
+    assert "collector wrote 1 usage records to the ledger (1 in all); analytics' last run: spend_daily=1 rows" in last
     for port in ports.values():
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
@@ -79,4 +86,20 @@ def test_up_serves_meters_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     finally:
         assert stop(second, signal.SIGINT, timeout_s=90) == 0
         assert second.stdout is not None
-        second.stdout.close()
+        with second.stdout:
+            last = second.stdout.read().decode().strip().splitlines()[-1]
+    assert "collector wrote 1 usage records to the ledger (2 in all)" in last
+
+
+def test_a_child_that_fails_at_startup_has_its_cause_as_the_last_line(tmp_path: Path) -> None:
+    ports = {"gateway": free_port(), "collector": free_port(), "dashboard": free_port()}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports["gateway"]))
+        taken.listen()
+        up = run_up(tmp_path, tmp_path / "data", ports, dashboard=False, stderr=subprocess.PIPE)
+        _out, err = up.communicate(timeout=120)
+
+    assert up.returncode == 1
+    last = err.decode().strip().splitlines()[-1]
+    assert last.startswith("meterline up: gateway exited with code 3 during startup: [Errno 98] "), last
+    assert last.endswith(f"('127.0.0.1', {ports['gateway']}): address already in use")
