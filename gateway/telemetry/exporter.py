@@ -13,8 +13,11 @@ OpenTelemetry SDK's rule): a string that cannot be encoded is repaired (U+FFFD) 
 flagged `text_repaired` and billed; a record that still cannot be encoded, or that the
 collector refuses on its own, is set aside in the spool's dead-letter file; a reply that is not
 OTLP is logged; every such event is counted (`counts`, exported as a metric) and logged at most
-once per interval. What the spool cannot take (full, or a failing disk) waits in memory up to
-`max_backlog` records, beyond which new ones are dropped, counted and logged, never silently.
+once per interval (a collector that is away: one line per interval, with how many were not
+logged). A collector that is away is retried with a growing backoff, in the shutdown grace too
+(there at most `_STOPPING_BACKOFF_S` apart), never in a tight loop. What the spool cannot take
+(full, or a failing disk) waits in memory up to `max_backlog` records, beyond which new ones
+are dropped, counted and logged, never silently.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ _RETRYABLE_STATUS = frozenset({401, 403, 408, 429, 502, 503, 504})
 """Statuses that say nothing about the batch: kept and sent again (a wrong or missing token is
 an operator's fix; the spool waits for it rather than losing records)."""
 _MAX_BACKOFF_S = 10.0
+_STOPPING_BACKOFF_S = 1.0
+"""The longest pause between tries in the shutdown grace, so the last records still leave
+within a second of the collector coming back (without it: ~1,000 connects a second)."""
 DEFAULT_MAX_BACKLOG = 100_000
 _ERROR_PAUSE_S = 0.2
 
@@ -352,15 +358,19 @@ class TelemetryExporter:
 
     async def _run(self) -> None:
         backoff = 0.0
+        tried_stopping = False
         while True:
             if backoff and not self._stopping:
                 # A stop cuts the backoff short: the last attempts belong to the shutdown deadline.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=backoff * random.uniform(0.5, 1.5))
+            elif backoff and tried_stopping:
+                await asyncio.sleep(min(_STOPPING_BACKOFF_S, backoff) * random.uniform(0.5, 1.5))
             elif not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
             self._wake.clear()
+            tried_stopping = self._stopping
             try:
                 ok = await self.export_pending()
             except Exception:  # noqa: BLE001 - the sender outlives any one fault
