@@ -195,19 +195,23 @@ def test_every_error_of_a_file_is_reported_at_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "unknown", "hint"),
+    ("text", "unknown", "hint", "missing"),
     [
-        ("agents: [{id: a, tem: support}]", "agents[0].tem", "team"),
-        ("telemetry: {colector: http://c:4318}", "telemetry.colector", "collector"),
-        ("alerts: {channels: {ops: {type: slack, webhok: x}}}", "alerts.channels.ops.webhok", "webhook"),
-        ("budgets: [{name: b, period: day, amount: 5}]", "budgets[0].amount", "amount_usd"),
+        ("agents: [{id: a, tem: support}]", "agents[0].tem", "team", "agents[0].team"),
+        ("telemetry: {colector: http://c:4318}", "telemetry.colector", "collector", None),
+        ("alerts: {channels: {ops: {type: slack, webhok: x}}}", "alerts.channels.ops.webhok", "webhook", None),
+        ("budgets: [{name: b, period: day, amount: 5}]", "budgets[0].amount", "amount_usd", "budgets[0].amount_usd"),
     ],
 )
-def test_an_unknown_field_is_named_beside_the_missing_one(text: str, unknown: str, hint: str) -> None:
+def test_an_unknown_field_is_named_beside_the_missing_one(
+    text: str, unknown: str, hint: str, missing: str | None
+) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(text, "m.yaml", environ={})
     messages = dict(raised.value.problems)
     assert f"did you mean {hint!r}?" in str(messages[unknown])
+    if missing is not None:
+        assert messages[missing] == "Field required"
     assert str(raised.value).count("\n") == len(messages) - 1
 
 
