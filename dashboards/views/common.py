@@ -83,9 +83,13 @@ def hbar(frame: pl.DataFrame, label: str, value: str, title: str) -> None:
         alt.Chart(frame.to_pandas())
         .mark_bar()
         .encode(
-            x=alt.X(f"{value}:Q", title=title, axis=alt.Axis(format="$,.2f")),
-            y=alt.Y(f"{label}:N", sort="-x", title=label),
-            tooltip=[label, alt.Tooltip(f"{value}:Q", format="$,.6f")],
+            # field= and type=, not shorthand: a tag dimension's name (`tag:cost_center`) has a colon.
+            x=alt.X(field=value, type="quantitative", title=title, axis=alt.Axis(format="$,.2f")),
+            y=alt.Y(field=label, type="nominal", sort="-x", title=label),
+            tooltip=[
+                alt.Tooltip(field=label, type="nominal"),
+                alt.Tooltip(field=value, type="quantitative", format="$,.6f"),
+            ],
         )
     )
     st.altair_chart(chart, width="stretch")
