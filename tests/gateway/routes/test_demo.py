@@ -17,6 +17,8 @@ import anthropic
 import httpx
 import openai
 import pytest
+from langchain_openai import OpenAIEmbeddings
+from pydantic import SecretStr
 
 from gateway.app import create_app
 from gateway.pricing import PriceBook
@@ -258,3 +260,22 @@ def test_count_tokens_is_the_demos_own_count_and_not_billed(
     # ... and is what the demo then bills.
     claude.messages.create(model="demo", max_tokens=10, system=SYSTEM, messages=[{"role": "user", "content": PROMPT}])
     assert only_record(gateway[1]).input_tokens == 17
+
+
+def test_langchain_openai_embeddings(gateway: tuple[str, InMemorySink]) -> None:
+    # LangChain's defaults (the SDK's base64), without its client-side chunking by token ids.
+    embedder = OpenAIEmbeddings(
+        model="demo",
+        base_url=f"{gateway[0]}/v1",
+        api_key=SecretStr(KEY),
+        max_retries=0,
+        check_embedding_ctx_length=False,
+    )
+    assert embedder.embed_query("one two") == embedding_vector("one two", DIMENSIONS)
+    assert embedder.embed_documents(["one two", "three"]) == [
+        embedding_vector("one two", DIMENSIONS),
+        embedding_vector("three", DIMENSIONS),
+    ]
+    first, second = gateway[1].records
+    assert_billed(first, 2, 0)
+    assert_billed(second, 3, 0)
