@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from analytics.ledger import local_date, scan_usage
+from analytics.ledger import local_date, scan_files
 from analytics.row_checks import valid
 from analytics.usd import sum_usd
 from dashboards.filters import Filters
-from meterline.layout import DataLayout
+from meterline.layout import USAGE_TABLE, DataLayout
 
 DIMENSIONS: dict[str, str] = {
     "agent": "agent_id",
@@ -88,16 +88,29 @@ def _tag_value(key: str) -> pl.Expr:
     return pl.col("tags").map.get(key)
 
 
+def _partitions(layout: DataLayout, first: dt.date, last: dt.date) -> pl.LazyFrame:
+    """The ledger's rows of the UTC partitions `first..last` (a local day touches at most the
+    UTC dates either side of it). A request is in the ledger once, except for a moment while
+    compaction swaps a partition's small files for the merged one: only a partition of several
+    files is deduplicated, so a compacted day costs no hash of every request id."""
+    parts: list[pl.LazyFrame] = []
+    for offset in range((last - first).days + 1):
+        files = sorted(
+            str(path) for path in layout.partition_dir(USAGE_TABLE, first + dt.timedelta(days=offset)).glob("*.parquet")
+        )
+        if not files:
+            continue
+        scan = scan_files(files)
+        parts.append(scan.unique(subset="request_id", keep="any") if len(files) > 1 else scan)
+    return pl.concat(parts, how="vertical") if parts else scan_files([])
+
+
 def rows(layout: DataLayout, timezone: str, filters: Filters) -> pl.LazyFrame:
     """The ledger's requests whose local day lies in the filters' range and which match them,
     with `local_date`, `local_time` (naive, in `timezone`) and `outcome` added."""
-    # Partitions are UTC dates: a local day touches at most the UTC dates either side of it.
-    first, last = filters.since - dt.timedelta(days=1), filters.until + dt.timedelta(days=1)
     frame = (
-        scan_usage(layout)
-        .filter(pl.col("date").is_between(first, last))
+        _partitions(layout, filters.since - dt.timedelta(days=1), filters.until + dt.timedelta(days=1))
         .filter(valid())
-        .unique(subset="request_id", keep="any")
         .with_columns(
             local_date(timezone).alias("local_date"),
             pl.col("ts_start").dt.convert_time_zone(timezone).dt.replace_time_zone(None).alias("local_time"),

@@ -15,6 +15,7 @@ from dashboards.filters import local_today
 from dashboards.queries import format_usd
 from meterline.layout import DataLayout
 from tests.dashboards.conftest import build_ledger, metrics, open_app, sql, usd
+from tests.ledger_fixtures import exact_usd, write_ledger
 
 OUTCOME = "CASE WHEN status = 'ok' THEN 'ok' WHEN http_status BETWEEN 400 AND 498 THEN 'refused' ELSE 'failed' END"
 
@@ -183,3 +184,17 @@ def test_requests_show_money_before_ids(layout: DataLayout, monkeypatch: pytest.
     columns = [c for c in app.dataframe[0].value.columns if c != "trace"]
     assert columns.index("cost_usd") < 5 < columns.index("request_id")
     assert json.loads(app.dataframe[0].proto.columns)["cost_usd"]["type_config"]["format"] == "$%.6f"
+
+
+def test_a_request_seen_twice_while_compaction_swaps_files_counts_once(
+    layout: DataLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = build_ledger(layout, days=2)
+    today = local_today("UTC")
+    write_ledger(layout, [r for r in records if r.date == today])  # the same rows in a second part
+
+    app = open_app(layout, monkeypatch, "explorer", since=(today - dt.timedelta(days=1)).isoformat())
+
+    shown = metrics(app)
+    assert shown["Requests"] == f"{len(records):,}"
+    assert shown["Spend"] == format_usd(exact_usd(records))
