@@ -2,7 +2,9 @@
 real wire format (OpenAI's chat, completions, embeddings and Responses; Anthropic's Messages),
 streamed or not.
 
-Replies are the deployment's `mock_response` text; embeddings are deterministic vectors of the
+Replies are the deployment's `mock_response` text, cut at whole words to the request's output cap
+(`max_tokens`, `max_completion_tokens`, `max_output_tokens`) with the provider's "length" finish
+reason where it is smaller; embeddings are deterministic vectors of the
 text (float or base64, `DIMENSIONS` unless the request asks for `dimensions`). Usage is what the
 gateway's tokenizer counts (`request_tokens.py`, `tokens.py`) for the request's input and the
 reply, reported as a provider reports it, so the client, the ledger and the bill agree; the
@@ -46,6 +48,20 @@ def _words(text: str) -> list[str]:
     return [p for p in pieces if p]
 
 
+def capped_reply(text: str, cap: Any) -> tuple[str, int, bool]:
+    """The reply cut at the request's output cap (whole words, as counted by the gateway's
+    tokenizer), its tokens, and whether it was cut; a cap that is not a positive integer is none."""
+    tokens = count_text(text)
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1 or tokens <= cap:
+        return text, tokens, False
+    kept = ""
+    for piece in _words(text):
+        if count_text(kept + piece) > cap:
+            break
+        kept += piece
+    return kept, count_text(kept), True
+
+
 def embedding_vector(text: str, dimensions: int) -> list[float]:
     """sha256 bytes of the text scaled to [-1, 1) in steps of 1/128, so float32 holds them exactly."""
     digest = hashlib.sha256(text.encode()).digest()
@@ -81,48 +97,51 @@ class DemoProvider:
         return None
 
     async def chat(self, deployment: Deployment, request: ChatRequest) -> ChatResponse | ChatStream:
-        text = deployment.demo_reply or ""
+        cap = request.params.get("max_completion_tokens") or request.params.get("max_tokens")
+        text, tokens, cut = capped_reply(deployment.demo_reply or "", cap)
+        finish = "length" if cut else "stop"
         n = request.params.get("n")
         n = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
         prompt = await off_loop(lambda: count_messages(request.messages), message_chars(request.messages))
-        completion = count_text(text) * n
+        completion = tokens * n
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         response_id = f"chatcmpl-demo-{next(_ids)}"
         head = {"id": response_id, "created": int(time.time()), "model": deployment.model}
         if not request.stream:
             message = {"role": "assistant", "content": text, "refusal": None}
-            choices = [{"index": i, "message": message, "logprobs": None, "finish_reason": "stop"} for i in range(n)]
+            choices = [{"index": i, "message": message, "logprobs": None, "finish_reason": finish} for i in range(n)]
             body = {**head, "object": "chat.completion", "choices": choices, "usage": usage}
-            return ChatResponse(dumps(body), from_usage_block(usage), response_id, ("stop",) * n)
+            return ChatResponse(dumps(body), from_usage_block(usage), response_id, (finish,) * n)
         tally = StreamTally()
         base = {**head, "object": "chat.completion.chunk"}
         chunks: list[dict[str, Any]] = []
         for index in range(n):
             deltas = [{"role": "assistant", "content": ""}] + [{"content": w} for w in _words(text)]
             chunks += [{**base, "choices": [{"index": index, "delta": d, "finish_reason": None}]} for d in deltas]
-            chunks.append({**base, "choices": [{"index": index, "delta": {}, "finish_reason": "stop"}]})
+            chunks.append({**base, "choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
         chunks.append({**base, "choices": [], "usage": usage})
         events = [sse(out) for c in chunks if (out := absorb_chunk(c, tally, request.client_wants_usage))]
         return _stream([*events, DONE], tally)
 
     async def completions(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
-        text = deployment.demo_reply or ""
+        text, tokens, cut = capped_reply(deployment.demo_reply or "", request.body.get("max_tokens"))
+        finish = "length" if cut else "stop"
         raw = request.body["prompt"]
         batch = len(raw) if isinstance(raw, list) and raw and not isinstance(raw[0], int) else 1
         n = request.body.get("n")
         choices = batch * (n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1)
-        prompt, completion = await off_loop(lambda: prompt_tokens(raw), text_chars(raw)), count_text(text) * choices
+        prompt, completion = await off_loop(lambda: prompt_tokens(raw), text_chars(raw)), tokens * choices
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         response_id = f"cmpl-demo-{next(_ids)}"
         head = {"id": response_id, "object": "text_completion", "created": int(time.time()), "model": deployment.model}
         if not request.stream:
-            body = {**head, "choices": [_text_choice(i, text, "stop") for i in range(choices)], "usage": usage}
-            return ChatResponse(dumps(body), from_usage_block(usage), response_id, ("stop",) * choices)
+            body = {**head, "choices": [_text_choice(i, text, finish) for i in range(choices)], "usage": usage}
+            return ChatResponse(dumps(body), from_usage_block(usage), response_id, (finish,) * choices)
         tally = StreamTally()
         chunks: list[dict[str, Any]] = []
         for index in range(choices):
             chunks += [{**head, "choices": [_text_choice(index, w, None)]} for w in _words(text)]
-            chunks.append({**head, "choices": [_text_choice(index, "", "stop")]})
+            chunks.append({**head, "choices": [_text_choice(index, "", finish)]})
         chunks.append({**head, "choices": [], "usage": usage})
         wants = request.client_wants_usage
         events = [sse(out) for c in chunks if (out := absorb_completion_chunk(c, tally, wants))]
@@ -147,10 +166,10 @@ class DemoProvider:
         return ChatResponse(dumps(body), TokenUsage(input_tokens=tokens, raw=dumps(usage).decode()))
 
     async def responses(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
-        text = deployment.demo_reply or ""
+        text, output, cut = capped_reply(deployment.demo_reply or "", request.body.get("max_output_tokens"))
+        status = "incomplete" if cut else "completed"
         number = next(_ids)
         prompt = await off_loop(lambda: responses_input_tokens(request.body), text_chars(request.body))
-        output = count_text(text)
         usage = {
             "input_tokens": prompt,
             "input_tokens_details": {"cached_tokens": 0},
@@ -159,15 +178,15 @@ class DemoProvider:
             "total_tokens": prompt + output,
         }
         part = {"type": "output_text", "text": text, "annotations": []}
-        item: dict[str, Any] = {"id": f"msg_demo_{number}", "type": "message", "status": "completed"}
+        item: dict[str, Any] = {"id": f"msg_demo_{number}", "type": "message", "status": status}
         item |= {"role": "assistant", "content": [part]}
         final: dict[str, Any] = {
             "id": f"resp_demo_{number}",
             "object": "response",
             "created_at": int(time.time()),
-            "status": "completed",
+            "status": status,
             "error": None,
-            "incomplete_details": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
             "instructions": request.body.get("instructions"),
             "max_output_tokens": request.body.get("max_output_tokens"),
             "model": deployment.model,
@@ -184,7 +203,7 @@ class DemoProvider:
             "metadata": {},
         }
         if not request.stream:
-            return ChatResponse(dumps(final), from_responses_usage(usage), final["id"], ("completed",))
+            return ChatResponse(dumps(final), from_responses_usage(usage), final["id"], (status,))
         sequence = count()
 
         def event(kind: str, **fields: Any) -> bytes:
@@ -201,7 +220,7 @@ class DemoProvider:
             event("response.output_text.done", **at, text=text),
             event("response.content_part.done", **at, part=part),
             event("response.output_item.done", output_index=0, item=item),
-            event("response.completed", response=final),
+            event(f"response.{status}", response=final),
         ]
         reader = ResponsesTally()
         for frame in events:
@@ -209,12 +228,13 @@ class DemoProvider:
         return _stream(events, reader.tally)
 
     async def messages(self, deployment: Deployment, request: EndpointRequest) -> ChatResponse | ChatStream:
-        text = deployment.demo_reply or ""
+        text, output, cut = capped_reply(deployment.demo_reply or "", request.body.get("max_tokens"))
+        stop = "max_tokens" if cut else "end_turn"
         usage = {
             "input_tokens": await off_loop(lambda: messages_input_tokens(request.body), text_chars(request.body)),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
-            "output_tokens": count_text(text),
+            "output_tokens": output,
         }
         message: dict[str, Any] = {
             "id": f"msg_demo_{next(_ids)}",
@@ -222,15 +242,14 @@ class DemoProvider:
             "role": "assistant",
             "model": deployment.model,
             "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn",
+            "stop_reason": stop,
             "stop_sequence": None,
             "usage": usage,
         }
         if not request.stream:
-            return ChatResponse(dumps(message), from_anthropic_usage(usage), message["id"], ("end_turn",))
+            return ChatResponse(dumps(message), from_anthropic_usage(usage), message["id"], (stop,))
         started = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
-        closing = {"stop_reason": "end_turn", "stop_sequence": None}
-        output = usage["output_tokens"]
+        closing = {"stop_reason": stop, "stop_sequence": None}
         events = [
             named_frame({"type": "message_start", "message": started}),
             named_frame({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),

@@ -279,3 +279,37 @@ def test_langchain_openai_embeddings(gateway: tuple[str, InMemorySink]) -> None:
     first, second = gateway[1].records
     assert_billed(first, 2, 0)
     assert_billed(second, 3, 0)
+
+
+CUT_10 = "Meterline is answering from the demo model. Every"  # the reply's first 10 tokens, whole words
+
+
+def test_messages_max_tokens_cuts_the_reply(claude: anthropic.Anthropic, gateway: tuple[str, InMemorySink]) -> None:
+    with claude.messages.stream(model="demo", max_tokens=10, messages=[{"role": "user", "content": PROMPT}]) as stream:
+        final = stream.get_final_message()
+    assert [block.text for block in final.content if block.type == "text"] == [CUT_10]
+    assert (final.stop_reason, final.usage.output_tokens) == ("max_tokens", 10)
+    assert_billed(only_record(gateway[1]), 11, 10)
+
+
+def test_chat_max_tokens_cuts_the_reply(gpt: openai.OpenAI, gateway: tuple[str, InMemorySink]) -> None:
+    completion = gpt.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": PROMPT}], max_completion_tokens=10
+    )
+    assert completion.choices[0].message.content == CUT_10
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None and completion.usage.completion_tokens == 10
+    assert_billed(only_record(gateway[1]), 11, 10)
+
+
+def test_responses_max_output_tokens_is_incomplete(gpt: openai.OpenAI, gateway: tuple[str, InMemorySink]) -> None:
+    # OpenAI ends a cut stream with `response.incomplete` (the SDK's stream helper wants
+    # `response.completed`, so the events are read as they come).
+    events = list(gpt.responses.create(model="demo", input=PROMPT, max_output_tokens=10, stream=True))
+    last = events[-1]
+    assert last.type == "response.incomplete"
+    final = last.response
+    assert (final.status, final.output_text) == ("incomplete", CUT_10)
+    assert final.incomplete_details is not None and final.incomplete_details.reason == "max_output_tokens"
+    assert final.usage is not None and final.usage.output_tokens == 10
+    assert_billed(only_record(gateway[1]), 11, 10)
