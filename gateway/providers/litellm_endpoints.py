@@ -8,10 +8,10 @@ import base64
 import struct
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import openai
 
 from gateway.endpoint_request import EndpointRequest
 from gateway.json_codec import dumps
@@ -32,6 +32,9 @@ from gateway.providers.openai_endpoints import absorb_completion_chunk, completi
 from gateway.providers.results import ChatResponse, ChatStream, StreamTally
 from gateway.providers.sse import DONE, sse
 from gateway.routing.deployments import OPENAI_NATIVE, Deployment
+
+if TYPE_CHECKING:
+    import openai
 from gateway.routing.failures import UpstreamFailure
 from gateway.token_usage import from_usage_block
 
@@ -66,19 +69,28 @@ def _encode(data: dict[str, Any]) -> bytes:
     return dumps(data)
 
 
-class _NoRetryClient(openai.AsyncOpenAI):
-    """An OpenAI client that never retries, whatever LiteLLM sets on it: LiteLLM's OpenAI
-    embedding handler reads `max_retries = max_retries or DEFAULT_MAX_RETRIES`, so the 0 the
-    gateway passes becomes 2, and then sets that on the client it was given. The router must be
-    the only one retrying, and must see every attempt."""
+@cache
+def _no_retry_client() -> type[openai.AsyncOpenAI]:
+    """The class of `_NoRetryClient`, built on first use: importing the openai SDK costs about
+    a second of CPU, the largest part of the gateway's startup, and only the deployments that
+    go through LiteLLM's OpenAI handlers need it."""
+    import openai
 
-    @property
-    def max_retries(self) -> int:
-        return 0
+    class _NoRetryClient(openai.AsyncOpenAI):
+        """An OpenAI client that never retries, whatever LiteLLM sets on it: LiteLLM's OpenAI
+        embedding handler reads `max_retries = max_retries or DEFAULT_MAX_RETRIES`, so the 0 the
+        gateway passes becomes 2, and then sets that on the client it was given. The router must
+        be the only one retrying, and must see every attempt."""
 
-    @max_retries.setter
-    def max_retries(self, value: int) -> None:
-        pass
+        @property
+        def max_retries(self) -> int:
+            return 0
+
+        @max_retries.setter
+        def max_retries(self, value: int) -> None:
+            pass
+
+    return _NoRetryClient
 
 
 class LiteLLMEndpoints:
@@ -160,7 +172,7 @@ class LiteLLMEndpoints:
         cached client retries on its own (see _NoRetryClient)."""
         key = deployment.api_key.reveal() if deployment.api_key is not None else "none"
         if (client := self._openai_clients.get((deployment.id, key))) is None:  # a rotated key: a new client
-            client = _NoRetryClient(api_key=key, base_url=deployment.api_base, max_retries=0)
+            client = _no_retry_client()(api_key=key, base_url=deployment.api_base, max_retries=0)
             self._openai_clients[(deployment.id, key)] = client
         return client
 
