@@ -122,7 +122,10 @@ class Supervisor:
         gateway_url = f"http://{args.host}:{args.gateway_port}"
         env = {**os.environ, "METERLINE_TELEMETRY__COLLECTOR": collector_url, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         previous = set_on_sigterm(self.stop)
-        ledger_before = self._ledger_rows()
+        # Counted beside the children's start, not before it (reading Parquet footers imports pyarrow).
+        ledger_before: list[int | None] = []
+        counting = threading.Thread(target=lambda: ledger_before.append(self._ledger_rows()), daemon=True)
+        counting.start()
         last_word: str | None = None
         try:
             collector = self._spawn(
@@ -166,7 +169,11 @@ class Supervisor:
         if last_word is not None:
             print(f"meterline up: {last_word}", file=sys.stderr, flush=True)
         else:
-            print(f"meterline up: stopped; {self._summary(reports, ledger_before)}", flush=True)
+            counting.join()
+            print(
+                f"meterline up: stopped; {self._summary(reports, ledger_before[0] if ledger_before else None)}",
+                flush=True,
+            )
         return code
 
     def _ledger_rows(self) -> int | None:
