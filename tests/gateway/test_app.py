@@ -18,6 +18,7 @@ from tests.gateway.conftest import RESEARCH_KEY, SUPPORT_KEY, sdk
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm
 
+REPLY_TOKENS = 24  # the demo reply (meterline/defaults.py) by the gateway's tokenizer
 MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "How much did the support bot spend yesterday?"}
 ]
@@ -33,15 +34,16 @@ def expected_cost(prompt_tokens: int, completion_tokens: int) -> float:
 def test_non_stream_completion_is_metered_and_priced(openai_client: openai.OpenAI, sink: InMemorySink) -> None:
     response = openai_client.chat.completions.create(model="demo", messages=MESSAGES)
     assert response.usage is not None
-    expected_prompt = count_messages(MESSAGES)  # the gateway's admission count, which LiteLLM's mock reports
-    assert response.usage.prompt_tokens == expected_prompt
-    assert response.usage.completion_tokens == 20  # LiteLLM's mock completion size
+    expected_prompt = count_messages(MESSAGES)  # the demo provider reports the gateway's tokenizer count
+    assert response.usage.prompt_tokens == expected_prompt == 15
+    assert response.usage.completion_tokens == REPLY_TOKENS
     [record] = sink.records
     assert (record.agent_id, record.team, record.project) == ("support-bot", "support", "helpdesk")
     assert record.tags == {"cost_center": "cc-102"}
     assert (record.model_requested, record.model, record.provider) == ("demo", "gpt-4o-mini", "openai")
-    assert (record.input_tokens, record.output_tokens) == (expected_prompt, 20)
-    assert record.cost_usd == pytest.approx(expected_cost(expected_prompt, 20), rel=1e-12)
+    assert (record.input_tokens, record.output_tokens) == (expected_prompt, REPLY_TOKENS)
+    assert record.usage_estimated is False
+    assert record.cost_usd == pytest.approx(expected_cost(expected_prompt, REPLY_TOKENS), rel=1e-12)
     assert record.cost_usd > 0
     assert record.price_version is not None and record.price_version.startswith("litellm-1.106.2+")
     assert (record.status, record.http_status, record.stream, record.attempts) == ("ok", 200, False, 1)
@@ -57,7 +59,7 @@ def test_stream_usage_is_recorded_but_not_sent_unless_asked(openai_client: opena
     assert text.startswith("Meterline is answering")
     [record] = sink.records
     assert record.stream is True
-    assert record.output_tokens == 20
+    assert record.output_tokens == REPLY_TOKENS
     assert record.input_tokens == count_messages(MESSAGES)
     assert record.ttft_ms is not None and record.ttft_ms <= record.latency_ms
     assert record.usage_estimated is False
@@ -109,7 +111,7 @@ def test_span_uses_genai_names_and_continues_the_agents_trace(client: httpx.Clie
     assert attrs[semconv.GEN_AI_REQUEST_MODEL].string_value == "demo"
     assert attrs[semconv.GEN_AI_RESPONSE_MODEL].string_value == "gpt-4o-mini"
     assert attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS].int_value == record.input_tokens
-    assert attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS].int_value == 20
+    assert attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS].int_value == REPLY_TOKENS
     assert attrs[semconv.METERLINE_AGENT_ID].string_value == "support-bot"
     assert attrs[semconv.METERLINE_COST_USD].double_value == record.cost_usd
     assert span.parent_span_id.hex() == parent
