@@ -119,7 +119,7 @@ def _ledger(root: str, timezone: str, key: FilterKey, stamp: tuple[int, ...], wh
         return ledger.daily(rows)
     if what == "requests":
         assert isinstance(arg, ledger.RequestQuery)
-        return ledger.requests(rows, arg)
+        return ledger.requests(rows, arg, last=key[1] + dt.timedelta(days=1))
     raise ValueError(f"unknown ledger query {what!r}")
 
 
@@ -150,5 +150,5 @@ def daily_from_ledger(timezone: str, filters: Filters) -> pl.DataFrame:
     return cast(pl.DataFrame, from_ledger(timezone, filters, "daily"))
 
 
-def requests(timezone: str, filters: Filters, query: ledger.RequestQuery) -> tuple[pl.DataFrame, int]:
-    return cast(tuple[pl.DataFrame, int], from_ledger(timezone, filters, "requests", query))
+def requests(timezone: str, filters: Filters, query: ledger.RequestQuery) -> tuple[pl.DataFrame, bool]:
+    return cast(tuple[pl.DataFrame, bool], from_ledger(timezone, filters, "requests", query))

@@ -207,8 +207,12 @@ class RequestQuery:
     page: int = 1
 
 
-def requests(frame: pl.LazyFrame, query: RequestQuery, page_size: int = PAGE_SIZE) -> tuple[pl.DataFrame, int]:
-    """One page of the matching requests, newest first (ties by request id), and how many match."""
+def requests(
+    frame: pl.LazyFrame, query: RequestQuery, last: dt.date | None = None, page_size: int = PAGE_SIZE
+) -> tuple[pl.DataFrame, bool]:
+    """One page of the matching requests, newest first (ties by request id), and whether an
+    older page follows. Nothing counts the whole range (the Requests page takes the count from
+    the mart when the mart can answer it). `last`: the newest UTC partition the range may hold."""
     if query.outcome:
         frame = frame.filter(pl.col("outcome") == query.outcome)
     if query.min_cost_usd is not None:
@@ -217,16 +221,28 @@ def requests(frame: pl.LazyFrame, query: RequestQuery, page_size: int = PAGE_SIZ
         frame = frame.filter(pl.col("latency_ms") >= query.min_latency_ms)
     if query.request_id:
         frame = frame.filter(pl.col("request_id") == query.request_id)
-    count = frame.select(pl.len()).collect().item()
     offset = (max(query.page, 1) - 1) * page_size
-    page = (
-        frame.sort(["ts_start", "request_id"], descending=[True, True])
-        .slice(offset, page_size)
+    wanted = offset + page_size + 1  # one more: is there an older page?
+    newest = last
+    window = frame
+    # Newest first needs only the newest partitions: a request in an earlier UTC partition
+    # started before every request of a later one, so once the last `days` partitions hold
+    # the rows up to this page's end, the rest of the range is never read.
+    for days in (0, 2, 6, 30):
+        if newest is None:
+            break
+        recent = frame.filter(pl.col("date") >= newest - dt.timedelta(days=days))
+        if int(recent.select(pl.len()).collect().item()) >= wanted:
+            window = recent
+            break
+    rows = (
+        window.sort(["ts_start", "request_id"], descending=[True, True])
+        .slice(offset, page_size + 1)
         .with_columns(pl.col("local_time").alias("time"))
         .select(REQUEST_COLUMNS)
         .collect()
     )
-    return page, int(count)
+    return rows.head(page_size), rows.height > page_size
 
 
 def daily(frame: pl.LazyFrame) -> pl.DataFrame:

@@ -9,6 +9,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import data, ledger, nav
+from dashboards.filters import mart_rows
 from dashboards.shell import context
 from dashboards.views.common import caption, table
 
@@ -62,10 +63,18 @@ def render() -> None:
         request_id=request_id or None,
         page=page,
     )
-    rows, count = data.requests(ctx.timezone, f, query)
-    pages = max(1, math.ceil(count / ledger.PAGE_SIZE))
-    st.caption(f"{count:,} requests, newest first; page {page} of {pages}. Times in {ctx.timezone}.")
-    if count == 0:
+    rows, older = data.requests(ctx.timezone, f, query)
+    plain = not (f.tag or query.outcome or query.min_cost_usd or query.min_latency_ms or query.request_id)
+    if plain:  # the mart counts what the sidebar's filters select, without reading the ledger
+        count = int(mart_rows(data.spend(f.since, f.until), f)["requests"].sum())
+        pages = max(1, math.ceil(count / ledger.PAGE_SIZE))
+        st.caption(
+            f"{count:,} requests, newest first; page {page} of {pages}. Times in {ctx.timezone}. "
+            "(Counted by the marts, as of the last analytics run.)"
+        )
+    else:
+        st.caption(f"Newest first; page {page}. Times in {ctx.timezone}.")
+    if rows.height == 0:
         st.info("No requests match these filters.")
         return
     traces = nav.has_traces()
@@ -84,7 +93,7 @@ def render() -> None:
     if page > 1 and nav_cells[0].button("Newer"):
         st.query_params["page"] = str(page - 1)
         st.rerun()
-    if page < pages and nav_cells[2].button("Older"):
+    if older and nav_cells[2].button("Older"):
         st.query_params["page"] = str(page + 1)
         st.rerun()
     _open_trace(rows, traces)
