@@ -26,7 +26,11 @@ WHY = {
     404: "Unknown model group, agent or key; or the provider's 404.",
     409: "The agent exists already, or the key is not in a state that allows the change.",
     413: "The body is over the gateway's limit (default 10 MiB).",
-    429: "The provider's rate limit or the agent's quota; Retry-After says when to retry.",
+    429: (
+        "The provider's rate limit or the agent's quota; Retry-After says when to retry, and the "
+        "x-ratelimit-* headers name the refusing limit. `request_exceeds_limit`: the request alone is "
+        "larger than the limit, so no Retry-After."
+    ),
     502: "The provider failed or refused the gateway's credentials, or the gateway could not complete the request.",
     503: "The gateway is still starting; or the provider is overloaded.",
     504: "The provider timed out.",
@@ -34,7 +38,10 @@ WHY = {
 MODEL_ERRORS = (400, 401, 403, 404, 413, 429, 502, 503, 504)
 ADMIN_ERRORS = (400, 401, 403, 404, 409, 503)
 DEFAULT_ERROR = "Any other provider status is kept, with the same error body."
-RETRY_AFTER: Schema = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 0}}
+RETRY_AFTER: Schema = {
+    "description": "Seconds to wait before retrying; absent when waiting cannot help (request_exceeds_limit).",
+    "schema": {"type": "integer", "minimum": 0},
+}
 REQUEST_ID: Schema = {"description": "The usage record's request id.", "schema": {"type": "string"}}
 SSE_EVENT: Schema = {
     "description": "When the body has stream: true; each server-sent event, `data` as the provider sent it.",
