@@ -176,6 +176,7 @@ def _alarms(config: MeterlineConfig, layout: DataLayout) -> None:
 def dashboard(args: argparse.Namespace) -> int:
     from dashboards.access import OIDC_ENV, PASSWORD_REF_ENV, SECRETS_ENV
     from dashboards.filters import BUDGETS_ENV, TIMEZONE_ENV, budgets_env_value
+    from dashboards.trace_page import LEDGER_URL_ENV, S3_ENDPOINT_ENV, S3_REGION_ENV
     from meterline.bind import require_loopback_or_allowed
 
     config, layout, _ledger = load_marts(args)  # the pages read the marts and the local ledger
@@ -217,6 +218,15 @@ def dashboard(args: argparse.Namespace) -> int:
     }
     env.pop(PASSWORD_REF_ENV, None)
     env.pop(OIDC_ENV, None)
+    for inherited in (LEDGER_URL_ENV, S3_ENDPOINT_ENV, S3_REGION_ENV):
+        env.pop(inherited, None)
+    ledger_url = data_dir_of(args, config)
+    if ledger_url.startswith("s3://"):  # the Traces page reads an S3 ledger through its own target
+        env[LEDGER_URL_ENV] = ledger_url
+        if config.storage.s3_endpoint_url:
+            env[S3_ENDPOINT_ENV] = config.storage.s3_endpoint_url
+        if config.storage.s3_region:
+            env[S3_REGION_ENV] = config.storage.s3_region
     if settings.password is not None:
         env[PASSWORD_REF_ENV] = settings.password
     if settings.oidc:

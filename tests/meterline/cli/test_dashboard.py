@@ -54,7 +54,36 @@ def test_the_page_gets_the_time_zone_and_budgets_without_secrets(
     assert env["METERLINE_DATA_DIR"] == str((tmp_path / "data").resolve())
     assert env["METERLINE_TIMEZONE"] == "Asia/Shanghai"
     assert json.loads(env["METERLINE_BUDGETS"]) == [
-        {"name": "support-monthly", "scope": {"team": "support"}, "period": "month", "amount_usd": 1000.0}
+        {
+            "name": "support-monthly",
+            "scope": {"team": "support"},
+            "period": "month",
+            "amount_usd": 1000.0,
+            "thresholds": [50.0, 80.0, 100.0],
+        }
     ]
+    assert "METERLINE_LEDGER_URL" not in env  # a local ledger: the pages read the data dir
     ours = {key: value for key, value in env.items() if os.environ.get(key) != value}
     assert not any("tok-9f8e7d" in value or "SEC-dt-secret" in value for value in ours.values())
+
+
+def test_an_s3_ledger_is_handed_to_the_pages_with_its_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "meterline.yaml"
+    config.write_text(
+        "storage: {data_dir: 's3://ledger-bucket/meterline', local_dir: '%s',"
+        " s3_endpoint_url: 'http://127.0.0.1:1', s3_region: eu-central-1}\n" % (tmp_path / "local")
+    )
+    launched: list[dict[str, str]] = []
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        launched.append(env)
+        raise Launched
+
+    monkeypatch.setattr(os, "execve", execve)
+    with pytest.raises(Launched):
+        main(["dashboard", "--config", str(config), "--port", "8599"])
+
+    env = launched[0]
+    assert env["METERLINE_LEDGER_URL"] == "s3://ledger-bucket/meterline"
+    assert env["METERLINE_S3_ENDPOINT_URL"] == "http://127.0.0.1:1"
+    assert env["METERLINE_S3_REGION"] == "eu-central-1"
