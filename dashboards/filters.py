@@ -23,6 +23,11 @@ import polars as pl
 
 TIMEZONE_ENV = "METERLINE_TIMEZONE"
 BUDGETS_ENV = "METERLINE_BUDGETS"
+LEDGER_URL_ENV = "METERLINE_LEDGER_URL"
+"""An S3 ledger (`s3://bucket/prefix`), when the data dir is only the local state's; with
+`METERLINE_S3_ENDPOINT_URL` and `METERLINE_S3_REGION` (storage.s3_endpoint_url, s3_region)."""
+S3_ENDPOINT_ENV = "METERLINE_S3_ENDPOINT_URL"
+S3_REGION_ENV = "METERLINE_S3_REGION"
 """JSON list of {name, scope, period, amount_usd}: what `meterline dashboard` passes from the
 config. Only these fields: never a channel, a webhook or a secret."""
 

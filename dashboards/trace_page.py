@@ -34,16 +34,12 @@ from analytics.traces.ledger import connect
 from analytics.traces.render import plain, usd
 from analytics.traces.search import TraceQuery, parse_time, search_traces
 from analytics.traces.waterfall import TRACE_ID, Trace, load_trace, resolve_trace_id
+from dashboards.filters import LEDGER_URL_ENV, S3_ENDPOINT_ENV, S3_REGION_ENV
 from meterline.layout import DataLayout
 from meterline.storage import StorageTarget, open_target
 from meterline.storage.local import LocalTarget
 
 DATA_DIR_ENV = "METERLINE_DATA_DIR"
-LEDGER_URL_ENV = "METERLINE_LEDGER_URL"
-"""An S3 ledger (`s3://bucket/prefix`), when the data dir is only the local state's; with
-`METERLINE_S3_ENDPOINT_URL` and `METERLINE_S3_REGION` (storage.s3_endpoint_url, s3_region)."""
-S3_ENDPOINT_ENV = "METERLINE_S3_ENDPOINT_URL"
-S3_REGION_ENV = "METERLINE_S3_REGION"
 TIMEZONE_ENV = "METERLINE_TIMEZONE"
 CACHE_TTL_SECONDS = 10
 STATUSES = ("any", "ok", "error", "client_disconnected")

@@ -175,8 +175,14 @@ def _alarms(config: MeterlineConfig, layout: DataLayout) -> None:
 
 def dashboard(args: argparse.Namespace) -> int:
     from dashboards.access import OIDC_ENV, PASSWORD_REF_ENV, SECRETS_ENV
-    from dashboards.filters import BUDGETS_ENV, TIMEZONE_ENV, budgets_env_value
-    from dashboards.trace_page import LEDGER_URL_ENV, S3_ENDPOINT_ENV, S3_REGION_ENV
+    from dashboards.filters import (
+        BUDGETS_ENV,
+        LEDGER_URL_ENV,
+        S3_ENDPOINT_ENV,
+        S3_REGION_ENV,
+        TIMEZONE_ENV,
+        budgets_env_value,
+    )
     from meterline.bind import require_loopback_or_allowed
 
     config, layout, _ledger = load_marts(args)  # the pages read the marts and the local ledger
