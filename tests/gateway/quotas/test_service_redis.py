@@ -46,7 +46,10 @@ def test_two_replicas_admit_exactly_the_cap(redis_prefix: str, limits: dict[str,
     admitted, refused, _ = asyncio.run(burst(limits, redis_prefix))
     assert (admitted, len(refused)) == (20, 180)
     assert {error.code for error in refused} == {code}
-    assert all(error.retry_after > 0 and int(error.response_headers["retry-after"]) > 0 for error in refused)
+    assert all(
+        error.retry_after is not None and error.retry_after > 0 and int(error.response_headers["retry-after"]) > 0
+        for error in refused
+    )
 
 
 def test_fail_open_counts_locally_warns_once_and_counts_the_fallbacks(caplog: pytest.LogCaptureFixture) -> None:
