@@ -309,7 +309,7 @@ def tax(requests: int) -> None:
         collector.start()
         os.sched_setaffinity(0, {0})
         try:
-            records = [_usage_record(f"tax-{i:08d}", i) for i in range(requests)]
+            records = [_usage_record(f"req_{i:032x}", i) for i in range(requests)]
             attempt = _attempt()
             drafts = [
                 SpanDraft(record=r, parent_span_id=None, route="/v1/chat/completions", response_id=f"chatcmpl-{i}",  # type: ignore[arg-type]
