@@ -11,8 +11,6 @@ telemetry/exporter.py (off the path).
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,7 +21,7 @@ from gateway.errors import GatewayError
 from gateway.metering import Answer
 from gateway.providers.results import ChatResponse, ChatStream
 from gateway.providers.sse import DONE, sse
-from gateway.routes.common import Call
+from gateway.routes.common import Call, openai_usage_event
 from gateway.token_usage import TokenUsage, from_usage_block, openai_usage_block
 from gateway.tokens import count_messages, count_text
 from gateway.upstream import Upstream
@@ -50,26 +48,12 @@ async def chat_completions(request: Request) -> Response:
         return _estimate(chat, texts)
 
     if isinstance(answer, ChatStream):
-        tally = answer.tally
-
-        def usage_event(last: bytes, usage: TokenUsage) -> bytes:
-            """The usage chunk the client asked for, with the billed counts, just before [DONE]."""
-            chunk: dict[str, Any] = {
-                "id": tally.response_id,
-                "object": "chat.completion.chunk",
-                "created": int(time.time()),
-                "model": call.meter.answer.model if call.meter.answer is not None else chat.model,
-                "choices": [],
-                "usage": openai_usage_block(usage),
-            }
-            return last.removesuffix(DONE) + sse(chunk) + DONE
-
         return call.stream(
             answer,
             lambda event: event.endswith(DONE),
             estimate,
             lambda error: sse(error.body()),
-            usage_event if chat.client_wants_usage else None,
+            openai_usage_event(call, answer, "chat.completion.chunk", chat.model) if chat.client_wants_usage else None,
         )
     response = await call.respond(answer, estimate, openai_usage_block)
     if cache_key is not None:

@@ -8,8 +8,9 @@ whether the request succeeds, fails, or its client leaves mid-stream.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +20,7 @@ from gateway.json_codec import dumps, loads
 from gateway.metering import Answer, RequestMeter
 from gateway.output_bound import OutputBound
 from gateway.providers.results import ChatResponse, ChatStream
+from gateway.providers.sse import DONE, sse
 from gateway.quotas.service import Admission
 from gateway.request_body import read_body
 from gateway.routes.event_stream import EventStreamResponse
@@ -26,7 +28,7 @@ from gateway.routing.failures import UpstreamFailure
 from gateway.routing.router import Routed
 from gateway.state import GatewayState
 from gateway.telemetry.trace_context import from_traceparent
-from gateway.token_usage import TokenUsage
+from gateway.token_usage import TokenUsage, openai_usage_block
 from gateway.tokens import INLINE_CHARS, off_loop
 from gateway.upstream import Upstream
 
@@ -281,3 +283,23 @@ def with_usage(body: bytes, block: dict[str, int]) -> bytes:
         return body
     data["usage"] = block
     return dumps(data)
+
+
+def openai_usage_event(
+    call: Call, stream: ChatStream, chunk_object: str, asked_model: str
+) -> Callable[[bytes, TokenUsage], bytes]:
+    """`Call.stream`'s usage_event for OpenAI's SSE endpoints: the usage chunk the client asked
+    for (`chunk_object` is the endpoint's object name), with the billed counts, just before [DONE]."""
+
+    def usage_event(last: bytes, usage: TokenUsage) -> bytes:
+        chunk: dict[str, Any] = {
+            "id": stream.tally.response_id,
+            "object": chunk_object,
+            "created": int(time.time()),
+            "model": call.meter.answer.model if call.meter.answer is not None else asked_model,
+            "choices": [],
+            "usage": openai_usage_block(usage),
+        }
+        return last.removesuffix(DONE) + sse(chunk) + DONE
+
+    return usage_event
