@@ -100,16 +100,8 @@ class Call:
         identity = self.meter.identity
         if quotas is None or not quotas.has_limits(identity):
             return
-        # Every model that may answer: the group's deployments, then its fallbacks' (the worst
-        # case is priced at the dearest of them).
-        router = upstream.router
-        policy = router.policy
-        groups = [
-            asked.model,
-            *policy.fallbacks.get(asked.model, ()),
-            *policy.context_window_fallbacks.get(asked.model, ()),
-        ]
-        answerers = list(dict.fromkeys((d.model, d.provider) for group in groups for d in router.deployments(group)))
+        # Priced at the dearest model that may answer (the group's deployments and its fallbacks').
+        answerers = upstream.router.answerers(asked.model)
         model, provider = answerers[0]
         # Input tokens from the body size: an upper bound for Latin text at ~2 bytes per token,
         # with no tokenizer on the request path; settlement replaces it with the real count.

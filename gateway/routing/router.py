@@ -105,6 +105,7 @@ class Router:
         self._pick, self.strategy = make_picker(policy.strategy, self._rng, prices)
         self._clock = clock
         self._pinned: dict[str, tuple[object, Deployment]] = {}
+        self._answerers: dict[str, tuple[tuple[str, str], ...]] = {}
 
     @property
     def groups(self) -> list[str]:
@@ -115,6 +116,18 @@ class Router:
 
     def deployments(self, group: str) -> list[Deployment]:
         return list(self._groups.get(group, []))
+
+    def answerers(self, group: str) -> tuple[tuple[str, str], ...]:
+        """Every (model, provider) that may answer a request for `group`: its deployments, then
+        its fallbacks' and its context-window fallbacks', once each, in that order (the quota's
+        worst case is priced at the dearest). Fixed by the config, so worked out once per group."""
+        known = self._answerers.get(group)
+        if known is None:
+            policy = self.policy
+            chain = [group, *policy.fallbacks.get(group, ()), *policy.context_window_fallbacks.get(group, ())]
+            pairs = ((d.model, d.provider) for g in chain for d in self._groups.get(g, ()))
+            known = self._answerers[group] = tuple(dict.fromkeys(pairs))
+        return known
 
     def stats(self, deployment: Deployment) -> DeploymentStats:
         return self._stats[deployment.id]
