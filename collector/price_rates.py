@@ -1,30 +1,18 @@
-"""Per-token rates from LiteLLM's bundled price table, read as data for the collector's cost
-checks: the collector never imports `litellm` (4 s), it only reads the JSON file the gateway's
-`PriceBook` prices from (gateway/pricing.py), with the same lookup (`provider/model`, then `model`)
-and the same rate kinds, long-context tiers included.
+"""Per-token rates for the collector's cost checks, from LiteLLM's bundled price table as
+`meterline/price_table.py` reads it for the gateway's `PriceBook` too (same file, same lookup,
+same rate kinds and long-context tiers), so the collector never imports `litellm` (4 s).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from meterline.price_table import CACHE_READ, CACHE_WRITE, INPUT, OUTPUT, entries, find, price_table_path, rate_steps
 
-_TIER = re.compile(r"^(?P<base>.+)_above_(?P<k>\d+)k_tokens$")
-_INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _REASONING = (
-    "input_cost_per_token",
-    "output_cost_per_token",
-    "cache_read_input_token_cost",
-    "cache_creation_input_token_cost",
-    "output_cost_per_reasoning_token",
-)
-_RATE_KINDS = (_INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _REASONING)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,26 +28,18 @@ class ModelRates:
     cost more than its tokens times this."""
 
 
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
 def rates_of(entry: dict[str, Any]) -> ModelRates | None:
     """The rates of one price-table entry; None when it prices no token (a model priced per image
     or second, or not at all)."""
-    base = {kind: _number(entry.get(kind)) for kind in _RATE_KINDS}
-    if not (base[_INPUT] or base[_OUTPUT]):
+    base, tiers = rate_steps(entry)
+    if not (base[INPUT] or base[OUTPUT]):
         return None  # PriceBook.is_priced: neither input nor output is priced
-    highest = max(base.values())
-    for key, value in entry.items():
-        match = _TIER.match(key)
-        if match and match.group("base") in base:
-            highest = max(highest, _number(value))
+    highest = max([*base.values(), *(rate for steps in tiers.values() for _, rate in steps)])
     return ModelRates(
-        input=base[_INPUT],
-        output=base[_OUTPUT],
-        cache_read=base[_CACHE_READ] or base[_INPUT],
-        cache_write=base[_CACHE_WRITE] or base[_INPUT],
+        input=base[INPUT],
+        output=base[OUTPUT],
+        cache_read=base[CACHE_READ] or base[INPUT],
+        cache_write=base[CACHE_WRITE] or base[INPUT],
         highest=highest,
     )
 
@@ -68,17 +48,16 @@ class PriceRates:
     """Model -> ModelRates, looked up like the gateway's PriceBook."""
 
     def __init__(self, table: dict[str, Any]) -> None:
-        self._table = {k: v for k, v in table.items() if isinstance(v, dict)}
+        self._table = entries(table)
         self._cache: dict[tuple[str, str | None], ModelRates | None] = {}
 
     @classmethod
     def bundled(cls) -> PriceRates | None:
         """LiteLLM's bundled table, or None (with a warning) when LiteLLM is not installed."""
-        spec = importlib.util.find_spec("litellm")  # finds the package without importing it
-        if spec is None or spec.origin is None:
+        path = price_table_path()
+        if path is None:
             log.warning("collector: litellm is not installed; costs are not checked against prices")
             return None
-        path = Path(spec.origin).parent / "model_prices_and_context_window_backup.json"
         try:
             return cls(json.loads(path.read_bytes()))
         except (OSError, ValueError) as exc:
@@ -91,12 +70,8 @@ class PriceRates:
             return self._cache[key]
         except KeyError:
             pass
-        found: ModelRates | None = None
-        for name in [f"{provider}/{model}", model] if provider else [model]:
-            entry = self._table.get(name)
-            if entry is not None:
-                found = rates_of(entry)
-                break
+        entry = find(self._table, model, provider)
+        found = None if entry is None else rates_of(entry)
         if len(self._cache) < 10_000:  # model names come from senders: bounded
             self._cache[key] = found
         return found

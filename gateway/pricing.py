@@ -13,32 +13,22 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 from gateway.token_usage import TokenUsage
+from meterline.price_table import entries, find, price_table_path, rate_steps
 
 log = logging.getLogger(__name__)
 
-_TIER = re.compile(r"^(?P<base>.+)_above_(?P<k>\d+)k_tokens$")
-_RATE_KINDS = (
-    "input_cost_per_token",
-    "output_cost_per_token",
-    "cache_read_input_token_cost",
-    "cache_creation_input_token_cost",
-    "output_cost_per_reasoning_token",
-)
-
 
 def _price_table_path() -> Path:
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or spec.origin is None:
+    path = price_table_path()
+    if path is None:
         raise RuntimeError("litellm is not installed; its price table is Meterline's price source")
-    return Path(spec.origin).parent / "model_prices_and_context_window_backup.json"
+    return path
 
 
 class PriceBook:
@@ -51,7 +41,7 @@ class PriceBook:
             digest = hashlib.sha256(raw).hexdigest()[:12]
         else:
             digest = hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()[:12]
-        self._table: dict[str, Any] = {k: v for k, v in table.items() if isinstance(v, dict)}
+        self._table = entries(table)
         self._tiers: dict[int, tuple[dict[str, float], dict[str, list[tuple[int, float]]]]] = {}
         # (model, provider) -> entry, so a request looks its model up once, not per candidate name.
         self._entries: dict[tuple[str, str | None], dict[str, Any] | None] = {}
@@ -62,11 +52,7 @@ class PriceBook:
             return self._entries[(model, provider)]
         except KeyError:
             pass
-        found: dict[str, Any] | None = None
-        for name in [f"{provider}/{model}", model] if provider else [model]:
-            found = self._table.get(name)
-            if found is not None:
-                break
+        found = find(self._table, model, provider)
         if len(self._entries) < 10_000:  # models come from the config and providers; bounded anyway
             self._entries[(model, provider)] = found
         return found
@@ -80,13 +66,7 @@ class PriceBook:
         # cost more than the rest of the pricing.
         cached = self._tiers.get(id(entry))
         if cached is None:
-            base = {kind: float(entry.get(kind) or 0.0) for kind in _RATE_KINDS}
-            tiers: dict[str, list[tuple[int, float]]] = {}
-            for key, value in entry.items():
-                match = _TIER.match(key)
-                if match and match.group("base") in base and isinstance(value, (int, float)):
-                    tiers.setdefault(match.group("base"), []).append((int(match.group("k")) * 1000, float(value)))
-            cached = self._tiers[id(entry)] = (base, {kind: sorted(steps) for kind, steps in tiers.items()})
+            cached = self._tiers[id(entry)] = rate_steps(entry)
         return cached
 
     def rates(self, entry: dict[str, Any], input_tokens: int) -> dict[str, float]:
