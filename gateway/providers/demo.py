@@ -32,7 +32,7 @@ from gateway.providers.sse import DONE, absorb_chunk, sse
 from gateway.request_tokens import messages_input_tokens, prompt_tokens, responses_input_tokens
 from gateway.routing.deployments import Deployment
 from gateway.token_usage import TokenUsage, from_anthropic_usage, from_responses_usage, from_usage_block
-from gateway.tokens import count_messages, count_text, message_chars, off_loop, text_chars
+from gateway.tokens import count_messages_off_loop, count_text, off_loop, text_chars
 
 DIMENSIONS = 256
 """The demo's embedding size when a request does not ask for `dimensions`."""
@@ -102,7 +102,7 @@ class DemoProvider:
         finish = "length" if cut else "stop"
         n = request.params.get("n")
         n = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
-        prompt = await off_loop(lambda: count_messages(request.messages), message_chars(request.messages))
+        prompt = await count_messages_off_loop(request.messages)
         completion = tokens * n
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         response_id = f"chatcmpl-demo-{next(_ids)}"
